@@ -1,0 +1,259 @@
+"""The in-process Python API: build a Recipe from keyword arguments, select a backend, and get a
+trainer from that backend's runner (imported lazily, only once chosen).
+
+    from aligntune.core.backend_factory import create_sft_trainer
+    trainer = create_sft_trainer(model_name="Qwen/Qwen3-0.6B", dataset_name="tatsu-lab/alpaca",
+                                 backend="trl", num_epochs=3)
+    trainer.train()
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.algorithms import ALGORITHMS, get_algorithm
+from aligntune.core.errors import RecipeError, RunnerNotInstalledError
+from aligntune.core.loader import load_recipe, recipe_from_dict
+from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe
+from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
+
+
+class BackendType(str, Enum):
+    """The training backends a recipe or API call may ask for."""
+
+    TRL = "trl"
+    UNSLOTH = "unsloth"
+    AUTO = "auto"
+
+
+RUNNER_MODULES = {"trl": "aligntune.runners.trl", "unsloth": "aligntune.runners.unsloth"}
+RUNNER_PACKAGES = {"trl": "aligntune-trl-runner", "unsloth": "aligntune-unsloth-runner"}
+
+KWARG_FIELDS: dict[str, tuple[str, ...]] = {
+    "revision": ("model", "revision"),
+    "dtype": ("model", "dtype"),
+    "trust_remote_code": ("model", "trust_remote_code"),
+    "quantization": ("model", "quantization"),
+    "chat_template": ("model", "chat_template"),
+    "peft_method": ("model", "peft", "method"),
+    "lora_r": ("model", "peft", "r"),
+    "lora_alpha": ("model", "peft", "alpha"),
+    "lora_dropout": ("model", "peft", "dropout"),
+    "target_modules": ("model", "peft", "target_modules"),
+    "split": ("data", "train", "split"),
+    "subset": ("data", "train", "subset"),
+    "data_format": ("data", "train", "format"),
+    "columns": ("data", "train", "columns"),
+    "eval_dataset_name": ("data", "eval", "path"),
+    "eval_fraction": ("data", "eval_fraction"),
+    "gradient_accumulation_steps": ("training", "gradient_accumulation_steps"),
+    "lr_scheduler": ("training", "lr_scheduler"),
+    "warmup_ratio": ("training", "warmup_ratio"),
+    "weight_decay": ("training", "weight_decay"),
+    "max_grad_norm": ("training", "max_grad_norm"),
+    "precision": ("training", "precision"),
+    "gradient_checkpointing": ("training", "gradient_checkpointing"),
+    "seed": ("training", "seed"),
+    "logging_steps": ("training", "logging_steps"),
+    "save_steps": ("training", "save_steps"),
+    "save_total_limit": ("training", "save_total_limit"),
+    "eval_steps": ("training", "eval_steps"),
+    "report_to": ("training", "report_to"),
+    "save_final": ("output", "save_final"),
+    "run_name": ("name",),
+}
+"""Extra keyword arguments of create_*_trainer and the recipe field each one sets."""
+
+_ALGORITHM_KWARGS = {
+    name for section in ALGORITHM_SECTIONS.values() for name in section.model_fields
+} - {"name"}
+
+
+def list_backends() -> list[dict[str, Any]]:
+    """Each backend with the algorithms it supports (what the seed's docs call the matrix)."""
+    return [
+        {
+            "backend": backend,
+            "algorithms": [a.name for a in ALGORITHMS if backend in a.backends],
+            "runner_installed": importlib.util.find_spec(RUNNER_MODULES[backend]) is not None,
+            "requires": "CUDA GPU (CPU mode for LoRA)" if backend == "unsloth" else "CPU or CUDA",
+        }
+        for backend in ("trl", "unsloth")
+    ]
+
+
+def _set(tree: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def _base_tree(config: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path]:
+    if config is None:
+        return {}, Path.cwd()
+    if isinstance(config, Mapping):
+        return dict(config), Path.cwd()
+    recipe = load_recipe(config)
+    return recipe.model_dump(exclude_unset=True), recipe.base_dir
+
+
+def _recipe_from_call(
+    algorithm: str,
+    tree: dict[str, Any],
+    base_dir: Path,
+    given: dict[str, Any],
+    extra: dict[str, Any],
+) -> Recipe:
+    problems = []
+    for key, value in extra.items():
+        if key in KWARG_FIELDS:
+            _set(tree, KWARG_FIELDS[key], value)
+        elif key in _ALGORITHM_KWARGS:
+            tree.setdefault("algorithm", {})[key] = value
+        else:
+            close = difflib.get_close_matches(key, [*KWARG_FIELDS, *_ALGORITHM_KWARGS], n=1)
+            problems.append(
+                f"{key}: unknown keyword argument" + (f"; did you mean {close[0]!r}?" if close else "")
+            )
+    if problems:
+        raise RecipeError("create_trainer arguments", problems)
+    tree.setdefault("algorithm", {})["name"] = algorithm
+    for path, value in given.items():
+        if value is not None:
+            _set(tree, path.split("."), value)
+    return recipe_from_dict(tree, source="create_trainer arguments", base_dir=base_dir)
+
+
+def _this_process_host() -> HostInfo:
+    """The in-process view of the host: installed runners, and CUDA GPUs if torch is installed."""
+    runners = frozenset(b for b, m in RUNNER_MODULES.items() if importlib.util.find_spec(m))
+    gpus: tuple[GpuInfo, ...] = ()
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            gpus = tuple(
+                GpuInfo(torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())
+            )
+    return HostInfo(gpus=gpus, runner_packages=runners)
+
+
+def _runner_for(plan: Plan) -> Any:
+    module_name = RUNNER_MODULES[plan.backend]
+    if importlib.util.find_spec(module_name) is None:
+        raise RunnerNotInstalledError(
+            f"the {plan.backend} runner is not installed; pip install {RUNNER_PACKAGES[plan.backend]}"
+        )
+    return importlib.import_module(module_name)
+
+
+def create_trainer_from_recipe(
+    recipe: Recipe,
+    backend: str | BackendType | None = None,
+    reward_callables: Mapping[str, Callable[..., Any]] | None = None,
+) -> Any:
+    """A trainer for a validated recipe, from the runner that select_backend picks here."""
+    requested = BackendType(backend).value if backend is not None else None
+    plan = select_backend(recipe, _this_process_host(), backend=requested, runtime="in-process")
+    return _runner_for(plan).create_trainer(recipe, plan, reward_callables=reward_callables)
+
+
+def create_sft_trainer(
+    model_name: str,
+    dataset_name: str,
+    backend: str | BackendType = BackendType.AUTO,
+    output_dir: str = "./output",
+    num_epochs: float = 3,
+    max_steps: int | None = None,
+    batch_size: int = 4,
+    learning_rate: float = 2e-4,
+    max_seq_length: int = 512,
+    max_samples: int | None = None,
+    system_prompt: str | None = None,
+    config: str | Path | Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A supervised fine-tuning trainer; keyword arguments map onto recipe fields."""
+    tree, base_dir = _base_tree(config)
+    given = {
+        "model.name_or_path": model_name,
+        "data.train.path": dataset_name,
+        "backend": BackendType(backend).value,
+        "output.dir": output_dir,
+        "training.epochs": num_epochs,
+        "training.max_steps": max_steps,
+        "training.batch_size": batch_size,
+        "training.learning_rate": learning_rate,
+        "data.max_length": max_seq_length,
+        "data.train.max_samples": max_samples,
+        "data.system_prompt": system_prompt,
+    }
+    recipe = _recipe_from_call("sft", tree, base_dir, given, kwargs)
+    return create_trainer_from_recipe(recipe)
+
+
+def create_rl_trainer(
+    model_name: str,
+    dataset_name: str,
+    algorithm: str,
+    backend: str | BackendType = BackendType.AUTO,
+    output_dir: str = "./output",
+    num_epochs: float = 1,
+    max_steps: int | None = None,
+    batch_size: int = 4,
+    learning_rate: float = 1e-5,
+    max_seq_length: int = 512,
+    max_samples: int | None = None,
+    system_prompt: str | None = None,
+    reward_functions: Sequence[str | Callable[..., Any]] | None = None,
+    reward_function_weights: Sequence[float] | None = None,
+    reward_model_name: str | None = None,
+    reward_model_path: str | None = None,
+    config: str | Path | Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A preference or RL trainer (dpo, ppo, grpo, gspo, dapo, dr_grpo)."""
+    if get_algorithm(algorithm).family == "sft":
+        raise RecipeError("create_rl_trainer arguments", ["algorithm: use create_sft_trainer for sft"])
+    tree, base_dir = _base_tree(config)
+    callables: dict[str, Callable[..., Any]] = {}
+    if reward_functions:
+        weights = list(reward_function_weights or [1.0] * len(reward_functions))
+        if len(weights) != len(reward_functions):
+            raise RecipeError(
+                "create_rl_trainer arguments",
+                [
+                    f"reward_function_weights: {len(weights)} weights for "
+                    f"{len(reward_functions)} reward functions"
+                ],
+            )
+        entries = []
+        for function, weight in zip(reward_functions, weights, strict=True):
+            if callable(function):
+                name = f"{function.__module__}:{function.__name__}"
+                callables[name] = function
+                function = name
+            entries.append({"function": function, "weight": weight})
+        tree["rewards"] = entries
+    given = {
+        "model.name_or_path": model_name,
+        "data.train.path": dataset_name,
+        "backend": BackendType(backend).value,
+        "output.dir": output_dir,
+        "training.epochs": num_epochs,
+        "training.max_steps": max_steps,
+        "training.batch_size": batch_size,
+        "training.learning_rate": learning_rate,
+        "data.max_length": max_seq_length,
+        "data.train.max_samples": max_samples,
+        "data.system_prompt": system_prompt,
+        "algorithm.reward_model": reward_model_path or reward_model_name,
+    }
+    recipe = _recipe_from_call(algorithm, tree, base_dir, given, kwargs)
+    return create_trainer_from_recipe(recipe, reward_callables=callables)

@@ -1,0 +1,140 @@
+"""Turn a recipe file (or keyword arguments) into a validated Recipe, listing every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from aligntune.core.errors import RecipeError
+from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe
+
+Loc = tuple[str | int, ...]
+
+
+def _line_map(text: str) -> dict[Loc, int]:
+    """Map each key path in a YAML document to its 1-based line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[Loc, int] = {}
+
+    def walk(node: yaml.Node, loc: Loc) -> None:
+        lines[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*loc, str(key.value))
+                walk(value, child)
+                lines[child] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*loc, index))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at `loc`, following the algorithm's name."""
+    model: type[BaseModel] | None = Recipe
+    node = data
+    for part in loc:
+        if model is None:
+            return None
+        node = node.get(part) if isinstance(node, Mapping) else None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        if part == "algorithm" and model is Recipe:
+            name = node.get("name") if isinstance(node, Mapping) else None
+            model = ALGORITHM_SECTIONS.get(str(name))
+            continue
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return model
+
+
+def _format_error(error: Any, data: Any, lines: Mapping[Loc, int]) -> str:
+    loc: Loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
+    path = ".".join(str(p) for p in loc) or "(recipe)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(loc[:-1], data)
+        valid = sorted(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+        if valid:
+            message += f" (valid: {', '.join(valid)})"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    elif error["type"] == "union_tag_invalid":
+        message = message.replace("Input tag", "algorithm").replace(" found using 'name'", "")
+    elif error["type"] in ("literal_error", "enum") and "input" in error:
+        message = f"{message}, got {error['input']!r}"
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+    return f"{path}: {message}" + (f" (line {line})" if line else "")
+
+
+def _is_union_tag(part: str | int) -> bool:
+    """pydantic puts the discriminator value and union member names into error locations."""
+    return isinstance(part, str) and (
+        part in ALGORITHM_SECTIONS
+        or part.startswith(("list[", "dict[", "literal[", "function-"))
+        or part == "str"
+    )
+
+
+def recipe_from_dict(
+    data: Any, *, source: str = "<recipe>", base_dir: Path | None = None, text: str = ""
+) -> Recipe:
+    """Validate plain data as a Recipe; a RecipeError lists every problem as `path: message`."""
+    if not isinstance(data, Mapping):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise RecipeError(source, [f"(recipe): expected a mapping of sections, got {got}"])
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        lines = _line_map(text) if text else {}
+        problems = [_format_error(e, data, lines) for e in exc.errors(include_url=False)]
+        raise RecipeError(
+            source,
+            list(dict.fromkeys(problems)),
+            hint="`aligntune validate` checks a recipe; recipes/recipe.schema.json lists every field",
+        ) from None
+    return recipe.with_base_dir(base_dir or Path.cwd())
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file; relative input paths resolve against its folder."""
+    file = Path(path)
+    if not file.is_file():
+        raise RecipeError(str(path), ["recipe file not found"])
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(str(path), [f"cannot read recipe: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(where, [f"YAML syntax error: {problem}"]) from None
+    recipe = recipe_from_dict(data, source=str(path), base_dir=file.parent, text=text)
+    if recipe.name is None:
+        recipe.name = _default_name(file)
+    return recipe
+
+
+def _default_name(file: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in file.stem)
+    return stem.lstrip("._-") or "run"
