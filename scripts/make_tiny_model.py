@@ -97,7 +97,9 @@ def make_model(output: Path, data_dir: Path, seed: int, vocab_size: int = 512) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
-    parser.add_argument("--data", type=Path, default=Path(__file__).parent.parent / "recipes/tiny/data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).parent.parent / "recipes/tiny/data"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(make_model(args.output, args.data, args.seed))

@@ -13,7 +13,7 @@ import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe
 from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
 
 
-class BackendType(str, Enum):
+class BackendType(StrEnum):
     """The training backends a recipe or API call may ask for."""
 
     TRL = "trl"
@@ -75,13 +75,21 @@ _ALGORITHM_KWARGS = {
 } - {"name"}
 
 
+def runner_installed(backend: str) -> bool:
+    """Whether `backend`'s runner package can be imported here (found without importing it)."""
+    try:
+        return importlib.util.find_spec(RUNNER_MODULES[backend]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def list_backends() -> list[dict[str, Any]]:
     """Each backend with the algorithms it supports (what the seed's docs call the matrix)."""
     return [
         {
             "backend": backend,
             "algorithms": [a.name for a in ALGORITHMS if backend in a.backends],
-            "runner_installed": importlib.util.find_spec(RUNNER_MODULES[backend]) is not None,
+            "runner_installed": runner_installed(backend),
             "requires": "CUDA GPU (CPU mode for LoRA)" if backend == "unsloth" else "CPU or CUDA",
         }
         for backend in ("trl", "unsloth")
@@ -119,7 +127,8 @@ def _recipe_from_call(
         else:
             close = difflib.get_close_matches(key, [*KWARG_FIELDS, *_ALGORITHM_KWARGS], n=1)
             problems.append(
-                f"{key}: unknown keyword argument" + (f"; did you mean {close[0]!r}?" if close else "")
+                f"{key}: unknown keyword argument"
+                + (f"; did you mean {close[0]!r}?" if close else "")
             )
     if problems:
         raise RecipeError("create_trainer arguments", problems)
@@ -132,7 +141,7 @@ def _recipe_from_call(
 
 def _this_process_host() -> HostInfo:
     """The in-process view of the host: installed runners, and CUDA GPUs if torch is installed."""
-    runners = frozenset(b for b, m in RUNNER_MODULES.items() if importlib.util.find_spec(m))
+    runners = frozenset(b for b in RUNNER_MODULES if runner_installed(b))
     gpus: tuple[GpuInfo, ...] = ()
     if importlib.util.find_spec("torch") is not None:
         import torch
@@ -145,12 +154,12 @@ def _this_process_host() -> HostInfo:
 
 
 def _runner_for(plan: Plan) -> Any:
-    module_name = RUNNER_MODULES[plan.backend]
-    if importlib.util.find_spec(module_name) is None:
+    if not runner_installed(plan.backend):
         raise RunnerNotInstalledError(
-            f"the {plan.backend} runner is not installed; pip install {RUNNER_PACKAGES[plan.backend]}"
+            f"the {plan.backend} runner is not installed; "
+            f"pip install {RUNNER_PACKAGES[plan.backend]}"
         )
-    return importlib.import_module(module_name)
+    return importlib.import_module(RUNNER_MODULES[plan.backend])
 
 
 def create_trainer_from_recipe(
@@ -220,7 +229,9 @@ def create_rl_trainer(
 ) -> Any:
     """A preference or RL trainer (dpo, ppo, grpo, gspo, dapo, dr_grpo)."""
     if get_algorithm(algorithm).family == "sft":
-        raise RecipeError("create_rl_trainer arguments", ["algorithm: use create_sft_trainer for sft"])
+        raise RecipeError(
+            "create_rl_trainer arguments", ["algorithm: use create_sft_trainer for sft"]
+        )
     tree, base_dir = _base_tree(config)
     callables: dict[str, Callable[..., Any]] = {}
     if reward_functions:

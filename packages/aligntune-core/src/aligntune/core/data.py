@@ -53,9 +53,7 @@ def detect_format(columns: set[str], accepted: tuple[str, ...]) -> str | None:
     return None
 
 
-def resolve_format(
-    columns: set[str], declared: str, accepted: tuple[str, ...], where: str
-) -> str:
+def resolve_format(columns: set[str], declared: str, accepted: tuple[str, ...], where: str) -> str:
     """The dataset's format: the declared one checked, or the detected one; else a DataError."""
     found = ", ".join(sorted(columns)) or "none"
     if declared != "auto":
@@ -200,7 +198,9 @@ def preview_local_data(
     if columns is None:
         raise DataError(f"{path}: data file has no rows")
     absent = [
-        f"{canonical} -> {source}" for canonical, source in mapping.items() if canonical not in columns
+        f"{canonical} -> {source}"
+        for canonical, source in mapping.items()
+        if canonical not in columns
     ]
     if absent:
         raise DataError(

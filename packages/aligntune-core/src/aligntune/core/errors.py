@@ -40,7 +40,7 @@ class RecipeError(UserInputError):
 
 
 class DataError(UserInputError):
-    """A dataset that cannot be used for the recipe's algorithm (missing file, bad line, columns)."""
+    """A dataset that cannot be used for the recipe's algorithm (file, line, columns)."""
 
 
 class ModelError(UserInputError):

@@ -1,4 +1,4 @@
-"""Turn a recipe file (or keyword arguments) into a validated Recipe, listing every problem at once."""
+"""Turn a recipe file (or keyword arguments) into a validated Recipe, listing every problem."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def recipe_from_dict(
         raise RecipeError(
             source,
             list(dict.fromkeys(problems)),
-            hint="`aligntune validate` checks a recipe; recipes/recipe.schema.json lists every field",
+            hint="recipes/recipe.schema.json lists every field and its valid values",
         ) from None
     return recipe.with_base_dir(base_dir or Path.cwd())
 

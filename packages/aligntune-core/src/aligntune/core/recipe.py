@@ -32,7 +32,7 @@ class SFTAlgorithm(Section):
     completion_only_loss: bool | None = None
     """Train only on completion tokens of prompt/completion data (None: TRL's choice, on)."""
     assistant_only_loss: bool = False
-    """Train only on assistant turns of conversational data (needs a template with generation tags)."""
+    """Train only on assistant turns of conversational data (template needs generation tags)."""
 
 
 class DPOAlgorithm(Section):
@@ -127,7 +127,7 @@ class GroupRLAlgorithm(Section):
     @model_validator(mode="after")
     def check_defining_settings(self) -> GroupRLAlgorithm:
         """A setting that defines the algorithm may be repeated, never changed."""
-        name = getattr(self, "name")
+        name = self.name  # type: ignore[attr-defined]  # set by each subclass
         defining = get_algorithm(name).defining_settings
         clashes = [
             f"{key}={getattr(self, key)!r} (defined as {value!r})"

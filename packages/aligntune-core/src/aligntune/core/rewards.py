@@ -71,8 +71,9 @@ def numeric_match(
     out: list[float | None] = []
     for completion, target in zip(completions, targets, strict=True):
         got, gold = _last_number(completion_text(completion)), _last_number(str(target))
-        out.append(1.0 if got is not None and gold is not None and abs(got - gold) <= tolerance
-                   else 0.0)
+        out.append(
+            1.0 if got is not None and gold is not None and abs(got - gold) <= tolerance else 0.0
+        )
     return out
 
 
@@ -84,9 +85,7 @@ def contains(
     **kwargs: Any,
 ) -> list[float | None]:
     """1.0 where the completion contains `text` (or the row's `column` value), else 0.0."""
-    needles = (
-        _column(kwargs, column, len(completions)) if column else [text] * len(completions)
-    )
+    needles = _column(kwargs, column, len(completions)) if column else [text] * len(completions)
     out: list[float | None] = []
     for completion, needle in zip(completions, needles, strict=True):
         hay, pin = completion_text(completion), str(needle)
@@ -106,9 +105,7 @@ def length_penalty(
     completions: list[Any], target_chars: int = 200, **kwargs: Any
 ) -> list[float | None]:
     """0 up to `target_chars` characters, then minus the excess as a fraction of the target."""
-    return [
-        -max(0, len(completion_text(c)) - target_chars) / target_chars for c in completions
-    ]
+    return [-max(0, len(completion_text(c)) - target_chars) / target_chars for c in completions]
 
 
 def overlong_penalty(

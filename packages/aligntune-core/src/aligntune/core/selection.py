@@ -236,8 +236,10 @@ def select_backend(
     )
     image = image_tag(chosen, device) if runtime == "docker" else None
     if image and image not in host.images:
-        warnings.append(f"image {image} is not built: aligntune images build {chosen}-runner"
-                        + ("" if chosen == "unsloth" else f" --device {device}"))
+        warnings.append(
+            f"image {image} is not built: aligntune images build {chosen}-runner"
+            + ("" if chosen == "unsloth" else f" --device {device}")
+        )
     return Plan(
         backend=chosen,
         device=device,

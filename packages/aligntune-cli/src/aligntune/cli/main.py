@@ -1,0 +1,135 @@
+"""The `aligntune` command. Each command gathers its options and calls one function that works;
+`main()` is the single error boundary: known errors print clean lines and exit with their code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aligntune.core.errors import AlignTuneError
+from aligntune.core.version import VERSION
+
+app = typer.Typer(
+    name="aligntune",
+    help="Fine-tune and align language models from one YAML recipe, in TRL or Unsloth.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+RecipeArg = Annotated[Path, typer.Argument(help="A recipe YAML file.", show_default=False)]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", "-b", help="auto, trl or unsloth (default: the recipe's backend)."),
+]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime", help="docker (the backend's image) or local (the runner installed here)."
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aligntune {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Fine-tune and align language models from one YAML recipe, in TRL or Unsloth."""
+
+
+@app.command()
+def validate(
+    recipes: Annotated[list[Path], typer.Argument(help="Recipe files.", show_default=False)],
+) -> None:
+    """Check recipes and their local data; one line per valid recipe, every problem otherwise."""
+    from aligntune.cli.commands import validate_recipes
+
+    raise typer.Exit(validate_recipes(recipes))
+
+
+@app.command()
+def plan(
+    recipe: RecipeArg,
+    backend: BackendOpt = None,
+    runtime: RuntimeOpt = "docker",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Show which backend, device, image and runtime a run would use, and why."""
+    from aligntune.cli.commands import plan_recipe
+
+    plan_obj = plan_recipe(recipe, backend, _runtime(runtime))
+    if as_json:
+        typer.echo(plan_obj.model_dump_json(indent=2))
+    else:
+        typer.echo("\n".join(plan_obj.summary_lines()))
+
+
+@app.command("list-backends")
+def list_backends() -> None:
+    """Each backend, its algorithms, and whether it can run on this host and why."""
+    from aligntune.cli.commands import backends_report
+
+    typer.echo(backends_report())
+
+
+@app.command("list-backends-cmd", hidden=True)
+def list_backends_cmd() -> None:
+    """The name the original AlignTune docs use for list-backends."""
+    list_backends()
+
+
+@app.command()
+def diagnose(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Report Python, docker, compose, GPUs, images and runners, each problem with its fix."""
+    from aligntune.cli.diagnose import diagnose_report
+
+    report = diagnose_report()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo("\n".join(report.lines()))
+
+
+def _runtime(value: str) -> str:
+    if value not in ("docker", "local"):
+        raise typer.BadParameter(f"{value!r}; use docker or local", param_hint="--runtime")
+    return value
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning aligntune errors into clean exits."""
+    try:
+        app()
+    except AlignTuneError as exc:
+        if os.environ.get("ALIGNTUNE_DEBUG") == "1":
+            raise
+        for line in exc.lines:
+            typer.echo(f"error: {line}" if line is exc.lines[0] else line, err=True)
+        hint = exc.hint or "set ALIGNTUNE_DEBUG=1 for a traceback"
+        typer.echo(f"hint: {hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
