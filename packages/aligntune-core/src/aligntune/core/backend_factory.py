@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithms import ALGORITHMS, get_algorithm
-from aligntune.core.errors import RecipeError, RunnerNotInstalledError
+from aligntune.core.errors import RecipeError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe
-from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
+from aligntune.core.selection import GpuInfo, HostInfo, select_backend
 
 
 class BackendType(StrEnum):
@@ -33,7 +33,6 @@ class BackendType(StrEnum):
 
 
 RUNNER_MODULES = {"trl": "aligntune.runners.trl", "unsloth": "aligntune.runners.unsloth"}
-RUNNER_PACKAGES = {"trl": "aligntune-trl-runner", "unsloth": "aligntune-unsloth-runner"}
 
 KWARG_FIELDS: dict[str, tuple[str, ...]] = {
     "revision": ("model", "revision"),
@@ -153,15 +152,6 @@ def _this_process_host() -> HostInfo:
     return HostInfo(gpus=gpus, runner_packages=runners)
 
 
-def _runner_for(plan: Plan) -> Any:
-    if not runner_installed(plan.backend):
-        raise RunnerNotInstalledError(
-            f"the {plan.backend} runner is not installed; "
-            f"pip install {RUNNER_PACKAGES[plan.backend]}"
-        )
-    return importlib.import_module(RUNNER_MODULES[plan.backend])
-
-
 def create_trainer_from_recipe(
     recipe: Recipe,
     backend: str | BackendType | None = None,
@@ -170,7 +160,8 @@ def create_trainer_from_recipe(
     """A trainer for a validated recipe, from the runner that select_backend picks here."""
     requested = BackendType(backend).value if backend is not None else None
     plan = select_backend(recipe, _this_process_host(), backend=requested, runtime="in-process")
-    return _runner_for(plan).create_trainer(recipe, plan, reward_callables=reward_callables)
+    runner = importlib.import_module(RUNNER_MODULES[plan.backend])
+    return runner.create_trainer(recipe, plan, reward_callables=reward_callables)
 
 
 def create_sft_trainer(

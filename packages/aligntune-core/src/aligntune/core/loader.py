@@ -80,7 +80,7 @@ def _format_error(error: Any, data: Any, lines: Mapping[Loc, int]) -> str:
         message = message.replace("Input tag", "algorithm").replace(" found using 'name'", "")
     elif error["type"] in ("literal_error", "enum") and "input" in error:
         message = f"{message}, got {error['input']!r}"
-    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
     return f"{path}: {message}" + (f" (line {line})" if line else "")
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import is_local_path, resolve_local
-from aligntune.core.errors import BackendUnavailableError
+from aligntune.core.errors import BackendUnavailableError, RunnerNotInstalledError
 from aligntune.core.recipe import Recipe
 from aligntune.core.version import VERSION
 
@@ -183,9 +183,10 @@ def _check_runtime(backend: str, runtime: Runtime, host: HostInfo) -> None:
             hint="start it (see `aligntune diagnose`), or run with --runtime local",
         )
     if runtime != "docker" and backend not in host.runner_packages:
-        raise BackendUnavailableError(
-            f"the {backend} runner is not installed in this Python environment",
-            hint=f"pip install aligntune-{backend}-runner, or use --runtime docker",
+        raise RunnerNotInstalledError(
+            f"the {backend} runner is not installed in this Python environment; "
+            f"pip install aligntune-{backend}-runner",
+            hint="or run in the backend's image: aligntune run --runtime docker",
         )
 
 

@@ -1,0 +1,69 @@
+"""Fixtures shared by every test tree: the repository's tiny model, data and recipe writing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "recipes" / "tiny"
+
+
+@pytest.fixture
+def tiny_model() -> Path:
+    """The shipped tiny random Qwen2 (2 layers, hidden 64, vocab 512)."""
+    return TINY / "model"
+
+
+def base_recipe(algorithm: str = "sft", **sections: Any) -> dict[str, Any]:
+    """A minimal valid recipe for the tiny model and data; sections replace the defaults."""
+    data_file = {"sft": "sft.jsonl", "dpo": "dpo.jsonl"}.get(algorithm, "grpo.jsonl")
+    recipe: dict[str, Any] = {
+        "algorithm": {"name": algorithm},
+        "model": {"name_or_path": str(TINY / "model")},
+        "data": {"train": {"path": str(TINY / "data" / data_file)}, "max_length": 64},
+        "training": {"max_steps": 2, "batch_size": 4},
+    }
+    if algorithm in ("grpo", "gspo", "dapo", "dr_grpo"):
+        recipe["algorithm"]["num_generations"] = 2
+        recipe["rewards"] = [{"function": "numeric_match", "params": {"column": "answer"}}]
+    if algorithm == "ppo":
+        recipe["algorithm"]["reward_model"] = str(TINY / "model")
+    recipe.update(sections)
+    return recipe
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path) -> Callable[..., Path]:
+    """Write a recipe (a dict, or raw YAML text) into tmp_path and return its path."""
+
+    def write(content: dict[str, Any] | str, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path) -> Callable[[str, list[Any]], Path]:
+    """Write rows as JSON Lines into tmp_path and return the file's path."""
+
+    def write(name: str, rows: list[Any]) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_recipe() -> Callable[..., dict[str, Any]]:
+    """base_recipe as a fixture: make_recipe("dpo", training={...})."""
+    return base_recipe

@@ -1,0 +1,108 @@
+"""Host-side data checks: missing/empty files, bad lines, columns, preference pairs, formats."""
+
+from __future__ import annotations
+
+import pytest
+
+from aligntune.core.data import detect_format, preview_local_data
+from aligntune.core.errors import DataError, UserInputError
+from aligntune.core.loader import recipe_from_dict
+from aligntune.core.preflight import check_inputs
+
+SFT = ("messages", "prompt_completion", "alpaca", "text")
+
+
+def test_bad_jsonl_line_is_reported_with_its_number(tmp_path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b"}\n{"text": "c",}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl:3: invalid JSON"):
+        preview_local_data(path, {}, "auto", SFT)
+
+
+def test_empty_and_missing_files(tmp_path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        preview_local_data(empty, {}, "auto", SFT)
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no rows"):
+        preview_local_data(blank, {}, "auto", SFT)
+    with pytest.raises(DataError, match="not found"):
+        preview_local_data(tmp_path / "nope.jsonl", {}, "auto", SFT)
+
+
+def test_missing_columns_list_what_was_found_and_needed(write_jsonl) -> None:
+    path = write_jsonl("p.jsonl", [{"question": "q", "good": "a", "bad": "b"}])
+    with pytest.raises(DataError) as caught:
+        preview_local_data(path, {}, "auto", ("preference",))
+    message = str(caught.value)
+    assert "columns found: bad, good, question" in message
+    assert "preference: chosen, rejected" in message
+
+
+def test_column_mapping_renames_and_checks_sources(write_jsonl) -> None:
+    path = write_jsonl("p.jsonl", [{"question": "q", "good": "a", "bad": "b"}])
+    mapping = {"prompt": "question", "chosen": "good", "rejected": "bad"}
+    preview = preview_local_data(path, mapping, "auto", ("preference",))
+    assert preview.format == "preference"
+    with pytest.raises(DataError, match=r"mapped column.*chosen -> best"):
+        preview_local_data(path, {**mapping, "chosen": "best"}, "auto", ("preference",))
+
+
+def test_identical_chosen_and_rejected_is_an_error(write_jsonl) -> None:
+    rows = [
+        {"prompt": "p", "chosen": "a", "rejected": "b"},
+        {"prompt": "p", "chosen": "x", "rejected": "x"},
+    ]
+    with pytest.raises(DataError, match=r"p\.jsonl:2: chosen and rejected are identical"):
+        preview_local_data(write_jsonl("p.jsonl", rows), {}, "auto", ("preference",))
+
+
+def test_csv_json_list_and_parquet(tmp_path) -> None:
+    csv_file = tmp_path / "d.csv"
+    csv_file.write_text("instruction,input,output\nsay hi,,hi\n", encoding="utf-8")
+    assert preview_local_data(csv_file, {}, "auto", SFT).format == "alpaca"
+    json_file = tmp_path / "d.json"
+    json_file.write_text('[{"prompt": "a", "completion": "b"}]', encoding="utf-8")
+    assert preview_local_data(json_file, {}, "auto", SFT).format == "prompt_completion"
+    bad_parquet = tmp_path / "d.parquet"
+    bad_parquet.write_text("not parquet", encoding="utf-8")
+    with pytest.raises(DataError, match="not a parquet file"):
+        preview_local_data(bad_parquet, {}, "auto", SFT)
+    text_file = tmp_path / "d.txt"
+    text_file.write_text("x", encoding="utf-8")
+    with pytest.raises(DataError, match=r"unsupported data file type '\.txt'"):
+        preview_local_data(text_file, {}, "auto", SFT)
+
+
+def test_declared_format_must_suit_the_algorithm(write_jsonl) -> None:
+    path = write_jsonl("t.jsonl", [{"text": "hello"}])
+    with pytest.raises(DataError, match="format 'text' cannot train this algorithm"):
+        preview_local_data(path, {}, "text", ("preference",))
+
+
+def test_detection_prefers_the_most_specific_format() -> None:
+    both = {"prompt", "completion", "chosen", "rejected"}
+    assert detect_format(both, ("preference", "prompt")) == "preference"
+    assert detect_format({"prompt", "answer"}, ("prompt",)) == "prompt"
+    assert detect_format({"messages", "text"}, SFT) == "messages"
+    assert detect_format({"answer"}, SFT) is None
+
+
+def test_check_inputs_reports_model_and_data_problems_together(make_recipe, tmp_path) -> None:
+    recipe = make_recipe()
+    recipe["model"]["name_or_path"] = str(tmp_path / "no-model")
+    recipe["data"]["train"]["path"] = str(tmp_path / "no-data.jsonl")
+    with pytest.raises(UserInputError) as caught:
+        check_inputs(recipe_from_dict(recipe))
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith("model.name_or_path: model folder")
+    assert lines[1].startswith("data.train:") and "not found" in lines[1]
+
+
+def test_hub_references_are_left_to_the_runner(make_recipe) -> None:
+    recipe = make_recipe()
+    recipe["model"]["name_or_path"] = "Qwen/Qwen3-0.6B"
+    recipe["data"]["train"]["path"] = "tatsu-lab/alpaca"
+    assert check_inputs(recipe_from_dict(recipe)) == []

@@ -1,0 +1,235 @@
+"""Backend selection as a table: (recipe changes, host, request) -> backend/device or the error."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from aligntune.core.errors import BackendUnavailableError
+from aligntune.core.loader import recipe_from_dict
+from aligntune.core.selection import GpuInfo, HostInfo, image_tag, select_backend
+from aligntune.core.version import VERSION
+
+H100 = GpuInfo("NVIDIA H100", 81559, "9.0")
+CPU_HOST = HostInfo(docker_available=True, images=frozenset({image_tag("trl", "cpu")}))
+GPU_HOST = HostInfo(
+    gpus=(H100,),
+    driver_version="580.1",
+    docker_available=True,
+    nvidia_runtime=True,
+    images=frozenset({image_tag("trl", "cuda"), image_tag("unsloth", "cuda")}),
+)
+TWO_NODES = replace(GPU_HOST, nnodes=2)
+GPU_NO_TOOLKIT = replace(GPU_HOST, nvidia_runtime=False)
+NO_DOCKER = HostInfo(runner_packages=frozenset({"trl"}))
+LOCAL_GPU_TRL_ONLY = HostInfo(gpus=(H100,), runner_packages=frozenset({"trl"}))
+LOCAL_GPU_BOTH = HostInfo(gpus=(H100,), runner_packages=frozenset({"trl", "unsloth"}))
+
+# (id, algorithm, recipe changes, host, requested backend, runtime, expected backend, device)
+CASES: list[tuple[str, str, dict[str, Any], HostInfo, str | None, str, str, str]] = [
+    ("cpu-auto-sft", "sft", {}, CPU_HOST, None, "docker", "trl", "cpu"),
+    ("cpu-auto-grpo", "grpo", {}, CPU_HOST, None, "docker", "trl", "cpu"),
+    ("cpu-explicit-trl", "dpo", {}, CPU_HOST, "trl", "docker", "trl", "cpu"),
+    ("gpu-auto-sft", "sft", {}, GPU_HOST, None, "docker", "unsloth", "cuda"),
+    ("gpu-auto-dpo", "dpo", {}, GPU_HOST, None, "docker", "unsloth", "cuda"),
+    ("gpu-auto-dapo", "dapo", {}, GPU_HOST, None, "docker", "unsloth", "cuda"),
+    ("gpu-auto-gspo-is-trl", "gspo", {}, GPU_HOST, None, "docker", "trl", "cuda"),
+    ("gpu-explicit-trl", "sft", {}, GPU_HOST, "trl", "docker", "trl", "cuda"),
+    ("gpu-recipe-says-trl", "sft", {"backend": "trl"}, GPU_HOST, None, "docker", "trl", "cuda"),
+    ("gpu-two-nodes", "sft", {}, TWO_NODES, None, "docker", "trl", "cuda"),
+    (
+        "gpu-fsdp",
+        "sft",
+        {"distributed": {"strategy": "fsdp"}},
+        GPU_HOST,
+        None,
+        "docker",
+        "trl",
+        "cuda",
+    ),
+    (
+        "gpu-zero3",
+        "sft",
+        {"distributed": {"strategy": "deepspeed", "zero_stage": 3}},
+        GPU_HOST,
+        None,
+        "docker",
+        "trl",
+        "cuda",
+    ),
+    (
+        "gpu-zero2-ddp-ok",
+        "sft",
+        {"distributed": {"strategy": "deepspeed", "zero_stage": 2}},
+        GPU_HOST,
+        None,
+        "docker",
+        "unsloth",
+        "cuda",
+    ),
+    (
+        "gpu-gpt2-arch",
+        "sft",
+        {"model": {"name_or_path": "microsoft/DialoGPT-small"}},
+        GPU_HOST,
+        None,
+        "docker",
+        "trl",
+        "cuda",
+    ),
+    (
+        "gpu-hub-llama",
+        "sft",
+        {"model": {"name_or_path": "unsloth/Llama-3.2-1B-Instruct-bnb-4bit"}},
+        GPU_HOST,
+        None,
+        "docker",
+        "unsloth",
+        "cuda",
+    ),
+    (
+        "gpu-arch-from-recipe",
+        "sft",
+        {"model": {"name_or_path": "acme/secret-model", "architecture": "mistral"}},
+        GPU_HOST,
+        None,
+        "docker",
+        "unsloth",
+        "cuda",
+    ),
+    ("gpu-without-toolkit", "sft", {}, GPU_NO_TOOLKIT, None, "docker", "trl", "cpu"),
+    ("local-gpu-unsloth-missing", "sft", {}, LOCAL_GPU_TRL_ONLY, None, "local", "trl", "cuda"),
+    ("local-gpu-both", "sft", {}, LOCAL_GPU_BOTH, None, "local", "unsloth", "cuda"),
+    ("cpu-explicit-unsloth-cpu-mode", "sft", {}, CPU_HOST, "unsloth", "docker", "unsloth", "cpu"),
+    (
+        "gpu-qlora",
+        "sft",
+        {"model": {"name_or_path": "unsloth/Qwen3-0.6B", "quantization": "4bit"}},
+        GPU_HOST,
+        None,
+        "docker",
+        "unsloth",
+        "cuda",
+    ),
+]
+
+
+def _recipe(algorithm: str, changes: dict[str, Any], make_recipe):
+    data = make_recipe(algorithm)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return recipe_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "changes", "host", "requested", "runtime", "backend", "device"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_selection(algorithm, changes, host, requested, runtime, backend, device, make_recipe):
+    plan = select_backend(
+        _recipe(algorithm, changes, make_recipe), host, backend=requested, runtime=runtime
+    )
+    assert (plan.backend, plan.device) == (backend, device)
+    assert plan.reasons, "a plan always says why"
+    if runtime == "docker":
+        variant = "cuda" if backend == "unsloth" else device
+        assert plan.image == f"aligntune/{backend}-runner:{VERSION}-{variant}"
+    else:
+        assert plan.image is None
+
+
+ERRORS: list[tuple[str, str, dict[str, Any], HostInfo, str | None, str, str]] = [
+    (
+        "unsloth-gspo",
+        "gspo",
+        {},
+        GPU_HOST,
+        "unsloth",
+        "docker",
+        "Unsloth does not support gspo; TRL",
+    ),
+    ("unsloth-two-nodes", "sft", {}, TWO_NODES, "unsloth", "docker", "one machine only"),
+    (
+        "unsloth-fsdp",
+        "sft",
+        {"distributed": {"strategy": "fsdp"}},
+        GPU_HOST,
+        "unsloth",
+        "docker",
+        "FSDP",
+    ),
+    (
+        "unsloth-gpt2",
+        "sft",
+        {"model": {"name_or_path": "openai-community/gpt2", "architecture": "gpt2"}},
+        GPU_HOST,
+        "unsloth",
+        "docker",
+        "gpt2 architecture",
+    ),
+    ("unsloth-cpu-ppo", "ppo", {}, CPU_HOST, "unsloth", "docker", "not verified for ppo"),
+    (
+        "unsloth-cpu-full-ft",
+        "sft",
+        {"model": {"name_or_path": "x/qwen2", "peft": {"method": "full"}}},
+        CPU_HOST,
+        "unsloth",
+        "docker",
+        "LoRA adapters only",
+    ),
+    (
+        "qlora-on-cpu",
+        "sft",
+        {"model": {"name_or_path": "x/qwen2", "quantization": "4bit"}},
+        CPU_HOST,
+        None,
+        "docker",
+        "needs a CUDA GPU",
+    ),
+    ("no-docker-engine", "sft", {}, NO_DOCKER, None, "docker", "docker engine is not reachable"),
+    ("local-runner-missing", "sft", {}, HostInfo(), "trl", "local", "trl runner is not installed"),
+    ("unknown-backend", "sft", {}, CPU_HOST, "axolotl", "docker", "unknown backend 'axolotl'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "changes", "host", "requested", "runtime", "message"),
+    [case[1:] for case in ERRORS],
+    ids=[case[0] for case in ERRORS],
+)
+def test_selection_errors(algorithm, changes, host, requested, runtime, message, make_recipe):
+    with pytest.raises(BackendUnavailableError, match=message) as caught:
+        select_backend(
+            _recipe(algorithm, changes, make_recipe), host, backend=requested, runtime=runtime
+        )
+    assert caught.value.exit_code == 3
+
+
+def test_auto_explains_every_reason_it_did_not_pick_unsloth(make_recipe) -> None:
+    recipe = _recipe("gspo", {"distributed": {"strategy": "fsdp"}}, make_recipe)
+    plan = select_backend(recipe, TWO_NODES)
+    (why,) = [r for r in plan.reasons if r.startswith("auto chose TRL")]
+    for part in ("does not support gspo", "2 nodes", "FSDP"):
+        assert part in why
+
+
+def test_a_missing_image_is_flagged_with_the_build_command(make_recipe) -> None:
+    plan = select_backend(_recipe("sft", {}, make_recipe), replace(CPU_HOST, images=frozenset()))
+    assert not plan.image_available
+    assert any("aligntune images build trl-runner --device cpu" in w for w in plan.warnings)
+
+
+def test_unsloth_cpu_mode_warns(make_recipe) -> None:
+    plan = select_backend(_recipe("sft", {}, make_recipe), CPU_HOST, backend="unsloth")
+    assert any("CPU mode" in w for w in plan.warnings)
+
+
+def test_gpus_without_nvidia_runtime_warn(make_recipe) -> None:
+    plan = select_backend(_recipe("sft", {}, make_recipe), GPU_NO_TOOLKIT)
+    assert any("no nvidia runtime" in w for w in plan.warnings)
