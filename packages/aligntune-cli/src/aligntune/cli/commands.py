@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from aligntune.cli.output import echo_error
 from aligntune.core.algorithms import ALGORITHMS, BACKEND_NAMES, get_algorithm
 from aligntune.core.errors import AlignTuneError
 from aligntune.core.loader import load_recipe
@@ -33,8 +34,7 @@ def validate_recipes(paths: list[Path]) -> int:
             recipe = load_checked(path)
         except AlignTuneError as exc:
             failures += 1
-            for line in exc.lines:
-                typer.echo(f"error: {line}" if line is exc.lines[0] else line, err=True)
+            echo_error(exc)
             continue
         algorithm = get_algorithm(recipe.algorithm.name)
         typer.echo(

@@ -121,8 +121,9 @@ def main() -> None:
     except AlignTuneError as exc:
         if os.environ.get("ALIGNTUNE_DEBUG") == "1":
             raise
-        for line in exc.lines:
-            typer.echo(f"error: {line}" if line is exc.lines[0] else line, err=True)
+        from aligntune.cli.output import echo_error
+
+        echo_error(exc)
         hint = exc.hint or "set ALIGNTUNE_DEBUG=1 for a traceback"
         typer.echo(f"hint: {hint}", err=True)
         sys.exit(exc.exit_code)
