@@ -5,9 +5,13 @@ Nothing here imports torch or a runner: GPUs come from nvidia-smi, runners from 
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
+import socket
 import subprocess
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,36 +41,73 @@ def docker_client() -> Any:
     return docker.from_env(timeout=DOCKER_TIMEOUT_S)
 
 
-def probe_docker() -> DockerState:
-    """Ask the docker engine for its version, runtimes and aligntune images."""
-    try:
-        import docker.errors
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the docker engine's unix socket."""
 
-        client = docker_client()
-        info = client.info()
-    except ImportError:
-        return DockerState(error="the docker Python SDK is not installed")
-    except Exception as exc:  # the SDK raises requests/urllib3/OSError variants alike
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def _engine_get(path: str) -> Any:
+    """GET one engine API path as JSON, over the socket DOCKER_HOST names."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        conn: http.client.HTTPConnection = _UnixHTTPConnection(host[7:], DOCKER_TIMEOUT_S)
+    else:
+        conn = http.client.HTTPConnection(host.split("://", 1)[-1], timeout=DOCKER_TIMEOUT_S)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise OSError(f"docker engine answered {response.status} to GET {path}")
+    return json.loads(body)
+
+
+def _probe_with_sdk() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The engine's info and aligntune images through the SDK (TLS-protected engines)."""
+    client = docker_client()
+    images = client.images.list(filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
+    return client.info(), [{"RepoTags": i.tags, "Labels": i.labels} for i in images]
+
+
+def probe_docker() -> DockerState:
+    """Ask the docker engine for its version, runtimes and aligntune images.
+
+    Plain engine API calls over the socket keep `aligntune plan` fast; the SDK, slow to import,
+    is used only where TLS is configured.
+    """
+    reference = json.dumps({"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
+    try:
+        if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+            info, images = _probe_with_sdk()
+        else:
+            info = _engine_get("/info")
+            images = _engine_get(f"/images/json?filters={urllib.parse.quote(reference)}")
+    except Exception as exc:  # socket, HTTP and SDK errors all mean: engine not usable
         return DockerState(error=_short_error(exc))
     state = DockerState(
         reachable=True,
         version=info.get("ServerVersion"),
         runtimes=tuple(sorted(info.get("Runtimes") or {})),
     )
-    try:
-        for image in client.images.list(
-            filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]}
-        ):
-            for tag in image.tags:
-                state.images[tag] = dict(image.labels or {})
-    except docker.errors.APIError as exc:
-        state.error = _short_error(exc)
+    for image in images:
+        for tag in image.get("RepoTags") or ():
+            state.images[tag] = dict(image.get("Labels") or {})
     return state
 
 
 def _short_error(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "No such file or directory" in text or "Connection refused" in text:
+    if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or "Connection refused" in text:
         return "no docker engine answers on " + os.environ.get(
             "DOCKER_HOST", "unix:///var/run/docker.sock"
         )

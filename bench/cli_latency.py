@@ -1,0 +1,49 @@
+"""Median wall time of `aligntune --help`, `validate` and `plan` (target: <= 0.3 s each).
+
+Usage: python bench/cli_latency.py [--runs 10] [--recipe recipes/tiny/sft.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TARGET_S = 0.3
+
+
+def median_wall(command: list[str], runs: int) -> float:
+    """Median seconds of `runs` executions of `command` (after one warm-up run)."""
+    subprocess.run(command, capture_output=True, check=False)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--recipe", default="recipes/tiny/sft.yaml")
+    args = parser.parse_args()
+    exe = shutil.which("aligntune", path=str(Path(sys.executable).parent)) or "aligntune"
+    commands = {
+        "aligntune --help": [exe, "--help"],
+        "aligntune validate": [exe, "validate", args.recipe],
+        "aligntune plan": [exe, "plan", args.recipe],
+    }
+    print(f"{'command':<22}{'median s':>10}  target {TARGET_S} s  ({args.runs} runs)")
+    for name, command in commands.items():
+        seconds = median_wall(command, args.runs)
+        verdict = "ok" if seconds <= TARGET_S else "SLOW"
+        print(f"{name:<22}{seconds:>10.3f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
