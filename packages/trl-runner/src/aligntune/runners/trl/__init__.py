@@ -1,0 +1,26 @@
+"""aligntune's TRL runner: a validated recipe becomes a TRL training run.
+
+    from aligntune.runners.trl import create_trainer
+    run = create_trainer(recipe, plan)
+    metrics = run.train()
+
+Heavy libraries (torch, transformers, trl) load on first use, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["TrlRun", "__version__", "create_trainer"]
+
+if TYPE_CHECKING:
+    from aligntune.runners.trl.trainer import TrlRun, create_trainer
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("TrlRun", "create_trainer"):
+        from aligntune.runners.trl import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
