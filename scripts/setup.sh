@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Everything aligntune needs on a fresh machine, idempotently (re-running skips what is there):
+#   1. .venv: torch 2.13.0 first (the CPU wheel where one is at hand), then aligntune's packages
+#      (core, cli, trl runner) and the dev tools, all pinned by constraints.txt;
+#   2. .venv-unsloth: the Unsloth runner's own stack (Unsloth patches trl/transformers on import,
+#      so it never shares an environment with the TRL runner);
+#   3. a Docker engine and the Compose v2 plugin (scripts/install-docker.sh);
+#   4. the trl-runner cpu image (aligntune images build).
+# Set ALIGNTUNE_SETUP_SKIP="unsloth images" (any of: unsloth docker images) to skip stages.
+# Usage: bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+SKIP=" ${ALIGNTUNE_SETUP_SKIP:-} "
+
+stage() {
+  local name=$1
+  shift
+  if [[ "$SKIP" == *" $name "* ]]; then
+    echo "== setup: $name skipped (ALIGNTUNE_SETUP_SKIP)"
+    return
+  fi
+  local start=$SECONDS
+  echo "== setup: $name"
+  "$@"
+  echo "== setup: $name took $((SECONDS - start)) s"
+}
+
+pip_quiet() {
+  # pip's notices about the machine's extra find-links are noise here, errors are not.
+  "$@" 2>&1 | grep -v -e "^WARNING: Location" -e "^\[notice\]" || test "${PIPESTATUS[0]}" -eq 0
+}
+
+host_venv() {
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  pip_quiet .venv/bin/pip install -q -c constraints.txt torch==2.13.0
+  pip_quiet .venv/bin/pip install -q -c constraints.txt \
+    -e packages/aligntune-core -e packages/aligntune-cli -e packages/trl-runner \
+    -e ".[dev]"
+}
+
+unsloth_venv() {
+  [ -x .venv-unsloth/bin/python ] || "$PYTHON" -m venv .venv-unsloth
+  pip_quiet .venv-unsloth/bin/pip install -q -c packages/unsloth-runner/constraints.txt torch==2.13.0
+  pip_quiet .venv-unsloth/bin/pip install -q -c packages/unsloth-runner/constraints.txt \
+    -r packages/unsloth-runner/requirements-cpu.txt
+  pip_quiet .venv-unsloth/bin/pip install -q --no-deps \
+    -e packages/aligntune-core -e packages/unsloth-runner
+}
+
+images() {
+  .venv/bin/aligntune images build trl-runner --device cpu
+}
+
+total=$SECONDS
+stage venv host_venv
+stage unsloth unsloth_venv
+stage docker bash scripts/install-docker.sh
+stage images images
+echo "== setup: done in $((SECONDS - total)) s"
