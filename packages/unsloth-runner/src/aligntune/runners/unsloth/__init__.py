@@ -1,0 +1,29 @@
+"""aligntune's Unsloth runner: a recipe becomes an Unsloth-accelerated TRL training run.
+
+Importing this package is cheap and imports no training stack, so the image's preflight and the
+launcher's `find_spec` probe never patch anything. The training modules import `unsloth` first
+(see `stack.py`), before trl, transformers or peft, because Unsloth patches them on import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from aligntune.core.recipe import Recipe
+    from aligntune.core.selection import Plan
+
+__all__ = ["create_trainer"]
+
+
+def create_trainer(
+    recipe: Recipe,
+    plan: Plan,
+    reward_callables: Mapping[str, Callable[..., Any]] | None = None,
+) -> Any:
+    """The TRL trainer for `recipe`, built on an Unsloth model (the in-process API's entry)."""
+    from aligntune.runners.unsloth.trainers import create_trainer as build
+
+    return build(recipe, plan, reward_callables=reward_callables)

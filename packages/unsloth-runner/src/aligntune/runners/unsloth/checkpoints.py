@@ -1,0 +1,135 @@
+"""Checkpoints you can trust: published atomically, validated before resuming, rotated safely.
+
+The trainer writes `checkpoint-N` under `checkpoints/.staging/`. Only once it is complete does the
+runner record every file's size in a marker, fsync everything, rename the folder into
+`checkpoints/` and point `checkpoints/LATEST` at it. A crash mid-save therefore leaves only
+staging debris, never a `checkpoint-N` that a resume would trip over.
+
+Kept identical to the TRL runner's module of the same name (runners may not import each
+other) until the shared parts move into aligntune.core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from aligntune.core.rundir import write_atomic
+
+MARKER = "aligntune_checkpoint.json"
+LATEST = "LATEST"
+STAGING = ".staging"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A checkpoint folder that resume passed over, and why."""
+
+    path: Path
+    reason: str
+
+
+def staging_dir(checkpoints: Path) -> Path:
+    """Where the trainer writes checkpoints before they are published."""
+    return checkpoints / STAGING
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(staged: Path, checkpoints: Path, step: int) -> Path:
+    """Mark `staged` complete, make it durable, rename it into `checkpoints/`, update LATEST."""
+    files = {
+        str(f.relative_to(staged)): f.stat().st_size
+        for f in sorted(staged.rglob("*"))
+        if f.is_file()
+    }
+    marker = {"step": step, "files": files}
+    (staged / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True), encoding="utf-8")
+    for path in [*(staged / name for name in files), staged / MARKER]:
+        _fsync(path)
+    for folder in sorted({p.parent for p in staged.rglob("*")} | {staged}, reverse=True):
+        _fsync(folder)
+    target = checkpoints / staged.name
+    if target.exists():
+        # A previous attempt at this step (e.g. before a crash and resume): replace it whole.
+        shutil.rmtree(target)
+    staged.rename(target)
+    _fsync(checkpoints)
+    write_atomic(checkpoints / LATEST, f"{target.name}\n")
+    return target
+
+
+def check_complete(path: Path) -> str | None:
+    """None when `path` is a complete checkpoint, else why it is not."""
+    match = _NAME.match(path.name)
+    if match is None:
+        return "not named checkpoint-<step>"
+    try:
+        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no {MARKER} (the save did not finish)"
+    except (OSError, ValueError) as exc:
+        return f"unreadable {MARKER} ({exc})"
+    if marker.get("step") != int(match.group(1)):
+        return f"{MARKER} says step {marker.get('step')}, the folder says {match.group(1)}"
+    for name, size in marker.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, expected {size}"
+    if "trainer_state.json" not in marker.get("files", {}):
+        return "no trainer_state.json"
+    return None
+
+
+def _by_step(checkpoints: Path) -> list[Path]:
+    if not checkpoints.is_dir():
+        return []
+    found = [p for p in checkpoints.iterdir() if p.is_dir() and _NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)), reverse=True)  # type: ignore[union-attr]
+
+
+def newest_complete(checkpoints: Path) -> tuple[Path | None, list[Skipped]]:
+    """The newest complete checkpoint, and the newer ones skipped with the reason."""
+    skipped: list[Skipped] = []
+    for path in _by_step(checkpoints):
+        reason = check_complete(path)
+        if reason is None:
+            return path, skipped
+        skipped.append(Skipped(path, reason))
+    return None, skipped
+
+
+def rotate(checkpoints: Path, keep: int) -> list[Path]:
+    """Delete the oldest complete checkpoints beyond `keep`; the newest is never deleted."""
+    complete = [p for p in _by_step(checkpoints) if check_complete(p) is None]
+    doomed = complete[max(1, keep) :]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def clear_staging(checkpoints: Path) -> None:
+    """Remove half-written saves left by an earlier crash (they were never published)."""
+    shutil.rmtree(staging_dir(checkpoints), ignore_errors=True)
+
+
+def step_of(path: Path) -> int:
+    """The step number in a checkpoint folder's name."""
+    match = _NAME.match(path.name)
+    if match is None:
+        raise ValueError(f"{path} is not a checkpoint folder")
+    return int(match.group(1))

@@ -1,0 +1,41 @@
+"""Errors the TRL runner adds to core's hierarchy (each carries its process exit code).
+
+Kept identical to the TRL runner's module of the same name (runners may not import each
+other) until the shared parts move into aligntune.core.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from aligntune.core.errors import AlignTuneError
+
+
+class TrainingDivergedError(AlignTuneError):
+    """The loss (or a weight) became NaN or infinite: the run stops, older checkpoints stay."""
+
+    exit_code = 4
+
+
+class RunInterrupted(AlignTuneError):
+    """SIGTERM/SIGINT arrived: a checkpoint was saved and the run stopped without final/."""
+
+    def __init__(self, signum: int, checkpoint: str | None) -> None:
+        name = signal.Signals(signum).name
+        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (nothing trained yet)"
+        super().__init__(f"interrupted by {name}; saved {where}; run again to resume")
+        self.signum = signum
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + signum
+
+
+class ResumeRefused(AlignTuneError):
+    """The run directory holds a different run: resuming it would mix two recipes."""
+
+    exit_code = 1
+
+
+class SettingsRewritten(AlignTuneError):
+    """Unsloth's patched TRL config changed a resolved setting (another objective)."""
+
+    exit_code = 3

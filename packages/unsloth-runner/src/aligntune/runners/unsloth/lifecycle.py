@@ -1,0 +1,156 @@
+"""The run directory across attempts: start, resume, refuse a different run, restart, finish.
+
+Kept identical to the TRL runner's module of the same name (runners may not import each
+other) until the shared parts move into aligntune.core.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aligntune.core.errors import UserInputError
+from aligntune.core.rundir import RunDirectory
+from aligntune.core.selection import Plan
+from aligntune.runners.unsloth import checkpoints
+from aligntune.runners.unsloth.errors import ResumeRefused
+from aligntune.runners.unsloth.manifest import recipe_fingerprint
+
+Mode = Literal["auto", "resume", "restart"]
+"""auto: resume if this run directory holds this run, else start; resume: must resume."""
+
+RUNNER_OUTPUTS = (
+    "manifest.json",
+    "trainer_settings.json",
+    "events.jsonl",
+    "status.json",
+    "checkpoints",
+    "final",
+    "reward_model",
+)
+
+
+@dataclass
+class Attempt:
+    """What this attempt found in the run directory."""
+
+    resume_from: Path | None = None
+    skipped: list[checkpoints.Skipped] = field(default_factory=list)
+    previous: dict[str, Any] | None = None
+    """The earlier manifest, when this directory already holds this run."""
+    finished: bool = False
+
+
+def has_previous_run(run_dir: RunDirectory) -> bool:
+    """Whether a runner already started a run here (the launcher's plan alone does not count)."""
+    return run_dir.manifest.is_file() or run_dir.checkpoints.is_dir()
+
+
+def _refusal(
+    run_dir: RunDirectory, manifest: dict[str, Any] | None, resolved: dict[str, Any], backend: str
+) -> str | None:
+    if manifest is None:
+        return None
+    if manifest.get("backend") != backend:
+        return f"it was trained with backend {manifest.get('backend')!r}, this is {backend!r}"
+    if manifest.get("recipe_sha256") != recipe_fingerprint(resolved, backend):
+        return f"its recipe ({run_dir.recipe.name}) differs from this one"
+    return None
+
+
+def inspect(
+    run_dir: RunDirectory, resolved: dict[str, Any], backend: str, mode: Mode, can_resume: bool
+) -> Attempt:
+    """Decide how this attempt starts; refuse to mix two different runs in one directory."""
+    if mode == "restart":
+        clear_outputs(run_dir)
+        return Attempt()
+    if not has_previous_run(run_dir):
+        if mode == "resume":
+            raise UserInputError(f"--resume: {run_dir.root} holds no earlier run to resume")
+        return Attempt()
+    manifest = run_dir.read_json(run_dir.manifest)
+    refusal = _refusal(run_dir, manifest, resolved, backend)
+    if refusal:
+        raise ResumeRefused(
+            f"{run_dir.root} holds a different run: {refusal}",
+            hint="use another --output, or --restart to start this directory over",
+        )
+    status = run_dir.read_status() or {}
+    if status.get("status") == "finished":
+        return Attempt(previous=manifest, finished=True)
+    resume_from, skipped = checkpoints.newest_complete(run_dir.checkpoints)
+    if resume_from is not None and not can_resume:
+        raise ResumeRefused(
+            f"{run_dir.root} has {resume_from.name}, but TRL's PPOTrainer cannot resume",
+            hint="use --restart to train again from the start",
+        )
+    return Attempt(resume_from=resume_from, skipped=skipped, previous=manifest)
+
+
+def clear_outputs(run_dir: RunDirectory) -> None:
+    """--restart: remove what an earlier attempt of the runner wrote (never the launcher's plan)."""
+    for name in RUNNER_OUTPUTS:
+        path = run_dir.root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def write_start(
+    run_dir: RunDirectory,
+    plan: Plan,
+    resolved: dict[str, Any],
+    manifest: dict[str, Any],
+    settings: dict[str, Any],
+    attempt: Attempt,
+) -> None:
+    """plan.json (unless the launcher wrote one), resolved recipe, manifest, settings, status."""
+    run_dir.root.mkdir(parents=True, exist_ok=True)
+    existing = run_dir.read_json(run_dir.plan)
+    if existing is None or existing.get("backend") != plan.backend:
+        run_dir.write_json(run_dir.plan, plan.model_dump(mode="json"))
+    run_dir.write_recipe(resolved)
+    if attempt.previous is not None:
+        manifest = dict(attempt.previous)
+        manifest.setdefault("resumes", []).append(
+            {
+                "time": time.time(),
+                "from": attempt.resume_from.name if attempt.resume_from else None,
+                "skipped": [{"path": s.path.name, "reason": s.reason} for s in attempt.skipped],
+            }
+        )
+    run_dir.write_json(run_dir.manifest, manifest)
+    run_dir.write_json(run_dir.trainer_settings, settings)
+    run_dir.set_status("running", step=step_of(attempt.resume_from))
+    for skipped in attempt.skipped:
+        print(f"aligntune: skipped {skipped.path.name}: {skipped.reason}", file=sys.stderr)
+    if attempt.resume_from is not None:
+        print(f"aligntune: resuming from {attempt.resume_from.name}", file=sys.stderr)
+
+
+def step_of(path: Path | None) -> int:
+    """The step a checkpoint was saved at; 0 for none."""
+    return checkpoints.step_of(path) if path is not None else 0
+
+
+def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any) -> Path:
+    """Write final/ under a temporary name and rename it when complete."""
+    scratch = run_dir.root / ".final.tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    save_model(trainer, tokenizer, scratch)
+    if run_dir.final.exists():
+        shutil.rmtree(run_dir.final)
+    scratch.rename(run_dir.final)
+    return run_dir.final
+
+
+def save_model(trainer: Any, tokenizer: Any, path: Path) -> None:
+    """The trained model (or LoRA adapter) and its tokenizer in `path`."""
+    trainer.save_model(str(path))
+    tokenizer.save_pretrained(str(path))

@@ -1,0 +1,96 @@
+"""The image's start-up check: is there a GPU this CUDA build of Unsloth can use?
+
+It runs before torch or unsloth is imported (it asks `nvidia-smi`, which the NVIDIA container
+runtime mounts into GPU containers), so a missing GPU, an old driver or an old GPU fails in under
+a second with the fix, instead of a CUDA error deep inside a triton kernel. Setting
+ALLOW_CPU_ENV=1 skips it and lets Unsloth train in its CPU mode (slow, LoRA only).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ALLOW_CPU_ENV = "ALIGNTUNE_UNSLOTH_ALLOW_CPU"
+"""Set to 1 to run without a GPU (Unsloth's CPU mode)."""
+MIN_DRIVER = (570, 26)
+"""The image's torch and triton are built for CUDA 12.8; triton's PTX needs driver 570.26+."""
+MIN_COMPUTE_CAPABILITY = (7, 5)
+"""CUDA 12.8 builds of torch ship kernels for Turing (sm_75) and newer only."""
+EXIT_UNAVAILABLE = 3
+
+
+@dataclass(frozen=True)
+class ProbedGpu:
+    """One GPU as nvidia-smi describes it."""
+
+    name: str
+    driver: str
+    compute_capability: str
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.strip().split(".") if part.isdigit())
+
+
+def parse_nvidia_smi(output: str) -> list[ProbedGpu]:
+    """GPUs from `nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader`."""
+    gpus = []
+    for line in output.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) == 3 and parts[0]:
+            gpus.append(ProbedGpu(*parts))
+    return gpus
+
+
+def probe_gpus() -> tuple[list[ProbedGpu], str | None]:
+    """The visible GPUs, and why none could be listed (no nvidia-smi, or its error)."""
+    if shutil.which("nvidia-smi") is None:
+        return [], "nvidia-smi is not in the container (it was started without GPUs)"
+    query = ["nvidia-smi", "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"]
+    try:
+        done = subprocess.run(query, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [], f"nvidia-smi failed: {exc}"
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        return [], f"nvidia-smi failed: {detail[0] if detail else f'exit {done.returncode}'}"
+    return parse_nvidia_smi(done.stdout), None
+
+
+def problems(gpus: list[ProbedGpu], why_none: str | None) -> list[str]:
+    """What stops this image from training on these GPUs, each with its fix; empty when fine."""
+    if not gpus:
+        return [
+            f"no NVIDIA GPU is visible ({why_none or 'nvidia-smi lists none'}). Start the "
+            "container with GPUs (docker run --gpus all, with the NVIDIA Container Toolkit "
+            f"installed), use backend trl, or set {ALLOW_CPU_ENV}=1 to train in Unsloth's "
+            "CPU mode (slow, LoRA only)"
+        ]
+    found = []
+    driver = gpus[0].driver
+    if _version(driver) < MIN_DRIVER:
+        found.append(
+            f"NVIDIA driver {driver} is too old: this image's CUDA 12.8 torch and triton need "
+            f"{'.'.join(map(str, MIN_DRIVER))} or newer. Update the host's driver, or use "
+            "backend trl"
+        )
+    need = ".".join(map(str, MIN_COMPUTE_CAPABILITY))
+    for gpu in gpus:
+        if _version(gpu.compute_capability) < MIN_COMPUTE_CAPABILITY:
+            found.append(
+                f"{gpu.name} (compute capability {gpu.compute_capability}) is too old: this "
+                f"image needs {need} (Turing) or newer. Use backend trl on this GPU"
+            )
+    return found
+
+
+def check(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Run the probe unless the opt-out is set; the problems found (empty: go ahead)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(ALLOW_CPU_ENV, "") in ("1", "true", "yes"):
+        return []
+    return problems(*probe_gpus())
