@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Download every wheel an image's lock names into a host-side wheelhouse, so `docker build`
+# installs with --no-index and needs no network inside the build.
+# Usage: bash scripts/build-wheelhouse.sh IMAGE DEVICE [DEST]
+#   e.g. bash scripts/build-wheelhouse.sh trl-runner cpu   -> .wheelhouse/trl-runner-cpu/
+# Idempotent: a wheelhouse whose stamp matches the locks' sha256 is reused as it is.
+set -euo pipefail
+
+IMAGE="${1:?usage: build-wheelhouse.sh IMAGE DEVICE [DEST]}"
+DEVICE="${2:?usage: build-wheelhouse.sh IMAGE DEVICE [DEST]}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DEST="${3:-$ROOT/.wheelhouse/$IMAGE-$DEVICE}"
+LOCK="$ROOT/images/$IMAGE/requirements-$DEVICE.lock"
+BUILD_LOCK="$ROOT/images/$IMAGE/requirements-build.lock"
+PYTHON="${PYTHON:-python3}"
+# The CPU torch build lives on PyTorch's own index, not on PyPI.
+TORCH_CPU_INDEX="${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+
+[ -f "$LOCK" ] || { echo "no lock $LOCK" >&2; exit 1; }
+STAMP="$(cat "$LOCK" "$BUILD_LOCK" | sha256sum | cut -d' ' -f1)"
+if [ -f "$DEST/.stamp" ] && [ "$(cat "$DEST/.stamp")" = "$STAMP" ]; then
+  echo "wheelhouse $DEST is up to date"
+  exit 0
+fi
+mkdir -p "$DEST"
+
+# Wheels for the image's interpreter (CPython 3.11, glibc x86_64), whatever the host runs.
+platform_args=(--only-binary=:all: --no-deps --implementation cp --python-version 3.11
+  --abi cp311 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
+  --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64
+  --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64
+  --platform linux_x86_64)
+
+download() {
+  "$PYTHON" -m pip download -q --dest "$DEST" "${platform_args[@]}" "$@"
+}
+
+echo "downloading wheels for $IMAGE ($DEVICE) into $DEST ..."
+download -r "$BUILD_LOCK"
+if ! download -r "$LOCK" 2>"$DEST/.pip.log"; then
+  # A host whose pip does not already see the torch+cpu wheel (find-links) gets it from
+  # PyTorch's index; asking there only on failure keeps offline mirrors offline.
+  echo "retrying with $TORCH_CPU_INDEX as an extra index"
+  download --extra-index-url "$TORCH_CPU_INDEX" -r "$LOCK"
+fi
+rm -f "$DEST/.pip.log"
+echo "$STAMP" > "$DEST/.stamp"
+echo "wheelhouse $DEST: $(find "$DEST" -name '*.whl' | wc -l) wheels, $(du -sh "$DEST" | cut -f1)"
