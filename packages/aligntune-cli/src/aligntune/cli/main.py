@@ -108,6 +108,77 @@ def diagnose(
         typer.echo("\n".join(report.lines()))
 
 
+@app.command()
+def run(
+    recipe: RecipeArg,
+    backend: BackendOpt = None,
+    runtime: RuntimeOpt = "docker",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Run directory (default: runs/<name>).")
+    ] = None,
+    gpus: Annotated[
+        str | None, typer.Option(help="GPUs for a cuda image: all, a count, or device=0,1.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Resume; fail if there is no earlier run.")
+    ] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Discard an earlier run and start over.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain progress lines.")] = False,
+    user: Annotated[
+        str | None, typer.Option(help="uid:gid the container runs as (default: yours).")
+    ] = None,
+    keep_container: Annotated[
+        bool,
+        typer.Option("--keep-container", help="Keep the stopped container for `docker inspect`."),
+    ] = False,
+) -> None:
+    """Train a recipe in its backend's container (or --runtime local), following its progress."""
+    from aligntune.cli.run import RunOptions, run_recipe
+
+    if resume and restart:
+        raise typer.BadParameter("use --resume or --restart, not both", param_hint="--resume")
+    options = RunOptions(
+        recipe=recipe,
+        backend=backend,
+        runtime="local" if _runtime(runtime) == "local" else "docker",
+        output=output,
+        gpus=gpus,
+        mode="resume" if resume else "restart" if restart else "auto",
+        quiet=quiet,
+        user=user,
+        keep_container=keep_container,
+    )
+    raise typer.Exit(run_recipe(options))
+
+
+images_app = typer.Typer(help="Build and list the runner images.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("build")
+def images_build(
+    image: Annotated[str, typer.Argument(help="trl-runner or unsloth-runner.")] = "trl-runner",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    base_image: Annotated[
+        str | None, typer.Option(help="Base image (default: the public one, else a local one).")
+    ] = None,
+) -> None:
+    """Build a runner image from this checkout (no registry needed)."""
+    from aligntune.cli.images import build_image
+
+    build_image(image, device, base_image)
+
+
+@images_app.command("list")
+def images_list() -> None:
+    """The aligntune images in the docker engine, with device, size and lock hash."""
+    from aligntune.cli.images import list_images
+
+    typer.echo("\n".join(list_images()))
+
+
 def _runtime(value: str) -> str:
     if value not in ("docker", "local"):
         raise typer.BadParameter(f"{value!r}; use docker or local", param_hint="--runtime")

@@ -1,0 +1,228 @@
+"""The container a run needs, as plain data: image, command, mounts, env names, user, GPUs.
+
+Pure: nothing here talks to docker or reads a secret's value. `launch.py` turns a ContainerSpec
+into a real container; tests assert on the spec itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.data import is_local_path, resolve_local
+from aligntune.core.errors import UsageError
+from aligntune.core.recipe import Recipe
+from aligntune.core.selection import Plan
+from aligntune.core.version import VERSION
+
+CONTAINER_ROOT = "/aligntune"
+RECIPE_MOUNT = f"{CONTAINER_ROOT}/recipe"
+INPUTS_MOUNT = f"{CONTAINER_ROOT}/inputs"
+RUN_MOUNT = f"{CONTAINER_ROOT}/run"
+HF_CACHE_MOUNT = f"{CONTAINER_ROOT}/hf-cache"
+RESOLVED_RECIPE = f"{RUN_MOUNT}/recipe.resolved.yaml"
+
+PASSTHROUGH_ENV = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_ENDPOINT",
+    "HF_HUB_OFFLINE",
+    "WANDB_API_KEY",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_MODE",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "NNODES",
+    "NODE_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
+"""Host variables handed to the container by name when set; their values never enter a spec."""
+
+SHM_SIZE = "2g"
+"""Docker's default 64 MB /dev/shm kills DataLoader workers."""
+STOP_TIMEOUT_S = 120
+"""How long a stopping run may take to save its checkpoint before it is killed."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One bind mount."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """GPUs for a cuda container: all of them, a count, or device ids."""
+
+    count: int | None = None
+    """-1 for all GPUs; None when device_ids are given."""
+    device_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything `launch.start_container` needs; no secret values, only variable names."""
+
+    image: str
+    name: str
+    command: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    environment: dict[str, str]
+    """Fixed, non-secret variables (HF_HOME, PYTHONPATH)."""
+    passthrough_env: tuple[str, ...]
+    """Host variables passed by name (their values are read only when the container starts)."""
+    user: str
+    labels: dict[str, str]
+    working_dir: str = RUN_MOUNT
+    init: bool = True
+    shm_size: str = SHM_SIZE
+    gpus: GpuRequest | None = None
+    stop_timeout_s: int = STOP_TIMEOUT_S
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as JSON-friendly data for plan.json (names only, never values)."""
+        return {
+            "image": self.image,
+            "name": self.name,
+            "command": list(self.command),
+            "mounts": [vars(m) for m in self.mounts],
+            "environment": dict(self.environment),
+            "passthrough_env": list(self.passthrough_env),
+            "user": self.user,
+            "init": self.init,
+            "shm_size": self.shm_size,
+            "gpus": vars(self.gpus) if self.gpus else None,
+        }
+
+
+def parse_gpus(value: str | None) -> GpuRequest | None:
+    """`--gpus`: all, a count (2), or device ids (device=0,1 or 0,1); None when not given."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text == "all":
+        return GpuRequest(count=-1)
+    if text.isdigit() and int(text) > 0:
+        return GpuRequest(count=int(text))
+    ids = text.removeprefix("device=").strip("\"'")
+    if re.fullmatch(r"[\w-]+(,[\w-]+)*", ids):
+        return GpuRequest(device_ids=tuple(ids.split(",")))
+    raise UsageError(f"--gpus {value!r}: use all, a count such as 2, or device=0,1")
+
+
+def container_name(run_dir: Path, recipe: Recipe) -> str:
+    """One name per run directory, so two launches of the same run cannot overlap."""
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:10]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", recipe.run_name)[:40]
+    return f"aligntune-{safe}-{digest}"
+
+
+class InputMounts:
+    """Maps local inputs to container paths: inside the recipe folder, or one mount each."""
+
+    def __init__(self, recipe_dir: Path) -> None:
+        self.recipe_dir = recipe_dir.resolve()
+        self.mounts: list[Mount] = [Mount(str(self.recipe_dir), RECIPE_MOUNT)]
+
+    def container_path(self, reference: str) -> str:
+        """The path the runner will see for a local `reference`; hub ids are returned as given."""
+        path = resolve_local(reference, self.recipe_dir)
+        if not (is_local_path(reference) or path.exists()):
+            return reference
+        if path.is_relative_to(self.recipe_dir):
+            return f"{RECIPE_MOUNT}/{path.relative_to(self.recipe_dir).as_posix()}".rstrip("/")
+        for mount in self.mounts:
+            if mount.source == str(path):
+                return mount.target
+        target = f"{INPUTS_MOUNT}/{len(self.mounts)}-{path.name}"
+        self.mounts.append(Mount(str(path), target))
+        return target
+
+
+def container_recipe(recipe: Recipe, inputs: InputMounts) -> dict[str, Any]:
+    """The recipe as data with every local path rewritten to where the container mounts it."""
+    data = recipe.to_yaml_dict()
+    data["model"]["name_or_path"] = inputs.container_path(recipe.model.name_or_path)
+    for key in ("train", "eval"):
+        if data["data"].get(key):
+            data["data"][key]["path"] = inputs.container_path(data["data"][key]["path"])
+    algorithm = data["algorithm"]
+    for key in ("reward_model", "value_model"):
+        if algorithm.get(key):
+            algorithm[key] = inputs.container_path(algorithm[key])
+    if algorithm.get("train_reward_model"):
+        source = algorithm["train_reward_model"]["data"]
+        source["path"] = inputs.container_path(source["path"])
+    if data["distributed"].get("config_file"):
+        config = data["distributed"]["config_file"]
+        data["distributed"]["config_file"] = inputs.container_path(config)
+    data["output"]["dir"] = RUN_MOUNT
+    return data
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The host paths a run uses."""
+
+    recipe_file: Path
+    run_dir: Path
+    hf_cache: Path
+
+
+def build_container_spec(
+    plan: Plan,
+    recipe: Recipe,
+    paths: RunPaths,
+    *,
+    user: str,
+    gpus: GpuRequest | None = None,
+    mode: str = "auto",
+) -> tuple[ContainerSpec, dict[str, Any]]:
+    """The container for `plan`, and the recipe rewritten to the container's paths."""
+    if plan.image is None:
+        raise UsageError("the docker runtime needs an image; this plan has none")
+    if gpus is not None and plan.device != "cuda":
+        raise UsageError(
+            f"--gpus needs a cuda image; this plan trains on {plan.device} "
+            "(no GPU usable by docker here)"
+        )
+    inputs = InputMounts(paths.recipe_file.parent)
+    resolved = container_recipe(recipe, inputs)
+    command = ["run", RESOLVED_RECIPE, "--output", RUN_MOUNT]
+    if mode in ("resume", "restart"):
+        command.append(f"--{mode}")
+    mounts = (
+        *inputs.mounts,
+        Mount(str(paths.run_dir.resolve()), RUN_MOUNT, read_only=False),
+        Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
+    )
+    spec = ContainerSpec(
+        image=plan.image,
+        name=container_name(paths.run_dir, recipe),
+        command=tuple(command),
+        mounts=mounts,
+        # PYTHONPATH: `module:function` rewards are imported from the recipe's folder, as on
+        # the host, although the runner reads the resolved recipe from the run directory.
+        environment={"HF_HOME": HF_CACHE_MOUNT, "PYTHONPATH": RECIPE_MOUNT},
+        passthrough_env=PASSTHROUGH_ENV,
+        user=user,
+        labels={
+            "org.aligntune.run": recipe.run_name,
+            "org.aligntune.run-dir": str(paths.run_dir.resolve()),
+            "org.aligntune.backend": plan.backend,
+            "org.aligntune.device": plan.device,
+            "org.aligntune.version": VERSION,
+        },
+        gpus=(gpus or GpuRequest(count=-1)) if plan.device == "cuda" else None,
+    )
+    return spec, resolved

@@ -1,0 +1,150 @@
+"""`aligntune images build|list`: build the runner images from a source checkout, list them.
+
+A build needs no registry and no network inside: the base image is the public one when the
+engine has or can pull it, else one made locally with debootstrap; every wheel comes from a
+host-side wheelhouse (scripts/build-wheelhouse.sh).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import typer
+
+from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.selection import image_tag
+from aligntune.core.version import VERSION
+
+IMAGES = {"trl-runner": ("cpu", "cuda"), "unsloth-runner": ("cuda",)}
+"""Each image and the devices it is built for."""
+PUBLIC_BASE = "python:3.11-slim-bookworm"
+LOCAL_BASE = "aligntune/base:bookworm-py311"
+
+
+def source_root() -> Path:
+    """The checkout holding images/ and packages/: ALIGNTUNE_SOURCE, the cwd or a parent of it."""
+    candidates = [Path(os.environ["ALIGNTUNE_SOURCE"])] if "ALIGNTUNE_SOURCE" in os.environ else []
+    cwd = Path.cwd().resolve()
+    candidates += [cwd, *cwd.parents, *Path(__file__).resolve().parents]
+    for folder in candidates:
+        if (folder / "images").is_dir() and (folder / "packages").is_dir():
+            return folder
+    raise UsageError(
+        "images are built from a source checkout of aligntune (images/ and packages/)",
+        hint="run this inside the checkout, or set ALIGNTUNE_SOURCE to it",
+    )
+
+
+def lock_sha256(root: Path, image: str, device: str) -> str:
+    """sha256 of the image's lock file: the label that says which packages are inside."""
+    return hashlib.sha256(
+        (root / "images" / image / f"requirements-{device}.lock").read_bytes()
+    ).hexdigest()
+
+
+def _has_image(tag: str) -> bool:
+    result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def choose_base(root: Path, requested: str | None) -> str:
+    """The base image: asked for, the public one (present or pulled), else made locally."""
+    if requested:
+        return requested
+    for tag in (PUBLIC_BASE, LOCAL_BASE):
+        if _has_image(tag):
+            return tag
+    typer.echo(f"pulling {PUBLIC_BASE} ...")
+    pulled = subprocess.run(["docker", "pull", "-q", PUBLIC_BASE], capture_output=True, text=True)
+    if pulled.returncode == 0:
+        return PUBLIC_BASE
+    reason = (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]
+    typer.echo(f"cannot pull {PUBLIC_BASE} ({reason[:120]}); making {LOCAL_BASE} with debootstrap")
+    _script(root, "make-base-image.sh", LOCAL_BASE)
+    return LOCAL_BASE
+
+
+def _script(root: Path, name: str, *args: str) -> None:
+    result = subprocess.run(["bash", str(root / "scripts" / name), *args], check=False)
+    if result.returncode != 0:
+        raise BackendUnavailableError(
+            f"scripts/{name} {' '.join(args)} failed (exit {result.returncode})"
+        )
+
+
+def _check_target(root: Path, image: str, device: str) -> None:
+    if image not in IMAGES:
+        raise UsageError(f"unknown image {image!r}; choose one of {', '.join(IMAGES)}")
+    if device not in IMAGES[image]:
+        raise UsageError(f"{image} is built for {', '.join(IMAGES[image])} only, not {device}")
+    if not (root / "images" / image / "Dockerfile").is_file():
+        raise BackendUnavailableError(
+            f"images/{image}/Dockerfile does not exist yet in {root}",
+            hint=f"see images/{image}/README.md",
+        )
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        raise BackendUnavailableError(
+            "no docker engine answers", hint="start one: sudo bash scripts/install-docker.sh"
+        )
+
+
+def build_image(image: str, device: str, base_image: str | None = None) -> str:
+    """Build one runner image (wheelhouse, base, docker build); return its tag."""
+    root = source_root()
+    _check_target(root, image, device)
+    started = time.monotonic()
+    base = choose_base(root, base_image)
+    _script(root, "build-wheelhouse.sh", image, device)
+    tag = image_tag(image.removesuffix("-runner"), device)
+    command = ["docker", "build", "-f", f"images/{image}/Dockerfile", "-t", tag]
+    for key, value in {
+        "BASE_IMAGE": base,
+        "DEVICE": device,
+        "VERSION": VERSION,
+        "LOCK_SHA256": lock_sha256(root, image, device),
+    }.items():
+        command += ["--build-arg", f"{key}={value}"]
+    typer.echo(f"building {tag} from {base} ...")
+    # The legacy builder prints a deprecation banner where buildx is missing; it still works.
+    if subprocess.run([*command, "."], cwd=root, check=False).returncode != 0:
+        raise BackendUnavailableError(f"docker build of {tag} failed (see the output above)")
+    size = _image_size(tag)
+    typer.echo(f"built {tag} ({size / 1e9:.2f} GB) in {time.monotonic() - started:.0f} s")
+    return tag
+
+
+def _image_size(tag: str) -> int:
+    result = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True
+    )
+    return int(result.stdout.strip() or 0)
+
+
+def list_images() -> list[str]:
+    """One line per aligntune image in the engine: tag, device, size, lock hash, created."""
+    from aligntune.cli.host import IMAGE_REPOSITORIES, docker_client
+
+    try:
+        client = docker_client()
+        found = client.images.list(filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
+    except Exception as exc:  # the SDK raises requests/urllib3/OSError variants alike
+        raise BackendUnavailableError(
+            f"cannot list images: {exc}", hint="start docker: sudo bash scripts/install-docker.sh"
+        ) from None
+    rows = [f"{'image':44} {'device':6} {'size':>8}  {'lock':12}  created"]
+    for item in found:
+        labels = item.labels or {}
+        for tag in item.tags:
+            rows.append(
+                f"{tag:44} {labels.get('org.aligntune.device', '?'):6} "
+                f"{item.attrs.get('Size', 0) / 1e9:7.2f}G  "
+                f"{labels.get('org.aligntune.lock-sha256', '?')[:12]:12}  "
+                f"{item.attrs.get('Created', '')[:19]}"
+            )
+    if len(rows) == 1:
+        rows.append("(none built: aligntune images build trl-runner --device cpu)")
+    return rows

@@ -1,0 +1,273 @@
+"""`aligntune run`: check, plan, write the run directory, start the runner, follow it, report.
+
+Nothing is written and nothing starts until the recipe, its data and the image are known good.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import typer
+
+from aligntune.cli import launch
+from aligntune.cli.commands import load_checked
+from aligntune.cli.container import STOP_TIMEOUT_S, RunPaths, build_container_spec, parse_gpus
+from aligntune.cli.progress import format_duration, make_display, metrics_text
+from aligntune.core.backend_factory import RUNNER_MODULES
+from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.recipe import Recipe
+from aligntune.core.rundir import RunDirectory
+from aligntune.core.selection import Plan, select_backend
+
+Mode = Literal["auto", "resume", "restart"]
+POLL_S = 0.5
+INTERRUPTED = (130, 143)
+
+
+@dataclass
+class RunOptions:
+    """What `aligntune run` was asked to do."""
+
+    recipe: Path
+    backend: str | None = None
+    runtime: Literal["docker", "local"] = "docker"
+    output: Path | None = None
+    gpus: str | None = None
+    mode: Mode = "auto"
+    quiet: bool = False
+    user: str | None = None
+    keep_container: bool = False
+    extra_args: list[str] = field(default_factory=list)
+
+
+def run_directory(recipe: Recipe, output: Path | None) -> RunDirectory:
+    """--output, else the recipe's output.dir, else runs/<run name>; relative to the cwd."""
+    return RunDirectory(Path(output or recipe.output.dir or f"runs/{recipe.run_name}").resolve())
+
+
+def saved_backend(run_dir: RunDirectory, options: RunOptions) -> str | None:
+    """The backend an earlier attempt chose, which a resumed run keeps (never switched silently)."""
+    saved = run_dir.read_json(run_dir.plan) if options.mode != "restart" else None
+    if not saved:
+        if options.mode == "resume":
+            raise UsageError(f"--resume: {run_dir.root} holds no earlier run")
+        return options.backend
+    backend = saved.get("backend")
+    if options.backend not in (None, "auto", backend):
+        raise UsageError(
+            f"{run_dir.root} was trained with backend {backend}; --backend {options.backend} "
+            "would mix two runs",
+            hint="use --restart to start this directory over, or another --output",
+        )
+    return backend
+
+
+def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Plan:
+    """Probe the host and select the backend; refuse a missing image before anything is written."""
+    from aligntune.cli.host import probe_host
+
+    backend = saved_backend(run_dir, options)
+    host, _ = probe_host(docker=options.runtime == "docker")
+    plan = select_backend(recipe, host, backend=backend, runtime=options.runtime)
+    if backend and backend != options.backend:
+        plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
+    if options.runtime == "docker" and not plan.image_available:
+        device = "" if plan.backend == "unsloth" else f" --device {plan.device}"
+        raise BackendUnavailableError(
+            f"image {plan.image} is not built",
+            hint=f"build it: aligntune images build {plan.backend}-runner{device}",
+        )
+    plan.reasons.append(
+        f"runtime {options.runtime}: "
+        + ("the backend's image" if options.runtime == "docker" else "the runner installed here")
+    )
+    return plan
+
+
+def hf_cache_dir() -> Path:
+    """The host's Hugging Face cache (HF_HOME), created so the container can write into it."""
+    path = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the Hugging Face cache {path}: {exc.strerror}",
+            hint="set HF_HOME to a folder you can write",
+        ) from None
+    return path
+
+
+def default_user() -> str:
+    """The caller's uid:gid, so files in the run directory belong to them."""
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def resume_command(options: RunOptions, run_dir: RunDirectory) -> str:
+    """The command that continues this run."""
+    parts = ["aligntune", "run", str(options.recipe), "--output", str(run_dir.root)]
+    if options.runtime == "local":
+        parts += ["--runtime", "local"]
+    return shlex.join(parts)
+
+
+def prepare(
+    recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions
+) -> Callable[[], launch.RunHandle]:
+    """Write plan.json and recipe.resolved.yaml; return what starts the run."""
+    run_dir.root.mkdir(parents=True, exist_ok=True)
+    if options.runtime == "docker":
+        paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
+        gpus = parse_gpus(options.gpus)
+        user = options.user or default_user()
+        spec, resolved = build_container_spec(
+            plan, recipe, paths, user=user, gpus=gpus, mode=options.mode
+        )
+        launch_info: dict[str, Any] = {"runtime": "docker", "container": spec.describe()}
+
+        def start() -> launch.RunHandle:
+            return launch.start_container(spec, run_dir.log, keep=options.keep_container)
+
+    else:
+        if options.gpus is not None:
+            raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
+        argv = local_command(plan, options, run_dir)
+        resolved = recipe.to_yaml_dict()
+        launch_info = {"runtime": "local", "argv": argv}
+
+        def start() -> launch.RunHandle:
+            return launch.start_local(argv, run_dir.log, os.environ)
+
+    launch_info["resume_command"] = resume_command(options, run_dir)
+    run_dir.write_json(run_dir.plan, {**plan.model_dump(mode="json"), "launch": launch_info})
+    run_dir.write_recipe(resolved)
+    return start
+
+
+def local_command(plan: Plan, options: RunOptions, run_dir: RunDirectory) -> list[str]:
+    """The runner's command line on this host (this Python, where the runner is installed)."""
+    argv = [sys.executable, "-m", RUNNER_MODULES[plan.backend], "run", str(options.recipe)]
+    argv += ["--output", str(run_dir.root)]
+    if options.mode != "auto":
+        argv.append(f"--{options.mode}")
+    return argv
+
+
+class StopOnSignal:
+    """First Ctrl-C/SIGTERM: stop gracefully (checkpoint); second: kill at once."""
+
+    def __init__(self, handle: launch.RunHandle, grace_s: float) -> None:
+        self.handle = handle
+        self.grace_s = grace_s
+        self.signum: int | None = None
+        self.deadline: float | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            self.deadline = time.monotonic() + self.grace_s
+            typer.echo("\nstopping: the runner saves a checkpoint (Ctrl-C again to kill)", err=True)
+            self.handle.stop()
+        else:
+            typer.echo("killing the run now (no checkpoint)", err=True)
+            self.handle.kill()
+
+    def check_deadline(self) -> None:
+        """Kill a run that did not stop within its grace time."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            typer.echo(f"the run did not stop within {self.grace_s:.0f} s; killing it", err=True)
+            self.handle.kill()
+            self.deadline = None
+
+
+def follow(
+    handle: launch.RunHandle, run_dir: RunDirectory, quiet: bool, grace_s: float
+) -> tuple[int, int | None]:
+    """Show progress until the run ends; (runner exit code, signal the launcher received)."""
+    display = make_display(quiet)
+    offset = 0
+    try:
+        with StopOnSignal(handle, grace_s) as stopper:
+            while True:
+                code = handle.poll()
+                events, offset = run_dir.read_events(offset)
+                for event in events:
+                    display.handle(event)
+                if code is not None:
+                    return code, stopper.signum
+                stopper.check_deadline()
+                time.sleep(POLL_S)
+    finally:
+        display.close()
+        handle.close()
+
+
+def report(
+    code: int, signum: int | None, run_dir: RunDirectory, options: RunOptions, took: float
+) -> int:
+    """Print the outcome; return the launcher's exit code."""
+    status = run_dir.read_status() or {}
+    end = next((e for e in reversed(list(run_dir.iter_events())) if e.get("event") == "end"), {})
+    if code == 0:
+        metrics = status.get("metrics") or end.get("metrics") or {}
+        typer.echo(f"finished {options.recipe} in {format_duration(took)}: {metrics_text(metrics)}")
+        if run_dir.final.is_dir():
+            typer.echo(f"model: {run_dir.final}")
+        typer.echo(f"run directory: {run_dir.root}")
+        return 0
+    if code in INTERRUPTED or signum is not None:
+        checkpoint = end.get("checkpoint") or status.get("checkpoint")
+        where = f"; checkpoint {checkpoint}" if checkpoint else "; no checkpoint was saved"
+        typer.echo(f"interrupted at step {status.get('step', '?')}{where}", err=True)
+        typer.echo(f"resume with: {resume_command(options, run_dir)}", err=True)
+        if signum is not None:
+            return 130 if signum == signal.SIGINT else 143
+        return code
+    typer.echo(f"the run failed (exit {code}); the end of {run_dir.log}:", err=True)
+    for line in log_tail(run_dir.log):
+        typer.echo(f"  {line}", err=True)
+    return code
+
+
+def log_tail(path: Path, lines: int = 25) -> list[str]:
+    """The last lines of a log file (empty when there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.rstrip().splitlines()[-lines:]
+
+
+def run_recipe(options: RunOptions) -> int:
+    """Check, plan, prepare, start and follow one run; the return value is the exit code."""
+    recipe = load_checked(options.recipe)
+    parse_gpus(options.gpus)
+    run_dir = run_directory(recipe, options.output)
+    plan = make_plan(recipe, run_dir, options)
+    start = prepare(recipe, plan, run_dir, options)
+    if not options.quiet:
+        typer.echo("\n".join(plan.summary_lines()))
+    typer.echo(f"run directory: {run_dir.root}")
+    started = time.monotonic()
+    handle = start()
+    typer.echo(f"started {handle.description}; log: {run_dir.log}")
+    code, signum = follow(handle, run_dir, options.quiet, STOP_TIMEOUT_S)
+    return report(code, signum, run_dir, options, time.monotonic() - started)

@@ -1,0 +1,211 @@
+"""The exact container a plan asks for: image, command, mounts, env names, user, GPUs, labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aligntune.cli.container import (
+    PASSTHROUGH_ENV,
+    ContainerSpec,
+    GpuRequest,
+    Mount,
+    RunPaths,
+    build_container_spec,
+    container_name,
+    parse_gpus,
+)
+from aligntune.cli.launch import container_environment, run_arguments
+from aligntune.core.errors import UsageError
+from aligntune.core.loader import load_recipe
+from aligntune.core.selection import Plan
+
+TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
+
+
+def make_plan(device: str = "cpu", backend: str = "trl") -> Plan:
+    variant = "cuda" if backend == "unsloth" else device
+    return Plan(
+        backend=backend,  # type: ignore[arg-type]
+        device=device,  # type: ignore[arg-type]
+        runtime="docker",
+        image=f"aligntune/{backend}-runner:0.1.0-{variant}",
+        image_available=True,
+        algorithm="sft",
+        requested_backend="auto",
+        gpus=1 if device == "cuda" else 0,
+        nnodes=1,
+        processes_per_node=1,
+        reasons=[],
+        warnings=[],
+    )
+
+
+def paths(tmp_path: Path, recipe_file: Path = TINY / "sft.yaml") -> RunPaths:
+    return RunPaths(recipe_file, tmp_path / "run", tmp_path / "hf")
+
+
+def spec_for(tmp_path: Path, **kwargs: object) -> tuple[ContainerSpec, dict]:
+    recipe = load_recipe(TINY / "sft.yaml")
+    plan = kwargs.pop("plan", make_plan())
+    return build_container_spec(plan, recipe, paths(tmp_path), user="1000:1000", **kwargs)  # type: ignore[arg-type]
+
+
+def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
+    spec, resolved = spec_for(tmp_path)
+    recipe = load_recipe(TINY / "sft.yaml")
+    assert spec == ContainerSpec(
+        image="aligntune/trl-runner:0.1.0-cpu",
+        name=container_name(tmp_path / "run", recipe),
+        command=("run", "/aligntune/run/recipe.resolved.yaml", "--output", "/aligntune/run"),
+        mounts=(
+            Mount(str(TINY), "/aligntune/recipe", read_only=True),
+            Mount(str(tmp_path / "run"), "/aligntune/run", read_only=False),
+            Mount(str(tmp_path / "hf"), "/aligntune/hf-cache", read_only=False),
+        ),
+        environment={"HF_HOME": "/aligntune/hf-cache", "PYTHONPATH": "/aligntune/recipe"},
+        passthrough_env=PASSTHROUGH_ENV,
+        user="1000:1000",
+        labels={
+            "org.aligntune.run": "tiny-sft",
+            "org.aligntune.run-dir": str(tmp_path / "run"),
+            "org.aligntune.backend": "trl",
+            "org.aligntune.device": "cpu",
+            "org.aligntune.version": "0.1.0",
+        },
+        working_dir="/aligntune/run",
+        init=True,
+        shm_size="2g",
+        gpus=None,
+    )
+    assert resolved["model"]["name_or_path"] == "/aligntune/recipe/model"
+    assert resolved["data"]["train"]["path"] == "/aligntune/recipe/data/sft.jsonl"
+    assert resolved["output"]["dir"] == "/aligntune/run"
+
+
+def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
+    spec, _ = spec_for(tmp_path, plan=make_plan("cuda"))
+    assert spec.image == "aligntune/trl-runner:0.1.0-cuda"
+    assert spec.gpus == GpuRequest(count=-1)
+    arguments = run_arguments(spec, {})
+    (request,) = arguments["device_requests"]
+    assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
+
+
+def test_cuda_spec_takes_given_gpus(tmp_path: Path) -> None:
+    spec, _ = spec_for(tmp_path, plan=make_plan("cuda"), gpus=parse_gpus("device=0,2"))
+    assert spec.gpus == GpuRequest(device_ids=("0", "2"))
+    (request,) = run_arguments(spec, {})["device_requests"]
+    assert request["DeviceIDs"] == ["0", "2"]
+
+
+def test_cpu_plan_refuses_gpus(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--gpus needs a cuda image"):
+        spec_for(tmp_path, gpus=GpuRequest(count=1))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("all", GpuRequest(count=-1)),
+        ("2", GpuRequest(count=2)),
+        ("device=1", GpuRequest(device_ids=("1",))),
+        ("0,1", GpuRequest(device_ids=("0", "1"))),
+        (None, None),
+    ],
+)
+def test_parse_gpus(text: str | None, expected: GpuRequest | None) -> None:
+    assert parse_gpus(text) == expected
+
+
+def test_parse_gpus_rejects_nonsense() -> None:
+    with pytest.raises(UsageError):
+        parse_gpus("two please")
+
+
+def test_inputs_outside_the_recipe_folder_get_their_own_read_only_mounts(tmp_path: Path) -> None:
+    data = tmp_path / "elsewhere" / "train.jsonl"
+    data.parent.mkdir()
+    data.write_text((TINY / "data" / "sft.jsonl").read_text())
+    recipe_file = tmp_path / "recipes" / "r.yaml"
+    recipe_file.parent.mkdir()
+    recipe_file.write_text(
+        f"algorithm: {{name: sft}}\nmodel: {{name_or_path: {TINY / 'model'}}}\n"
+        "data: {train: {path: ../elsewhere/train.jsonl}}\n"
+    )
+    recipe = load_recipe(recipe_file)
+    spec, resolved = build_container_spec(
+        make_plan(), recipe, paths(tmp_path, recipe_file), user="0:0"
+    )
+    assert spec.mounts[:3] == (
+        Mount(str(recipe_file.parent), "/aligntune/recipe"),
+        Mount(str(TINY / "model"), "/aligntune/inputs/1-model"),
+        Mount(str(data), "/aligntune/inputs/2-train.jsonl"),
+    )
+    assert all(m.read_only for m in spec.mounts[:3])
+    assert resolved["model"]["name_or_path"] == "/aligntune/inputs/1-model"
+    assert resolved["data"]["train"]["path"] == "/aligntune/inputs/2-train.jsonl"
+
+
+def test_hub_ids_are_left_alone(tmp_path: Path, write_recipe) -> None:  # type: ignore[no-untyped-def]
+    recipe_file = write_recipe(
+        {
+            "algorithm": {"name": "sft"},
+            "model": {"name_or_path": "Qwen/Qwen3-0.6B"},
+            "data": {"train": {"path": "trl-lib/Capybara"}},
+        }
+    )
+    spec, resolved = build_container_spec(
+        make_plan(), load_recipe(recipe_file), paths(tmp_path, recipe_file), user="0:0"
+    )
+    assert resolved["model"]["name_or_path"] == "Qwen/Qwen3-0.6B"
+    assert resolved["data"]["train"]["path"] == "trl-lib/Capybara"
+    assert [m.target for m in spec.mounts if m.read_only] == ["/aligntune/recipe"]
+
+
+def test_secrets_pass_by_name_and_never_enter_the_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_marker_secret")
+    spec, resolved = spec_for(tmp_path)
+    assert "hf_marker_secret" not in repr(spec) + repr(spec.describe()) + repr(resolved)
+    assert "HF_TOKEN" in spec.passthrough_env
+    env = {"HF_TOKEN": "hf_marker_secret", "UNRELATED": "x"}
+    arguments = run_arguments(spec, env)
+    assert arguments["environment"] == [
+        "HF_HOME=/aligntune/hf-cache",
+        "PYTHONPATH=/aligntune/recipe",
+        "HF_TOKEN=hf_marker_secret",
+    ]
+    without_env = dict(arguments, environment=None)
+    assert "hf_marker_secret" not in repr(without_env)
+
+
+def test_unset_passthrough_names_are_not_sent(tmp_path: Path) -> None:
+    spec, _ = spec_for(tmp_path)
+    assert container_environment(spec, {}) == [
+        "HF_HOME=/aligntune/hf-cache",
+        "PYTHONPATH=/aligntune/recipe",
+    ]
+
+
+def test_run_arguments_carry_init_shm_user_and_read_only_binds(tmp_path: Path) -> None:
+    spec, _ = spec_for(tmp_path, mode="resume")
+    arguments = run_arguments(spec, {})
+    assert arguments["init"] is True
+    assert arguments["shm_size"] == "2g"
+    assert arguments["user"] == "1000:1000"
+    assert arguments["command"][-1] == "--resume"
+    binds = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in arguments["mounts"]}
+    assert binds["/aligntune/recipe"] == (str(TINY), True)
+    assert binds["/aligntune/run"] == (str(tmp_path / "run"), False)
+    assert "device_requests" not in arguments
+
+
+def test_container_name_is_stable_per_run_directory(tmp_path: Path) -> None:
+    recipe = load_recipe(TINY / "sft.yaml")
+    first = container_name(tmp_path / "a", recipe)
+    assert first == container_name(tmp_path / "a", recipe)
+    assert first != container_name(tmp_path / "b", recipe)
+    assert first.startswith("aligntune-tiny-sft-")
