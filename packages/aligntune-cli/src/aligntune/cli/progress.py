@@ -34,6 +34,16 @@ def metrics_text(event: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+SUMMARY_KEYS = ("loss", "train_loss", "reward", "eval_loss", "train_runtime")
+"""The final metrics worth a line in the summary (all of them are in status.json)."""
+
+
+def summary_text(metrics: dict[str, Any]) -> str:
+    """`loss 5.58  train_loss 5.79  train_runtime 6.88` from the final metrics."""
+    parts = [f"{k} {format_number(metrics[k])}" for k in SUMMARY_KEYS if k in metrics]
+    return "  ".join(parts) or "(none reported)"
+
+
 def format_duration(seconds: float) -> str:
     """1 h 02 min / 3 min 05 s / 42 s."""
     seconds = round(seconds)

@@ -21,7 +21,7 @@ import typer
 from aligntune.cli import launch
 from aligntune.cli.commands import load_checked
 from aligntune.cli.container import STOP_TIMEOUT_S, RunPaths, build_container_spec, parse_gpus
-from aligntune.cli.progress import format_duration, make_display, metrics_text
+from aligntune.cli.progress import format_duration, make_display, summary_text
 from aligntune.core.backend_factory import RUNNER_MODULES
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.recipe import Recipe
@@ -203,7 +203,8 @@ def follow(
 ) -> tuple[int, int | None]:
     """Show progress until the run ends; (runner exit code, signal the launcher received)."""
     display = make_display(quiet)
-    offset = 0
+    # Events of earlier attempts (a resumed run) were shown then; follow only the new ones.
+    offset = run_dir.events.stat().st_size if run_dir.events.is_file() else 0
     try:
         with StopOnSignal(handle, grace_s) as stopper:
             while True:
@@ -228,7 +229,9 @@ def report(
     end = next((e for e in reversed(list(run_dir.iter_events())) if e.get("event") == "end"), {})
     if code == 0:
         metrics = status.get("metrics") or end.get("metrics") or {}
-        typer.echo(f"finished {options.recipe} in {format_duration(took)}: {metrics_text(metrics)}")
+        steps = metrics.get("global_step", status.get("step", "?"))
+        typer.echo(f"finished {options.recipe}: {steps} steps in {format_duration(took)}")
+        typer.echo(f"metrics: {summary_text(metrics)}")
         if run_dir.final.is_dir():
             typer.echo(f"model: {run_dir.final}")
         typer.echo(f"run directory: {run_dir.root}")
