@@ -35,7 +35,10 @@ class Algorithm:
     verified: MappingProxyType[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
-    """backend -> devices on which a real training run was verified by aligntune's tests."""
+    """backend -> devices on which a real training run was verified by aligntune's tests.
+
+    Unsloth on cpu: tests/runners/unsloth (Unsloth's CPU mode). No GPU run is recorded yet:
+    `cuda` is added only after the GPU workflow or scripts/gpu-check.sh has passed."""
     notes: str = ""
 
 
@@ -76,7 +79,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         trl_config="trl.experimental.ppo.PPOConfig",
         data_formats=("prompt",),
         backends=("trl", "unsloth"),
-        verified=_frozen(trl=("cpu",)),
+        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
         notes="Needs trl <= 1.12 (PPO was removed in 1.13); a reward model and a value model.",
     ),
     Algorithm(

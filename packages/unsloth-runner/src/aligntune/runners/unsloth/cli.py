@@ -63,9 +63,9 @@ def plan_for(recipe: Recipe, run_dir: RunDirectory) -> Plan:
 
 def run(recipe_path: Path, output: Path | None, mode: str) -> int:
     """Train one recipe; the return value is the exit code."""
+    recipe = load_recipe(recipe_path)  # before importing Unsloth (10 s): a typo fails fast
     from aligntune.runners.unsloth.trainer import UnslothRun, default_run_dir
 
-    recipe = load_recipe(recipe_path)
     run_dir = RunDirectory((output or default_run_dir(recipe)).resolve())
     plan = plan_for(recipe, run_dir)
     trainer = UnslothRun(recipe, plan, run_dir=run_dir.root, mode=mode)  # type: ignore[arg-type]

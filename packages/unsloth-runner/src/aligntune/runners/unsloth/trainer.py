@@ -203,8 +203,11 @@ class UnslothRun:
             if self._trainer is None or attempt.resume_from is not None:
                 self._build(skipped, attempt.resume_from)
             with self.interrupt.handling_signals():
-                resume = str(attempt.resume_from) if attempt.resume_from else None
-                self._trainer.train(resume_from_checkpoint=resume)
+                if attempt.resume_from is None:
+                    # PPOTrainer.train() takes no resume argument at all.
+                    self._trainer.train()
+                else:
+                    self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
         except RunInterrupted as exc:
             self._record_end("interrupted", checkpoint=exc.checkpoint, signal=exc.signum)
             raise
