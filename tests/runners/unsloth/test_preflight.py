@@ -12,13 +12,13 @@ from unsloth_helpers import RUNNER_SRC, UNSLOTH_PYTHON, needs_unsloth_venv
 from aligntune.runners.unsloth import preflight
 from aligntune.runners.unsloth.preflight import ProbedGpu, parse_nvidia_smi, problems
 
-A100 = ProbedGpu("NVIDIA A100-SXM4-80GB", "575.51.03", "8.0")
+A100 = ProbedGpu("NVIDIA A100-SXM4-80GB", "580.95.05", "8.0")
 
 
 def test_parses_nvidia_smi_csv() -> None:
     """One GPU per line: name, driver, compute capability."""
-    out = "NVIDIA A100-SXM4-80GB, 575.51.03, 8.0\nNVIDIA T4, 575.51.03, 7.5\n\n"
-    assert parse_nvidia_smi(out) == [A100, ProbedGpu("NVIDIA T4", "575.51.03", "7.5")]
+    out = "NVIDIA A100-SXM4-80GB, 580.95.05, 8.0\nNVIDIA T4, 580.95.05, 7.5\n\n"
+    assert parse_nvidia_smi(out) == [A100, ProbedGpu("NVIDIA T4", "580.95.05", "7.5")]
 
 
 def test_a_recent_gpu_passes() -> None:
@@ -37,7 +37,7 @@ def test_old_driver_and_old_gpu_are_reported_together() -> None:
     """An old driver and a Pascal GPU are two problems, each with its fix."""
     found = problems([ProbedGpu("Tesla P100-PCIE-16GB", "535.104.05", "6.0")], None)
     assert len(found) == 2
-    assert "driver 535.104.05 is too old" in found[0] and "570.26" in found[0]
+    assert "driver 535.104.05 is too old" in found[0] and "580.65" in found[0]
     assert "compute capability 6.0" in found[1] and "7.5" in found[1]
 
 

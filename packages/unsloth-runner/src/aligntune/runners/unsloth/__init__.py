@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from pathlib import Path
 
     from aligntune.core.recipe import Recipe
     from aligntune.core.selection import Plan
@@ -22,8 +23,10 @@ def create_trainer(
     recipe: Recipe,
     plan: Plan,
     reward_callables: Mapping[str, Callable[..., Any]] | None = None,
+    run_dir: str | Path | None = None,
+    mode: str = "auto",
 ) -> Any:
-    """The TRL trainer for `recipe`, built on an Unsloth model (the in-process API's entry)."""
-    from aligntune.runners.unsloth.trainers import create_trainer as build
+    """An UnslothRun (train/evaluate/save_model/predict) for a validated recipe and plan."""
+    from aligntune.runners.unsloth.trainer import create_trainer as build
 
-    return build(recipe, plan, reward_callables=reward_callables)
+    return build(recipe, plan, reward_callables, run_dir, mode)  # type: ignore[arg-type]

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 ALLOW_CPU_ENV = "ALIGNTUNE_UNSLOTH_ALLOW_CPU"
 """Set to 1 to run without a GPU (Unsloth's CPU mode)."""
-MIN_DRIVER = (570, 26)
-"""The image's torch and triton are built for CUDA 12.8; triton's PTX needs driver 570.26+."""
+MIN_DRIVER = (580, 65)
+"""The image's torch (PyPI's default build) and triton target CUDA 13, which needs 580.65+."""
 MIN_COMPUTE_CAPABILITY = (7, 5)
-"""CUDA 12.8 builds of torch ship kernels for Turing (sm_75) and newer only."""
+"""CUDA 13 builds of torch ship kernels for Turing (sm_75) and newer only."""
 EXIT_UNAVAILABLE = 3
 
 
@@ -74,7 +74,7 @@ def problems(gpus: list[ProbedGpu], why_none: str | None) -> list[str]:
     driver = gpus[0].driver
     if _version(driver) < MIN_DRIVER:
         found.append(
-            f"NVIDIA driver {driver} is too old: this image's CUDA 12.8 torch and triton need "
+            f"NVIDIA driver {driver} is too old: this image's CUDA 13 torch and triton need "
             f"{'.'.join(map(str, MIN_DRIVER))} or newer. Update the host's driver, or use "
             "backend trl"
         )
@@ -94,3 +94,14 @@ def check(environ: Mapping[str, str] | None = None) -> list[str]:
     if environ.get(ALLOW_CPU_ENV, "") in ("1", "true", "yes"):
         return []
     return problems(*probe_gpus())
+
+
+if __name__ == "__main__":
+    # `python -m aligntune.runners.unsloth.preflight`: the check alone, for scripts and people.
+    import sys
+
+    found = check()
+    for problem in found:
+        print(f"error: {problem}", file=sys.stderr)
+    print("preflight: ok" if not found else "preflight: failed")
+    sys.exit(EXIT_UNAVAILABLE if found else 0)
