@@ -1,0 +1,161 @@
+"""Checkpoints you can trust: bitwise resume, skipped half-written saves, SIGTERM, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+from trl_helpers import make_run, read_events
+
+from aligntune.runners.trl.errors import ResumeRefused, RunInterrupted, TrainingDivergedError
+
+pytestmark = pytest.mark.training
+
+FULL_SFT = {
+    "model": {"peft": {"method": "full"}},
+    "training": {"max_steps": 6, "save_steps": 3, "learning_rate": 1e-3, "batch_size": 4},
+}
+
+
+class SignalAtStep(TrainerCallback):
+    """Send this process a real signal at the end of one step (what an orchestrator does)."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step, self.signum = step, signum
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def _interrupted_run(recipe: Path, run_dir: Path, step: int) -> RunInterrupted:
+    run = make_run(recipe, run_dir)
+    # Added first so the signal lands before the runner's callback checks for it.
+    run.trainer.callback_handler.callbacks.insert(0, SignalAtStep(step))
+    with pytest.raises(RunInterrupted) as caught:
+        run.train()
+    return caught.value
+
+
+def test_resume_is_bitwise_equal_to_an_uninterrupted_run(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **FULL_SFT)
+    make_run(recipe, tmp_path / "straight").train()
+
+    interrupted = _interrupted_run(recipe, tmp_path / "resumed", step=2)
+    assert interrupted.exit_code == 143
+    assert interrupted.checkpoint == "checkpoints/checkpoint-2"
+    assert not (tmp_path / "resumed" / "final").exists()
+    status = json.loads((tmp_path / "resumed" / "status.json").read_text())
+    assert status["status"] == "interrupted"
+
+    make_run(recipe, tmp_path / "resumed").train()
+    start = [e for e in read_events(tmp_path / "resumed") if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-2"
+    a = load_file(tmp_path / "straight" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_half_written_checkpoint_is_skipped(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **FULL_SFT)
+    run_dir = tmp_path / "run"
+    _interrupted_run(recipe, run_dir, step=3)
+    good = run_dir / "checkpoints" / "checkpoint-3"
+    assert good.is_dir()
+    # What a kill in the middle of an in-place save leaves: a newer folder without its marker.
+    half = run_dir / "checkpoints" / "checkpoint-5"
+    half.mkdir()
+    (half / "trainer_state.json").write_text("{")
+    make_run(recipe, run_dir).train()
+    start = [e for e in read_events(run_dir) if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-3"
+    assert start["skipped_checkpoints"][0]["path"] == "checkpoint-5"
+    assert "did not finish" in start["skipped_checkpoints"][0]["reason"]
+    assert (run_dir / "final" / "model.safetensors").is_file()
+
+
+def test_changed_recipe_is_refused_unless_restart(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **FULL_SFT)
+    run_dir = tmp_path / "run"
+    _interrupted_run(recipe, run_dir, step=3)
+    changed = tiny_recipe("sft", **{**FULL_SFT, "training": {"learning_rate": 5e-4}})
+    with pytest.raises(ResumeRefused, match="differs"):
+        make_run(changed, run_dir).train()
+    assert (run_dir / "checkpoints" / "checkpoint-3").is_dir()
+    make_run(changed, run_dir, mode="restart").train()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", training={"max_steps": 100000, "save_steps": 100000})
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, TRL_EXPERIMENTAL_SILENCE="1")
+    command = [sys.executable, "-m", "aligntune.runners.trl", "run", str(recipe)]
+    process = subprocess.Popen(
+        [*command, "--output", str(run_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        events = run_dir / "events.jsonl"
+        if events.is_file() and '"event": "log"' in events.read_text():
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted"
+    latest = (run_dir / "checkpoints" / "LATEST").read_text().strip()
+    assert (run_dir / "checkpoints" / latest / "aligntune_checkpoint.json").is_file()
+    assert not (run_dir / "final").exists()
+    assert read_events(run_dir)[-1]["status"] == "interrupted"
+
+
+def test_non_finite_loss_stops_with_last_checkpoint_intact(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **FULL_SFT)
+    data = yaml.safe_load(recipe.read_text())
+    data["training"].update(max_steps=8, save_steps=2)
+    recipe.write_text(yaml.safe_dump(data))
+
+    class PoisonAfter(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 3:
+                for param in model.parameters():
+                    param.data.fill_(float("nan"))
+
+    run = make_run(recipe, tmp_path / "run")
+    run.trainer.callback_handler.callbacks.insert(0, PoisonAfter())
+    with pytest.raises(TrainingDivergedError, match="checkpoint-2"):
+        run.train()
+    assert (
+        tmp_path / "run" / "checkpoints" / "checkpoint-2" / "aligntune_checkpoint.json"
+    ).is_file()
+    assert not (tmp_path / "run" / "checkpoints" / "checkpoint-4").exists()
+    assert not (tmp_path / "run" / "final").exists()
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
