@@ -1,0 +1,246 @@
+"""The trl cpu image for real: `aligntune run` trains SFT, DPO and GRPO in it; ownership, read-only
+inputs, secrets, SIGTERM + resume, and `docker compose run`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "recipes" / "tiny"
+ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
+
+SECRET = "hf_marker_value_must_not_leak_7731"
+RUN_FILES = ("plan.json", "recipe.resolved.yaml", "manifest.json", "events.jsonl", "status.json")
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for an `aligntune` subprocess: no debug tracebacks, no stray token."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ALIGNTUNE_DEBUG", "HF_TOKEN")}
+    env.update(extra)
+    return env
+
+
+def docker_json(*args: str) -> object:
+    out = subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def assert_complete(run_dir: Path, uid: int) -> dict:
+    """Every file of the run directory exists and belongs to `uid`; returns status.json."""
+    for name in (*RUN_FILES, "container.log"):
+        assert (run_dir / name).is_file(), f"{name} missing in {run_dir}"
+    assert (run_dir / "final").is_dir() and any((run_dir / "final").iterdir())
+    assert (run_dir / "checkpoints").is_dir()
+    not_owned = [str(p) for p in run_dir.rglob("*") if p.stat().st_uid != uid]
+    assert not_owned == [], f"not owned by uid {uid}: {not_owned[:5]}"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "finished"
+    return status
+
+
+def test_image_labels_entrypoint_and_user(trl_cpu_image: str) -> None:
+    (info,) = docker_json("image", "inspect", trl_cpu_image)  # type: ignore[misc]
+    config = info["Config"]
+    lock = REPO / "images" / "trl-runner" / "requirements-cpu.lock"
+    assert config["Labels"]["org.aligntune.backend"] == "trl"
+    assert config["Labels"]["org.aligntune.device"] == "cpu"
+    assert config["Labels"]["org.aligntune.version"] == "0.1.0"
+    assert (
+        config["Labels"]["org.aligntune.lock-sha256"]
+        == hashlib.sha256(lock.read_bytes()).hexdigest()
+    )
+    assert config["Entrypoint"] == ["python", "-m", "aligntune.runners.trl"]
+    assert size_gb(trl_cpu_image) <= 1.8
+
+
+def size_gb(image: str) -> float:
+    out = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", image], capture_output=True, text=True
+    )
+    return int(out.stdout) / 1e9
+
+
+def test_sft_run_complete_owned_read_only_and_no_secret_anywhere(
+    trl_cpu_image: str, tmp_path: Path, aligntune: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    run_dir = tmp_path / "sft"
+    env = cli_env(HF_HOME=str(tmp_path / "hf"), HF_TOKEN=SECRET)
+    result = aligntune(
+        "run", str(TINY / "sft.yaml"), "--output", str(run_dir), "--keep-container", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "finished" in result.stdout and f"model: {run_dir / 'final'}" in result.stdout
+    assert_complete(run_dir, os.getuid())
+    plan = json.loads((run_dir / "plan.json").read_text())
+    name = plan["launch"]["container"]["name"]
+    try:
+        (info,) = docker_json("container", "inspect", name)  # type: ignore[misc]
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    mounts = {m["Destination"]: m["RW"] for m in info["Mounts"]}
+    assert mounts["/aligntune/recipe"] is False and mounts["/aligntune/run"] is True
+    assert info["HostConfig"]["Init"] is True
+    assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+    env_with_secret = [e for e in info["Config"]["Env"] if SECRET in e]
+    assert env_with_secret == [f"HF_TOKEN={SECRET}"], "the value may only travel as HF_TOKEN"
+    elsewhere = json.dumps([info["Args"], info["Config"]["Cmd"], info["Config"]["Labels"]])
+    assert SECRET not in elsewhere
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".log", ""):
+            assert SECRET not in path.read_text(errors="replace"), f"secret in {path}"
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_data_mount_is_read_only_inside(trl_cpu_image: str, tmp_path: Path) -> None:
+    """The exact mounts the launcher builds, with a command that tries to write the data."""
+    from aligntune.cli.container import RunPaths, build_container_spec
+    from aligntune.cli.launch import _client, run_arguments
+    from aligntune.core.loader import load_recipe
+    from aligntune.core.selection import Plan
+
+    recipe = load_recipe(TINY / "sft.yaml")
+    plan = Plan(
+        backend="trl",
+        device="cpu",
+        runtime="docker",
+        image=trl_cpu_image,
+        image_available=True,
+        algorithm="sft",
+        requested_backend="auto",
+        gpus=0,
+        nnodes=1,
+        processes_per_node=1,
+        reasons=[],
+        warnings=[],
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "hf").mkdir()
+    paths = RunPaths(TINY / "sft.yaml", tmp_path / "run", tmp_path / "hf")
+    spec, _ = build_container_spec(plan, recipe, paths, user=f"{os.getuid()}:{os.getgid()}")
+    arguments = run_arguments(spec, {})
+    arguments.update(
+        name=None,
+        entrypoint=["python", "-c"],
+        command=[
+            "import errno\ntry:\n open('/aligntune/recipe/data/sft.jsonl', 'a')\n"
+            "except OSError as e:\n print('write refused', errno.errorcode[e.errno])\n"
+            "else:\n print('WRITABLE')\nopen('/aligntune/run/ok', 'w').write('x')"
+        ],
+    )
+    output = _client().containers.run(**arguments, remove=True).decode()
+    assert "write refused EROFS" in output
+    assert (tmp_path / "run" / "ok").stat().st_uid == os.getuid()
+
+
+def test_dpo_as_a_non_root_user(trl_cpu_image: str, tmp_path: Path) -> None:
+    """The CLI itself runs as uid 4321 (in the socket's group); every file is theirs."""
+    uid = 4321
+    socket = Path("/var/run/docker.sock")
+    if os.getuid() != 0 or not socket.exists() or shutil.which("setpriv") is None:
+        pytest.skip("needs root, setpriv and the local docker socket to switch users")
+    # Not under tmp_path: pytest's base folder is private to root (0700).
+    home = Path(tempfile.mkdtemp(prefix="aligntune-uid-test-"))
+    try:
+        os.chown(home, uid, uid)
+        env = cli_env(HOME=str(home), HF_HOME=str(home / "hf"))
+        groups = f"--groups={socket.stat().st_gid}"
+        as_user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", groups]
+        command = [*ALIGNTUNE, "run", str(TINY / "dpo.yaml"), "--output", str(home / "dpo")]
+        result = subprocess.run(
+            [*as_user, *command], capture_output=True, text=True, env=env, cwd=home, timeout=600
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert_complete(home / "dpo", uid)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_grpo_run_reports_rewards(
+    trl_cpu_image: str, tmp_path: Path, aligntune: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    result = aligntune("run", str(TINY / "grpo.yaml"), "--output", str(tmp_path / "grpo"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert "reward" in result.stdout
+    assert_complete(tmp_path / "grpo", os.getuid())
+
+
+def long_recipe(tmp_path: Path) -> Path:
+    """The tiny SFT recipe with enough steps to be interrupted, and no periodic checkpoint."""
+    folder = tmp_path / "recipe"
+    shutil.copytree(TINY, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    recipe = yaml.safe_load((TINY / "sft.yaml").read_text())
+    recipe["training"].update(max_steps=120, save_steps=1000)
+    (folder / "long.yaml").write_text(yaml.safe_dump(recipe))
+    return folder / "long.yaml"
+
+
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(
+    trl_cpu_image: str, tmp_path: Path
+) -> None:
+    recipe, run_dir = long_recipe(tmp_path), tmp_path / "long"
+    command = [*ALIGNTUNE, "run", str(recipe), "--output", str(run_dir), "--quiet"]
+    env = cli_env(HF_HOME=str(tmp_path / "hf"))
+    launcher = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    events = run_dir / "events.jsonl"
+    while time.monotonic() < deadline and '"log"' not in (
+        events.read_text() if events.exists() else ""
+    ):
+        time.sleep(0.2)
+    launcher.send_signal(signal.SIGTERM)
+    out, err = launcher.communicate(timeout=180)
+    assert launcher.returncode == 143, out + err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted"
+    assert (run_dir / status["checkpoint"]).is_dir()
+    assert "resume with: aligntune run" in err
+    stopped_at = status["step"]
+    assert 0 < stopped_at < 120
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming at step {stopped_at}" in again.stdout
+    assert_complete(run_dir, os.getuid())
+    assert json.loads((run_dir / "status.json").read_text())["step"] == 120
+
+
+def test_compose_run_trains_the_recipe_named_in_the_environment(
+    trl_cpu_image: str, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "runs"
+    outputs.mkdir()
+    env = cli_env(
+        ALIGNTUNE_RECIPE="grpo.yaml",
+        ALIGNTUNE_OUTPUT_DIR=str(outputs),
+        ALIGNTUNE_USER=f"{os.getuid()}:{os.getgid()}",
+        HF_HOME=str(tmp_path / "hf"),
+    )
+    result = subprocess.run(
+        ["docker", "compose", "run", "--rm", "trl-runner"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    status = json.loads((outputs / "tiny-grpo" / "status.json").read_text())
+    assert status["status"] == "finished"
+    assert (outputs / "tiny-grpo" / "final").is_dir()
