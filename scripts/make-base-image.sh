@@ -10,7 +10,9 @@ if docker image inspect "$TAG" >/dev/null 2>&1; then
   exit 0
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
-  apt-get install -y -q debootstrap >/dev/null
+  # A fresh machine may have no apt lists yet: refresh them only when the plain install fails.
+  apt-get install -y -q debootstrap >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
 fi
 
 # The same Debian mirror apt uses here, so no other network is needed.
