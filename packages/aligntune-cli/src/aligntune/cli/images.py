@@ -92,9 +92,10 @@ def _check_target(root: Path, image: str, device: str) -> None:
         )
 
 
-def build_image(image: str, device: str, base_image: str | None = None) -> str:
+def build_image(image: str, device: str | None = None, base_image: str | None = None) -> str:
     """Build one runner image (wheelhouse, base, docker build); return its tag."""
     root = source_root()
+    device = device or IMAGES.get(image, ("cpu",))[0]
     _check_target(root, image, device)
     started = time.monotonic()
     base = choose_base(root, base_image)
