@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from aligntune.cli import host, launch, main
 from aligntune.core.rundir import RunDirectory
@@ -259,6 +260,9 @@ def test_local_runtime_starts_the_runner_on_this_host(
     ]
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert plan["runtime"] == "local" and plan["image"] is None
+    resolved = yaml.safe_load((tmp_path / "run" / "recipe.resolved.yaml").read_text())
+    assert resolved["model"]["name_or_path"] == str(TINY / "model")
+    assert resolved["output"]["dir"] == str(tmp_path / "run")
 
 
 def test_resumed_run_keeps_its_backend(

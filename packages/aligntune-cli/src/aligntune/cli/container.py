@@ -149,8 +149,22 @@ class InputMounts:
         return target
 
 
-def container_recipe(recipe: Recipe, inputs: InputMounts) -> dict[str, Any]:
-    """The recipe as data with every local path rewritten to where the container mounts it."""
+class HostPaths:
+    """For --runtime local: local inputs become absolute host paths, hub ids stay as given."""
+
+    def __init__(self, recipe_dir: Path) -> None:
+        self.recipe_dir = recipe_dir.resolve()
+
+    def container_path(self, reference: str) -> str:
+        """The absolute host path of a local `reference`."""
+        path = resolve_local(reference, self.recipe_dir)
+        return str(path) if is_local_path(reference) or path.exists() else reference
+
+
+def container_recipe(
+    recipe: Recipe, inputs: InputMounts | HostPaths, run_dir: str = RUN_MOUNT
+) -> dict[str, Any]:
+    """The recipe as data with every local path rewritten to where the runner will find it."""
     data = recipe.to_yaml_dict()
     data["model"]["name_or_path"] = inputs.container_path(recipe.model.name_or_path)
     for key in ("train", "eval"):
@@ -166,7 +180,7 @@ def container_recipe(recipe: Recipe, inputs: InputMounts) -> dict[str, Any]:
     if data["distributed"].get("config_file"):
         config = data["distributed"]["config_file"]
         data["distributed"]["config_file"] = inputs.container_path(config)
-    data["output"]["dir"] = RUN_MOUNT
+    data["output"]["dir"] = run_dir
     return data
 
 

@@ -20,7 +20,14 @@ import typer
 
 from aligntune.cli import launch
 from aligntune.cli.commands import load_checked
-from aligntune.cli.container import STOP_TIMEOUT_S, RunPaths, build_container_spec, parse_gpus
+from aligntune.cli.container import (
+    STOP_TIMEOUT_S,
+    HostPaths,
+    RunPaths,
+    build_container_spec,
+    container_recipe,
+    parse_gpus,
+)
 from aligntune.cli.progress import format_duration, make_display, summary_text
 from aligntune.core.backend_factory import RUNNER_MODULES
 from aligntune.core.errors import BackendUnavailableError, UsageError
@@ -140,7 +147,8 @@ def prepare(
         if options.gpus is not None:
             raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
         argv = local_command(plan, options, run_dir)
-        resolved = recipe.to_yaml_dict()
+        host_paths = HostPaths(options.recipe.parent)
+        resolved = container_recipe(recipe, host_paths, str(run_dir.root))
         launch_info = {"runtime": "local", "argv": argv}
 
         def start() -> launch.RunHandle:
