@@ -176,7 +176,7 @@ def test_gpus_on_a_cpu_plan_is_a_usage_error(
     args = (str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"), "--gpus", "all")
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2 and "--gpus needs a cuda image" in err
-    assert started == []
+    assert started == [] and not (tmp_path / "run").exists()
 
 
 def test_runner_interrupted_exits_143_and_says_how_to_resume(

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -53,7 +53,6 @@ class RunOptions:
     quiet: bool = False
     user: str | None = None
     keep_container: bool = False
-    extra_args: list[str] = field(default_factory=list)
 
 
 def run_directory(recipe: Recipe, output: Path | None) -> RunDirectory:
@@ -130,7 +129,6 @@ def prepare(
     recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions
 ) -> Callable[[], launch.RunHandle]:
     """Write plan.json and recipe.resolved.yaml; return what starts the run."""
-    run_dir.root.mkdir(parents=True, exist_ok=True)
     if options.runtime == "docker":
         paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
         gpus = parse_gpus(options.gpus)
@@ -155,6 +153,8 @@ def prepare(
             return launch.start_local(argv, run_dir.log, os.environ)
 
     launch_info["resume_command"] = resume_command(options, run_dir)
+    # Only now, with every check passed, does the run directory come into being.
+    run_dir.root.mkdir(parents=True, exist_ok=True)
     run_dir.write_json(run_dir.plan, {**plan.model_dump(mode="json"), "launch": launch_info})
     run_dir.write_recipe(resolved)
     return start
