@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -103,6 +104,7 @@ CASES: list[tuple[str, str, dict[str, Any], HostInfo, str | None, str, str, str]
     ("local-gpu-unsloth-missing", "sft", {}, LOCAL_GPU_TRL_ONLY, None, "local", "trl", "cuda"),
     ("local-gpu-both", "sft", {}, LOCAL_GPU_BOTH, None, "local", "unsloth", "cuda"),
     ("cpu-explicit-unsloth-cpu-mode", "sft", {}, CPU_HOST, "unsloth", "docker", "unsloth", "cpu"),
+    ("cpu-explicit-unsloth-ppo", "ppo", {}, CPU_HOST, "unsloth", "docker", "unsloth", "cpu"),
     (
         "gpu-qlora",
         "sft",
@@ -173,7 +175,6 @@ ERRORS: list[tuple[str, str, dict[str, Any], HostInfo, str | None, str, str]] = 
         "docker",
         "gpt2 architecture",
     ),
-    ("unsloth-cpu-ppo", "ppo", {}, CPU_HOST, "unsloth", "docker", "not verified for ppo"),
     (
         "unsloth-cpu-full-ft",
         "sft",
@@ -233,3 +234,13 @@ def test_unsloth_cpu_mode_warns(make_recipe) -> None:
 def test_gpus_without_nvidia_runtime_warn(make_recipe) -> None:
     plan = select_backend(_recipe("sft", {}, make_recipe), GPU_NO_TOOLKIT)
     assert any("no nvidia runtime" in w for w in plan.warnings)
+
+
+def test_unsloth_cpu_mode_is_refused_where_it_was_not_verified(make_recipe, monkeypatch) -> None:
+    import aligntune.core.selection as selection
+
+    real = selection.get_algorithm
+    unverified = replace(real("dpo"), verified=MappingProxyType({"trl": ("cpu",)}))
+    monkeypatch.setattr(selection, "get_algorithm", lambda n: unverified if n == "dpo" else real(n))
+    with pytest.raises(BackendUnavailableError, match="CPU mode is not verified for dpo"):
+        select_backend(_recipe("dpo", {}, make_recipe), CPU_HOST, backend="unsloth")
