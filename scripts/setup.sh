@@ -42,9 +42,8 @@ host_venv() {
 
 unsloth_venv() {
   [ -x .venv-unsloth/bin/python ] || "$PYTHON" -m venv .venv-unsloth
-  pip_quiet .venv-unsloth/bin/pip install -q -c packages/unsloth-runner/constraints.txt torch==2.13.0
-  pip_quiet .venv-unsloth/bin/pip install -q -c packages/unsloth-runner/constraints.txt \
-    -r packages/unsloth-runner/requirements-cpu.txt
+  pip_quiet .venv-unsloth/bin/pip install -q torch==2.13.0
+  pip_quiet .venv-unsloth/bin/pip install -q --no-deps -r packages/unsloth-runner/requirements-cpu.lock
   pip_quiet .venv-unsloth/bin/pip install -q --no-deps \
     -e packages/aligntune-core -e packages/unsloth-runner
 }
