@@ -32,7 +32,10 @@ platform_args=(--only-binary=:all: --no-deps --implementation cp --python-versio
   --platform linux_x86_64)
 
 download() {
-  "$PYTHON" -m pip download -q --dest "$DEST" "${platform_args[@]}" "$@"
+  # Notices about a machine's extra (missing) find-links are noise; errors still show.
+  "$PYTHON" -m pip download -q --dest "$DEST" "${platform_args[@]}" "$@" 2>&1 \
+    | { grep -v -e '^WARNING: Location' -e '^\[notice\]' || true; } >&2
+  return "${PIPESTATUS[0]}"
 }
 
 echo "downloading wheels for $IMAGE ($DEVICE) into $DEST ..."

@@ -207,6 +207,23 @@ def test_sigterm_to_the_launcher_stops_the_run_and_exits_143(
     assert code == 143 and fake.signals == ["TERM"]
 
 
+def test_sigterm_while_the_container_is_created_is_not_lost(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_host: Callable[..., None],
+) -> None:
+    fake = FakeRun(tmp_path / "run", 143)
+
+    def slow_start(spec: Any, log: Path, keep: bool = False) -> FakeRun:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return fake
+
+    monkeypatch.setattr(launch, "start_container", slow_start)
+    code, _, _ = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    assert code == 143 and fake.signals == ["TERM"]
+
+
 def test_second_ctrl_c_kills(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

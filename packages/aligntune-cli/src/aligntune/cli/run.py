@@ -170,12 +170,17 @@ def local_command(plan: Plan, options: RunOptions, run_dir: RunDirectory) -> lis
 
 
 class StopOnSignal:
-    """First Ctrl-C/SIGTERM: stop gracefully (checkpoint); second: kill at once."""
+    """First Ctrl-C/SIGTERM: stop gracefully (checkpoint); second: kill at once.
 
-    def __init__(self, handle: launch.RunHandle, grace_s: float) -> None:
-        self.handle = handle
+    Installed before the run starts, so a signal that arrives while the container is being
+    created is not lost: it is applied as soon as the handle exists.
+    """
+
+    def __init__(self, grace_s: float) -> None:
+        self.handle: launch.RunHandle | None = None
         self.grace_s = grace_s
         self.signum: int | None = None
+        self.kills = 0
         self.deadline: float | None = None
         self._previous: dict[int, Any] = {}
 
@@ -188,42 +193,52 @@ class StopOnSignal:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
 
+    def attach(self, handle: launch.RunHandle) -> None:
+        """The run has started: pass on whatever was asked before."""
+        self.handle = handle
+        if self.kills:
+            handle.kill()
+        elif self.signum is not None:
+            handle.stop()
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
             self.deadline = time.monotonic() + self.grace_s
             typer.echo("\nstopping: the runner saves a checkpoint (Ctrl-C again to kill)", err=True)
-            self.handle.stop()
+            if self.handle is not None:
+                self.handle.stop()
         else:
+            self.kills += 1
             typer.echo("killing the run now (no checkpoint)", err=True)
-            self.handle.kill()
+            if self.handle is not None:
+                self.handle.kill()
 
     def check_deadline(self) -> None:
         """Kill a run that did not stop within its grace time."""
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.handle and self.deadline is not None and time.monotonic() > self.deadline:
             typer.echo(f"the run did not stop within {self.grace_s:.0f} s; killing it", err=True)
             self.handle.kill()
             self.deadline = None
 
 
 def follow(
-    handle: launch.RunHandle, run_dir: RunDirectory, quiet: bool, grace_s: float
-) -> tuple[int, int | None]:
-    """Show progress until the run ends; (runner exit code, signal the launcher received)."""
+    handle: launch.RunHandle, run_dir: RunDirectory, quiet: bool, stopper: StopOnSignal
+) -> int:
+    """Show progress until the run ends; return the runner's exit code."""
     display = make_display(quiet)
     # Events of earlier attempts (a resumed run) were shown then; follow only the new ones.
     offset = run_dir.events.stat().st_size if run_dir.events.is_file() else 0
     try:
-        with StopOnSignal(handle, grace_s) as stopper:
-            while True:
-                code = handle.poll()
-                events, offset = run_dir.read_events(offset)
-                for event in events:
-                    display.handle(event)
-                if code is not None:
-                    return code, stopper.signum
-                stopper.check_deadline()
-                time.sleep(POLL_S)
+        while True:
+            code = handle.poll()
+            events, offset = run_dir.read_events(offset)
+            for event in events:
+                display.handle(event)
+            if code is not None:
+                return code
+            stopper.check_deadline()
+            time.sleep(POLL_S)
     finally:
         display.close()
         handle.close()
@@ -278,7 +293,9 @@ def run_recipe(options: RunOptions) -> int:
         typer.echo("\n".join(plan.summary_lines()))
     typer.echo(f"run directory: {run_dir.root}")
     started = time.monotonic()
-    handle = start()
-    typer.echo(f"started {handle.description}; log: {run_dir.log}")
-    code, signum = follow(handle, run_dir, options.quiet, STOP_TIMEOUT_S)
-    return report(code, signum, run_dir, options, time.monotonic() - started)
+    with StopOnSignal(STOP_TIMEOUT_S) as stopper:
+        handle = start()
+        typer.echo(f"started {handle.description}; log: {run_dir.log}")
+        stopper.attach(handle)
+        code = follow(handle, run_dir, options.quiet, stopper)
+    return report(code, stopper.signum, run_dir, options, time.monotonic() - started)
