@@ -78,6 +78,7 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
         init=True,
         shm_size="2g",
         gpus=None,
+        ulimits=None,
     )
     assert resolved["model"]["name_or_path"] == "/aligntune/recipe/model"
     assert resolved["data"]["train"]["path"] == "/aligntune/recipe/data/sft.jsonl"
@@ -91,6 +92,16 @@ def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
     arguments = run_arguments(spec, {})
     (request,) = arguments["device_requests"]
     assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
+    assert spec.ulimits == {"memlock": -1, "stack": 67108864}
+    limits = {u["Name"]: (u["Soft"], u["Hard"]) for u in arguments["ulimits"]}
+    assert limits == {"memlock": (-1, -1), "stack": (67108864, 67108864)}
+
+
+def test_unsloth_cpu_mode_lets_the_image_start_without_a_gpu(tmp_path: Path) -> None:
+    spec, _ = spec_for(tmp_path, plan=make_plan("cpu", backend="unsloth"))
+    assert spec.image == "aligntune/unsloth-runner:0.1.0-cuda"
+    assert spec.gpus is None and spec.ulimits is None
+    assert spec.environment["ALIGNTUNE_UNSLOTH_ALLOW_CPU"] == "1"
 
 
 def test_cuda_spec_takes_given_gpus(tmp_path: Path) -> None:
@@ -200,7 +211,7 @@ def test_run_arguments_carry_init_shm_user_and_read_only_binds(tmp_path: Path) -
     binds = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in arguments["mounts"]}
     assert binds["/aligntune/recipe"] == (str(TINY), True)
     assert binds["/aligntune/run"] == (str(tmp_path / "run"), False)
-    assert "device_requests" not in arguments
+    assert "device_requests" not in arguments and "ulimits" not in arguments
 
 
 def test_container_name_is_stable_per_run_directory(tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ PASSTHROUGH_ENV = (
 
 SHM_SIZE = "2g"
 """Docker's default 64 MB /dev/shm kills DataLoader workers."""
+CUDA_ULIMITS = {"memlock": -1, "stack": 67108864}
+"""NVIDIA's recommended limits for PyTorch in containers (pinned memory, deep kernels' stacks)."""
 STOP_TIMEOUT_S = 120
 """How long a stopping run may take to save its checkpoint before it is killed."""
 
@@ -87,6 +89,7 @@ class ContainerSpec:
     init: bool = True
     shm_size: str = SHM_SIZE
     gpus: GpuRequest | None = None
+    ulimits: dict[str, int] | None = None
     stop_timeout_s: int = STOP_TIMEOUT_S
 
     def describe(self) -> dict[str, Any]:
@@ -102,6 +105,7 @@ class ContainerSpec:
             "init": self.init,
             "shm_size": self.shm_size,
             "gpus": vars(self.gpus) if self.gpus else None,
+            "ulimits": self.ulimits,
         }
 
 
@@ -220,6 +224,12 @@ def build_container_spec(
         Mount(str(paths.run_dir.resolve()), RUN_MOUNT, read_only=False),
         Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
     )
+    environment = {"HF_HOME": HF_CACHE_MOUNT, "PYTHONPATH": RECIPE_MOUNT}
+    if plan.backend == "unsloth" and plan.device == "cpu":
+        # The plan chose Unsloth's CPU mode on purpose (asked for, with a warning); the image's
+        # GPU preflight would otherwise refuse to start.
+        environment["ALIGNTUNE_UNSLOTH_ALLOW_CPU"] = "1"
+    cuda = plan.device == "cuda"
     spec = ContainerSpec(
         image=plan.image,
         name=container_name(paths.run_dir, recipe),
@@ -227,7 +237,7 @@ def build_container_spec(
         mounts=mounts,
         # PYTHONPATH: `module:function` rewards are imported from the recipe's folder, as on
         # the host, although the runner reads the resolved recipe from the run directory.
-        environment={"HF_HOME": HF_CACHE_MOUNT, "PYTHONPATH": RECIPE_MOUNT},
+        environment=environment,
         passthrough_env=PASSTHROUGH_ENV,
         user=user,
         labels={
@@ -237,6 +247,7 @@ def build_container_spec(
             "org.aligntune.device": plan.device,
             "org.aligntune.version": VERSION,
         },
-        gpus=(gpus or GpuRequest(count=-1)) if plan.device == "cuda" else None,
+        gpus=(gpus or GpuRequest(count=-1)) if cuda else None,
+        ulimits=dict(CUDA_ULIMITS) if cuda else None,
     )
     return spec, resolved

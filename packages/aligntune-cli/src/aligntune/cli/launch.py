@@ -85,6 +85,10 @@ def run_arguments(spec: ContainerSpec, env: Mapping[str, str]) -> dict[str, Any]
                 capabilities=[["gpu"]],
             )
         ]
+    if spec.ulimits:
+        arguments["ulimits"] = [
+            types.Ulimit(name=name, soft=value, hard=value) for name, value in spec.ulimits.items()
+        ]
     return arguments
 
 
