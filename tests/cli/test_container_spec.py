@@ -92,9 +92,9 @@ def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
     arguments = run_arguments(spec, {})
     (request,) = arguments["device_requests"]
     assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
-    assert spec.ulimits == {"memlock": -1, "stack": 67108864}
+    assert spec.ulimits == {"stack": 67108864}
     limits = {u["Name"]: (u["Soft"], u["Hard"]) for u in arguments["ulimits"]}
-    assert limits == {"memlock": (-1, -1), "stack": (67108864, 67108864)}
+    assert limits == {"stack": (67108864, 67108864)}
 
 
 def test_unsloth_cpu_mode_lets_the_image_start_without_a_gpu(tmp_path: Path) -> None:

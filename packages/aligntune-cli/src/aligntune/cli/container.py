@@ -47,8 +47,9 @@ PASSTHROUGH_ENV = (
 
 SHM_SIZE = "2g"
 """Docker's default 64 MB /dev/shm kills DataLoader workers."""
-CUDA_ULIMITS = {"memlock": -1, "stack": 67108864}
-"""NVIDIA's recommended limits for PyTorch in containers (pinned memory, deep kernels' stacks)."""
+CUDA_ULIMITS = {"stack": 67108864}
+"""The stack size NVIDIA recommends for PyTorch containers. Not `memlock=-1`: an engine without
+CAP_SYS_RESOURCE (rootless, some sandboxes) refuses to start such a container at all."""
 STOP_TIMEOUT_S = 120
 """How long a stopping run may take to save its checkpoint before it is killed."""
 
