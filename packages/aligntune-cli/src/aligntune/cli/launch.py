@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aligntune.cli.container import ContainerSpec
-from aligntune.core.errors import AlignTuneError, BackendUnavailableError, UsageError
+from aligntune.core.errors import BackendUnavailableError, UsageError
 
 API_TIMEOUT_S = 60
 
@@ -160,16 +160,24 @@ def _clear_name(client: Any, name: str) -> None:
 def start_container(spec: ContainerSpec, log_path: Path, *, keep: bool = False) -> RunHandle:
     """Create and start the container for `spec`, copying its log into `log_path`."""
     docker = _docker()
+    client = _client()
+    _clear_name(client, spec.name)
     try:
-        client = _client()
-        _clear_name(client, spec.name)
         container = client.containers.create(**run_arguments(spec, os.environ))
-        container.start()
     except docker.errors.ImageNotFound:
         raise BackendUnavailableError(f"image {spec.image} is not in the docker engine") from None
     except docker.errors.APIError as exc:
-        raise AlignTuneError(f"docker refused to start the run: {exc.explanation or exc}") from None
+        raise BackendUnavailableError(f"docker refused the container: {_explain(exc)}") from None
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        container.remove(force=True)
+        raise BackendUnavailableError(f"docker could not start the run: {_explain(exc)}") from None
     return ContainerRun(container, log_path, keep)
+
+
+def _explain(exc: Any) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
 
 
 class ProcessRun:
