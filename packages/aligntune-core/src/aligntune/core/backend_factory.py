@@ -95,6 +95,29 @@ def list_backends() -> list[dict[str, Any]]:
     ]
 
 
+ARGUMENT_FIELDS: dict[str, str] = {
+    "model_name": "model.name_or_path",
+    "dataset_name": "data.train.path",
+    "backend": "backend",
+    "output_dir": "output.dir",
+    "num_epochs": "training.epochs",
+    "max_steps": "training.max_steps",
+    "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate",
+    "max_seq_length": "data.max_length",
+    "max_samples": "data.train.max_samples",
+    "system_prompt": "data.system_prompt",
+}
+"""The named arguments of create_*_trainer and the recipe field each one sets."""
+
+
+def _argument_fields(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Recipe field -> value for the named arguments of a create_*_trainer call."""
+    fields = {ARGUMENT_FIELDS[k]: v for k, v in arguments.items() if k in ARGUMENT_FIELDS}
+    fields["backend"] = BackendType(fields["backend"]).value
+    return fields
+
+
 def _set(tree: dict[str, Any], path: Sequence[str], value: Any) -> None:
     for key in path[:-1]:
         tree = tree.setdefault(key, {})
@@ -180,20 +203,8 @@ def create_sft_trainer(
     **kwargs: Any,
 ) -> Any:
     """A supervised fine-tuning trainer; keyword arguments map onto recipe fields."""
+    given = _argument_fields(locals())
     tree, base_dir = _base_tree(config)
-    given = {
-        "model.name_or_path": model_name,
-        "data.train.path": dataset_name,
-        "backend": BackendType(backend).value,
-        "output.dir": output_dir,
-        "training.epochs": num_epochs,
-        "training.max_steps": max_steps,
-        "training.batch_size": batch_size,
-        "training.learning_rate": learning_rate,
-        "data.max_length": max_seq_length,
-        "data.train.max_samples": max_samples,
-        "data.system_prompt": system_prompt,
-    }
     recipe = _recipe_from_call("sft", tree, base_dir, given, kwargs)
     return create_trainer_from_recipe(recipe)
 
@@ -219,6 +230,7 @@ def create_rl_trainer(
     **kwargs: Any,
 ) -> Any:
     """A preference or RL trainer (dpo, ppo, grpo, gspo, dapo, dr_grpo)."""
+    given = _argument_fields(locals())
     if get_algorithm(algorithm).family == "sft":
         raise RecipeError(
             "create_rl_trainer arguments", ["algorithm: use create_sft_trainer for sft"]
@@ -243,19 +255,6 @@ def create_rl_trainer(
                 function = name
             entries.append({"function": function, "weight": weight})
         tree["rewards"] = entries
-    given = {
-        "model.name_or_path": model_name,
-        "data.train.path": dataset_name,
-        "backend": BackendType(backend).value,
-        "output.dir": output_dir,
-        "training.epochs": num_epochs,
-        "training.max_steps": max_steps,
-        "training.batch_size": batch_size,
-        "training.learning_rate": learning_rate,
-        "data.max_length": max_seq_length,
-        "data.train.max_samples": max_samples,
-        "data.system_prompt": system_prompt,
-        "algorithm.reward_model": reward_model_path or reward_model_name,
-    }
+    given["algorithm.reward_model"] = reward_model_path or reward_model_name
     recipe = _recipe_from_call(algorithm, tree, base_dir, given, kwargs)
     return create_trainer_from_recipe(recipe, reward_callables=callables)
