@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aligntune.cli.topology import Topology
 from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import UsageError
 from aligntune.core.recipe import Recipe
@@ -38,12 +39,10 @@ PASSTHROUGH_ENV = (
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
-    "NNODES",
-    "NODE_RANK",
-    "MASTER_ADDR",
-    "MASTER_PORT",
 )
-"""Host variables handed to the container by name when set; their values never enter a spec."""
+"""Host variables handed to the container by name when set; their values never enter a spec.
+The topology (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT) is not among them: it is resolved from
+flags and environment first, then passed by value (see `topology.py`)."""
 
 SHM_SIZE = "2g"
 """Docker's default 64 MB /dev/shm kills DataLoader workers."""
@@ -92,6 +91,10 @@ class ContainerSpec:
     gpus: GpuRequest | None = None
     ulimits: dict[str, int] | None = None
     stop_timeout_s: int = STOP_TIMEOUT_S
+    network: str | None = None
+    """`host`, a named docker network, or None for docker's default bridge."""
+    network_aliases: tuple[str, ...] = ()
+    """Names other containers on a named network reach this one by (node 0: the rendezvous)."""
 
     def describe(self) -> dict[str, Any]:
         """The spec as JSON-friendly data for plan.json (names only, never values)."""
@@ -107,6 +110,8 @@ class ContainerSpec:
             "shm_size": self.shm_size,
             "gpus": vars(self.gpus) if self.gpus else None,
             "ulimits": self.ulimits,
+            "network": self.network,
+            "network_aliases": list(self.network_aliases),
         }
 
 
@@ -125,11 +130,33 @@ def parse_gpus(value: str | None) -> GpuRequest | None:
     raise UsageError(f"--gpus {value!r}: use all, a count such as 2, or device=0,1")
 
 
-def container_name(run_dir: Path, recipe: Recipe) -> str:
-    """One name per run directory, so two launches of the same run cannot overlap."""
+def _safe_name(recipe: Recipe) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", recipe.run_name)[:40]
+
+
+def container_name(run_dir: Path, recipe: Recipe, topology: Topology | None = None) -> str:
+    """One name per run directory (and node), so two launches of the same run cannot overlap."""
     digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:10]
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", recipe.run_name)[:40]
-    return f"aligntune-{safe}-{digest}"
+    # Two nodes of one job may share a docker engine and a run directory: the rank tells them apart.
+    node = f"-node{topology.node_rank}" if topology and topology.multi_node else ""
+    return f"aligntune-{_safe_name(recipe)}-{digest}{node}"
+
+
+def node_alias(recipe: Recipe, node_rank: int) -> str:
+    """The name a node's container answers to on a named network: node 0's is MASTER_ADDR."""
+    return f"aligntune-{_safe_name(recipe)}-node{node_rank}"
+
+
+def container_network(
+    recipe: Recipe, topology: Topology, network: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """The network and aliases: host networking for several machines unless a network is named."""
+    if network is None and topology.multi_node:
+        # Each node runs on its own machine: bridge NAT would hide node 0's rendezvous port.
+        network = "host"
+    if network in (None, "host", "bridge", "none"):
+        return network, ()
+    return network, (node_alias(recipe, topology.node_rank),)
 
 
 class InputMounts:
@@ -206,6 +233,8 @@ def build_container_spec(
     user: str,
     gpus: GpuRequest | None = None,
     mode: str = "auto",
+    topology: Topology | None = None,
+    network: str | None = None,
 ) -> tuple[ContainerSpec, dict[str, Any]]:
     """The container for `plan`, and the recipe rewritten to the container's paths."""
     if plan.image is None:
@@ -230,10 +259,13 @@ def build_container_spec(
         # The plan chose Unsloth's CPU mode on purpose (asked for, with a warning); the image's
         # GPU preflight would otherwise refuse to start.
         environment["ALIGNTUNE_UNSLOTH_ALLOW_CPU"] = "1"
+    topology = topology or Topology()
+    environment.update(topology.environment())
+    network, aliases = container_network(recipe, topology, network)
     cuda = plan.device == "cuda"
     spec = ContainerSpec(
         image=plan.image,
-        name=container_name(paths.run_dir, recipe),
+        name=container_name(paths.run_dir, recipe, topology),
         command=tuple(command),
         mounts=mounts,
         # PYTHONPATH: `module:function` rewards are imported from the recipe's folder, as on
@@ -250,5 +282,7 @@ def build_container_spec(
         },
         gpus=(gpus or GpuRequest(count=-1)) if cuda else None,
         ulimits=dict(CUDA_ULIMITS) if cuda else None,
+        network=network,
+        network_aliases=aliases,
     )
     return spec, resolved

@@ -85,11 +85,22 @@ def run_arguments(spec: ContainerSpec, env: Mapping[str, str]) -> dict[str, Any]
                 capabilities=[["gpu"]],
             )
         ]
+    arguments.update(network_arguments(spec))
     if spec.ulimits:
         arguments["ulimits"] = [
             types.Ulimit(name=name, soft=value, hard=value) for name, value in spec.ulimits.items()
         ]
     return arguments
+
+
+def network_arguments(spec: ContainerSpec) -> dict[str, Any]:
+    """`network_mode` for host/bridge/none, else the named network with this node's aliases."""
+    if spec.network is None:
+        return {}
+    if spec.network in ("host", "bridge", "none"):
+        return {"network_mode": spec.network}
+    endpoint = _client().api.create_endpoint_config(aliases=list(spec.network_aliases) or None)
+    return {"network": spec.network, "networking_config": {spec.network: endpoint}}
 
 
 class ContainerRun:

@@ -133,10 +133,40 @@ def run(
         bool,
         typer.Option("--keep-container", help="Keep the stopped container for `docker inspect`."),
     ] = False,
+    nnodes: Annotated[
+        int | None, typer.Option("--nnodes", help="Machines in the job (default: NNODES, else 1).")
+    ] = None,
+    node_rank: Annotated[
+        int | None,
+        typer.Option("--node-rank", help="This machine's rank, from 0 (default: NODE_RANK)."),
+    ] = None,
+    master_addr: Annotated[
+        str | None,
+        typer.Option("--master-addr", help="Node 0's address (default: MASTER_ADDR)."),
+    ] = None,
+    master_port: Annotated[
+        int | None,
+        typer.Option("--master-port", help="Rendezvous port (default: MASTER_PORT, else 29500)."),
+    ] = None,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            help="Docker network: host (default with several nodes) or a named network.",
+        ),
+    ] = None,
 ) -> None:
     """Train a recipe in its backend's container (or --runtime local), following its progress."""
     from aligntune.cli.run import RunOptions, run_recipe
+    from aligntune.cli.topology import resolve_topology
 
+    topology = resolve_topology(
+        os.environ,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        master_addr=master_addr,
+        master_port=master_port,
+    )
     if resume and restart:
         raise typer.BadParameter("use --resume or --restart, not both", param_hint="--resume")
     options = RunOptions(
@@ -149,6 +179,8 @@ def run(
         quiet=quiet,
         user=user,
         keep_container=keep_container,
+        topology=topology,
+        network=network,
     )
     raise typer.Exit(run_recipe(options))
 

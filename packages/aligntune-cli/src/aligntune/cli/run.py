@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from aligntune.cli.container import (
     parse_gpus,
 )
 from aligntune.cli.progress import format_duration, make_display, summary_text
+from aligntune.cli.topology import Topology
 from aligntune.core.backend_factory import RUNNER_MODULES
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.recipe import Recipe
@@ -53,6 +54,10 @@ class RunOptions:
     quiet: bool = False
     user: str | None = None
     keep_container: bool = False
+    topology: Topology = field(default_factory=Topology)
+    """Nodes, this node's rank and the rendezvous (from flags, else the environment)."""
+    network: str | None = None
+    """Docker network for the container (host, or a named network for several nodes)."""
 
 
 def run_directory(recipe: Recipe, output: Path | None) -> RunDirectory:
@@ -82,10 +87,12 @@ def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Pla
     from aligntune.cli.host import probe_host
 
     backend = saved_backend(run_dir, options)
-    host, _ = probe_host(docker=options.runtime == "docker")
+    host, _ = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
     plan = select_backend(recipe, host, backend=backend, runtime=options.runtime)
     if backend and backend != options.backend:
         plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
+    if options.topology.multi_node:
+        plan.reasons.append(f"topology: {options.topology.describe()}")
     if options.runtime == "docker" and not plan.image_available:
         device = "" if plan.backend == "unsloth" else f" --device {plan.device}"
         raise BackendUnavailableError(
@@ -134,7 +141,14 @@ def prepare(
         gpus = parse_gpus(options.gpus)
         user = options.user or default_user()
         spec, resolved = build_container_spec(
-            plan, recipe, paths, user=user, gpus=gpus, mode=options.mode
+            plan,
+            recipe,
+            paths,
+            user=user,
+            gpus=gpus,
+            mode=options.mode,
+            topology=options.topology,
+            network=options.network,
         )
         launch_info: dict[str, Any] = {"runtime": "docker", "container": spec.describe()}
 
@@ -144,13 +158,16 @@ def prepare(
     else:
         if options.gpus is not None:
             raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
+        if options.network is not None:
+            raise UsageError("--network applies to the docker runtime")
         argv = local_command(plan, options, run_dir)
         host_paths = HostPaths(options.recipe.parent)
         resolved = container_recipe(recipe, host_paths, str(run_dir.root))
-        launch_info = {"runtime": "local", "argv": argv}
+        topology_env = options.topology.environment()
+        launch_info = {"runtime": "local", "argv": argv, "environment": topology_env}
 
         def start() -> launch.RunHandle:
-            return launch.start_local(argv, run_dir.log, os.environ)
+            return launch.start_local(argv, run_dir.log, {**os.environ, **topology_env})
 
     launch_info["resume_command"] = resume_command(options, run_dir)
     # Only now, with every check passed, does the run directory come into being.

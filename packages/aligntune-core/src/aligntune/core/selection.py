@@ -175,6 +175,16 @@ def _architecture_blocker(recipe: Recipe) -> str | None:
     return None
 
 
+def _check_strategy_device(recipe: Recipe, device: str) -> None:
+    """DeepSpeed ZeRO needs CUDA; DDP and FSDP also run on CPU (gloo), so they pass."""
+    if recipe.distributed.strategy == "deepspeed" and device == "cpu":
+        raise BackendUnavailableError(
+            "distributed.strategy deepspeed needs CUDA GPUs (DeepSpeed ZeRO has no CPU training "
+            "path in aligntune's images); none is usable here",
+            hint="use distributed.strategy ddp or fsdp: both run on CPU with the gloo backend",
+        )
+
+
 def _check_runtime(backend: str, runtime: Runtime, host: HostInfo) -> None:
     if runtime == "docker" and not host.docker_available:
         detail = f" ({host.notes[0]})" if host.notes else ""
@@ -230,6 +240,7 @@ def select_backend(
             "none is usable here",
             hint="set model.quantization: none to train LoRA in full precision",
         )
+    _check_strategy_device(recipe, device)
     _check_runtime(chosen, runtime, host)
     reasons.append(
         f"device {device}: "

@@ -1,0 +1,93 @@
+"""Where this run sits in a multi-node job: node count, this node's rank, the rendezvous.
+
+Never from the recipe: flags of `aligntune run` win, else the environment (NNODES, NODE_RANK,
+MASTER_ADDR, MASTER_PORT), as compose, Slurm and Kubernetes set it. Pure: no torch, no docker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aligntune.core.errors import UsageError
+
+DEFAULT_PORT = 29500
+"""torchrun's default rendezvous port."""
+TOPOLOGY_ENV = ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """This node's place in the job; one node with no rendezvous when nothing is set."""
+
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str | None = None
+    master_port: int | None = None
+
+    @property
+    def multi_node(self) -> bool:
+        """More than one machine takes part."""
+        return self.nnodes > 1
+
+    def environment(self) -> dict[str, str]:
+        """The variables the runner reads (values: they are addresses, not secrets)."""
+        if not self.multi_node and self.master_addr is None and self.master_port is None:
+            return {}
+        env = {"NNODES": str(self.nnodes), "NODE_RANK": str(self.node_rank)}
+        if self.master_addr is not None:
+            env["MASTER_ADDR"] = self.master_addr
+        if self.master_port is not None:
+            env["MASTER_PORT"] = str(self.master_port)
+        return env
+
+    def describe(self) -> str:
+        """`node 1 of 2, rendezvous node0:29500` for plans and logs."""
+        where = f", rendezvous {self.master_addr}:{self.master_port}" if self.master_addr else ""
+        return f"node {self.node_rank} of {self.nnodes}{where}"
+
+
+def _integer(name: str, value: str | int | None, minimum: int) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name}={value!r} is not a whole number") from None
+    if number < minimum:
+        raise UsageError(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def resolve_topology(
+    env: Mapping[str, str],
+    *,
+    nnodes: int | None = None,
+    node_rank: int | None = None,
+    master_addr: str | None = None,
+    master_port: int | None = None,
+) -> Topology:
+    """Flags first, then NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT; refuse one that cannot work."""
+    count = _integer("nnodes", nnodes, 1) or _integer("NNODES", env.get("NNODES"), 1) or 1
+    rank = _integer("node-rank", node_rank, 0)
+    if rank is None:
+        rank = _integer("NODE_RANK", env.get("NODE_RANK"), 0) or 0
+    address = master_addr or env.get("MASTER_ADDR") or None
+    port = _integer("master-port", master_port, 1) or _integer(
+        "MASTER_PORT", env.get("MASTER_PORT"), 1
+    )
+    if port is not None and port > 65535:
+        raise UsageError(f"master port {port} is not a TCP port (1-65535)")
+    if rank >= count:
+        raise UsageError(
+            f"node rank {rank} is not below the number of nodes {count} "
+            "(ranks count from 0: the first node is 0, the last NNODES-1)"
+        )
+    if count > 1 and not address:
+        raise UsageError(
+            f"{count} nodes need a rendezvous address: set MASTER_ADDR (or --master-addr) "
+            "to node 0's host name or IP, the same on every node"
+        )
+    if count > 1 and port is None:
+        port = DEFAULT_PORT
+    return Topology(count, rank, address, port)

@@ -1,0 +1,128 @@
+"""Topology from flags or the environment, passed by value into the container; bad ones refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aligntune.cli.container import PASSTHROUGH_ENV, RunPaths, build_container_spec
+from aligntune.cli.topology import Topology, resolve_topology
+from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.loader import load_recipe, recipe_from_dict
+from aligntune.core.selection import HostInfo, Plan, select_backend
+
+TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
+
+
+def test_environment_gives_the_topology() -> None:
+    env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "node0", "MASTER_PORT": "29600"}
+    assert resolve_topology(env) == Topology(2, 1, "node0", 29600)
+
+
+def test_flags_win_over_the_environment() -> None:
+    env = {"NNODES": "4", "NODE_RANK": "3", "MASTER_ADDR": "a", "MASTER_PORT": "1234"}
+    topology = resolve_topology(env, nnodes=2, node_rank=0, master_addr="b", master_port=4321)
+    assert topology == Topology(2, 0, "b", 4321)
+
+
+def test_nothing_set_is_one_node() -> None:
+    topology = resolve_topology({})
+    assert topology == Topology() and topology.environment() == {}
+
+
+def test_default_port_for_several_nodes() -> None:
+    assert resolve_topology({}, nnodes=2, master_addr="n0").master_port == 29500
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "message"),
+    [
+        ({"NNODES": "2", "NODE_RANK": "2", "MASTER_ADDR": "n0"}, {}, "node rank 2 is not below"),
+        ({}, {"nnodes": 2, "node_rank": 5, "master_addr": "n0"}, "node rank 5 is not below"),
+        ({"NNODES": "2"}, {}, "need a rendezvous address"),
+        ({"NNODES": "two"}, {}, "NNODES='two' is not a whole number"),
+        ({}, {"nnodes": 2, "master_addr": "n0", "master_port": 70000}, "is not a TCP port"),
+    ],
+)
+def test_bad_topology_is_a_usage_error(env: dict, flags: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve_topology(env, **flags)
+
+
+def _plan(nnodes: int = 1) -> Plan:
+    return Plan(
+        backend="trl",
+        device="cpu",
+        runtime="docker",
+        image="aligntune/trl-runner:0.1.0-cpu",
+        image_available=True,
+        algorithm="sft",
+        requested_backend="auto",
+        gpus=0,
+        nnodes=nnodes,
+        processes_per_node=1,
+        reasons=[],
+        warnings=[],
+    )
+
+
+def _spec(tmp_path: Path, topology: Topology, network: str | None = None) -> Any:
+    recipe = load_recipe(TINY / "sft.yaml")
+    paths = RunPaths(TINY / "sft.yaml", tmp_path / "run", tmp_path / "hf")
+    spec, _ = build_container_spec(
+        _plan(topology.nnodes), recipe, paths, user="0:0", topology=topology, network=network
+    )
+    return spec
+
+
+def test_topology_enters_the_container_by_value(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, Topology(2, 1, "10.0.0.5", 29500))
+    assert {k: spec.environment[k] for k in ("NNODES", "NODE_RANK", "MASTER_ADDR")} == {
+        "NNODES": "2",
+        "NODE_RANK": "1",
+        "MASTER_ADDR": "10.0.0.5",
+    }
+    assert spec.environment["MASTER_PORT"] == "29500"
+    assert not set(PASSTHROUGH_ENV) & {"NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"}
+    # Several machines: host networking, so node 0's rendezvous port is reachable.
+    assert spec.network == "host" and spec.name.endswith("-node1")
+
+
+def test_named_network_gives_each_node_an_alias(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, Topology(2, 0, "aligntune-tiny-sft-node0", 29500), "aligntune-net")
+    assert spec.network == "aligntune-net"
+    assert spec.network_aliases == ("aligntune-tiny-sft-node0",)
+    assert spec.describe()["network"] == "aligntune-net"
+
+
+def test_one_node_keeps_the_default_network(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, Topology())
+    assert spec.network is None and "NNODES" not in spec.environment
+
+
+def _tiny_recipe(**distributed: Any) -> Any:
+    return recipe_from_dict(
+        {
+            "algorithm": {"name": "sft"},
+            "model": {"name_or_path": "./model"},
+            "data": {"train": {"path": "./data/sft.jsonl"}},
+            "distributed": distributed,
+        },
+        source="test",
+        base_dir=TINY,
+    )
+
+
+def test_deepspeed_on_cpu_is_refused_at_plan_time() -> None:
+    host = HostInfo(docker_available=True)
+    recipe = _tiny_recipe(strategy="deepspeed", zero_stage=2)
+    with pytest.raises(BackendUnavailableError, match="deepspeed needs CUDA GPUs"):
+        select_backend(recipe, host)
+
+
+def test_fsdp_on_cpu_plans_trl() -> None:
+    recipe = _tiny_recipe(strategy="fsdp", processes_per_node=2)
+    plan = select_backend(recipe, HostInfo(docker_available=True, nnodes=2))
+    assert (plan.backend, plan.device, plan.processes_per_node, plan.nnodes) == ("trl", "cpu", 2, 2)
