@@ -1,6 +1,7 @@
 """Make the tiny random Qwen2 model and tokenizer that the shipped tiny recipes and tests use.
 
-The logic lives in the TRL runner (`aligntune.runners.trl.tiny`), which `selftest` also uses.
+The logic lives in the shared runner package (`aligntune.runners.common.tiny`), which both
+runners' `selftest` also uses.
 Usage: python scripts/make_tiny_model.py OUTPUT_DIR [--data DIR] [--seed N]
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aligntune.runners.trl.tiny import make_model
+from aligntune.runners.common.tiny import make_model
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl_helpers import make_run, read_events
 
-from aligntune.runners.trl.errors import ResumeRefused, RunInterrupted, TrainingDivergedError
+from aligntune.runners.common.errors import ResumeRefused, RunInterrupted, TrainingDivergedError
 
 pytestmark = pytest.mark.training
 

@@ -15,9 +15,8 @@ from typing import Any
 from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.recipe import DataSource, Recipe
 
-PACKAGES = (
-    "aligntune-core",
-    "aligntune-trl-runner",
+STACK_PACKAGES = (
+    "aligntune-runner-common",
     "torch",
     "transformers",
     "trl",
@@ -27,10 +26,10 @@ PACKAGES = (
 )
 
 
-def package_versions() -> dict[str, str | None]:
+def package_versions(runner_packages: tuple[str, ...] = ()) -> dict[str, str | None]:
     """Installed versions of the packages that decide what a run computes."""
     found: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in ("aligntune-core", *runner_packages, *STACK_PACKAGES):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -92,14 +91,16 @@ def recipe_fingerprint(resolved: dict[str, Any], backend: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def build_manifest(recipe: Recipe, resolved: dict[str, Any], backend: str) -> dict[str, Any]:
-    """The manifest written when a run starts."""
+def build_manifest(
+    recipe: Recipe, resolved: dict[str, Any], backend: str, runner_packages: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The manifest written when a run starts (`runner_packages`: the backend's distributions)."""
     return {
         "created": time.time(),
-        "runner": "trl",
+        "runner": backend,
         "backend": backend,
         "recipe_sha256": recipe_fingerprint(resolved, backend),
-        "packages": package_versions(),
+        "packages": package_versions(runner_packages),
         "image_id": os.environ.get("ALIGNTUNE_IMAGE_ID"),
         "data": data_fingerprint(recipe),
         "host": host_info(),

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.recipe import PPOAlgorithm, Recipe
-from aligntune.runners.trl.data import load_source, prepare, tokenize_prompts
-from aligntune.runners.trl.models import (
+from aligntune.runners.common.data import load_source, prepare, tokenize_prompts
+from aligntune.runners.common.models import (
     load_causal_lm,
     load_scalar_model,
     lora_config,
     model_reference,
 )
-from aligntune.runners.trl.settings import TrainerSettings
+from aligntune.runners.common.settings import TrainerSettings
 
 
 @dataclass
@@ -30,6 +30,12 @@ class Pieces:
     train: Any
     eval: Any | None
     reward_funcs: list[Any]
+    peft_in_trainer: bool = True
+    """False when the policy already carries its adapters (Unsloth's get_peft_model)."""
+
+
+def _peft_config(p: Pieces) -> Any:
+    return lora_config(p.settings.peft) if p.peft_in_trainer else None
 
 
 def build_sft(p: Pieces, callbacks: list[Any]) -> Any:
@@ -42,7 +48,7 @@ def build_sft(p: Pieces, callbacks: list[Any]) -> Any:
         train_dataset=p.train,
         eval_dataset=p.eval,
         processing_class=p.tokenizer,
-        peft_config=lora_config(p.settings.peft),
+        peft_config=_peft_config(p),
         callbacks=callbacks,
     )
 
@@ -64,7 +70,7 @@ def build_dpo(p: Pieces, callbacks: list[Any]) -> Any:
         train_dataset=p.train,
         eval_dataset=p.eval,
         processing_class=p.tokenizer,
-        peft_config=lora_config(p.settings.peft),
+        peft_config=_peft_config(p),
         callbacks=callbacks,
     )
 
@@ -85,7 +91,7 @@ def build_group_rl(p: Pieces, callbacks: list[Any]) -> Any:
         train_dataset=p.train,
         eval_dataset=p.eval,
         processing_class=p.tokenizer,
-        peft_config=lora_config(p.settings.peft),
+        peft_config=_peft_config(p),
         callbacks=callbacks,
     )
 
@@ -111,7 +117,7 @@ def build_ppo(p: Pieces, callbacks: list[Any]) -> Any:
         value_model=value_model,
         train_dataset=train,
         eval_dataset=evaluation,
-        peft_config=lora_config(p.settings.peft),
+        peft_config=_peft_config(p),
         callbacks=callbacks,
     )
 

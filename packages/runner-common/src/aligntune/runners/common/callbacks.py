@@ -13,9 +13,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from aligntune.core.rundir import RunDirectory
-from aligntune.runners.trl import checkpoints
-from aligntune.runners.trl.errors import RunInterrupted, TrainingDivergedError
-from aligntune.runners.trl.signals import InterruptRequest
+from aligntune.runners.common import checkpoints
+from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
+from aligntune.runners.common.signals import InterruptRequest
 
 _RENAMES = {
     "lr": "learning_rate",  # PPOTrainer's name

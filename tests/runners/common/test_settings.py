@@ -10,7 +10,7 @@ from aligntune.core.algorithms import ALGORITHM_NAMES, get_algorithm
 from aligntune.core.errors import UserInputError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 from aligntune.core.selection import GpuInfo, HostInfo, select_backend
-from aligntune.runners.trl.settings import resolve_settings
+from aligntune.runners.common.settings import resolve_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes/tiny").glob("*.yaml"))

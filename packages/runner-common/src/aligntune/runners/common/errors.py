@@ -1,4 +1,4 @@
-"""Errors the TRL runner adds to core's hierarchy (each carries its process exit code)."""
+"""Errors the runners add to core's hierarchy (each carries its process exit code)."""
 
 from __future__ import annotations
 

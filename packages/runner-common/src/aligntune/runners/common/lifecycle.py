@@ -12,9 +12,9 @@ from typing import Any, Literal
 from aligntune.core.errors import UserInputError
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import Plan
-from aligntune.runners.trl import checkpoints
-from aligntune.runners.trl.errors import ResumeRefused
-from aligntune.runners.trl.manifest import recipe_fingerprint
+from aligntune.runners.common import checkpoints
+from aligntune.runners.common.errors import ResumeRefused
+from aligntune.runners.common.manifest import recipe_fingerprint
 
 Mode = Literal["auto", "resume", "restart"]
 """auto: resume if this run directory holds this run, else start; resume: must resume."""

@@ -1,0 +1,126 @@
+"""Load tokenizers and models for a recipe: hub id or local folder, revision, dtype, LoRA, QLoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.data import is_local_path, resolve_local
+from aligntune.core.errors import BackendUnavailableError, ModelError
+from aligntune.core.recipe import Recipe
+
+
+def model_reference(reference: str, base_dir: Path) -> str:
+    """A local folder made absolute (checked to exist), or the hub id unchanged."""
+    path = resolve_local(reference, base_dir)
+    if is_local_path(reference) or path.exists():
+        if not path.is_dir():
+            raise ModelError(f"model folder {path} not found")
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} has no config.json (not a transformers model)")
+        return str(path)
+    return reference
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of an exception's message (library errors can run to pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_tokenizer(recipe: Recipe, reference: str) -> Any:
+    """The tokenizer, with the recipe's chat template and a pad token guaranteed."""
+    from transformers import AutoTokenizer
+
+    model = recipe.model
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            reference, revision=model.revision, trust_remote_code=model.trust_remote_code
+        )
+    except Exception as exc:  # OSError, ValueError, hub errors: all mean "cannot use this model"
+        raise ModelError(
+            f"model.name_or_path: cannot load tokenizer of {reference}: {first_line(exc)}"
+        ) from None
+    if model.chat_template:
+        tokenizer.chat_template = model.chat_template
+    if tokenizer.pad_token is None:
+        # Padding is masked out of every loss, so reusing EOS changes nothing the model learns.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _from_pretrained_kwargs(model_init: dict[str, Any], device: str) -> dict[str, Any]:
+    import torch
+
+    kwargs = {k: v for k, v in model_init.items() if k != "quantization"}
+    kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    quantization = model_init.get("quantization")
+    if quantization:
+        if device != "cuda":
+            raise BackendUnavailableError(f"model.quantization {quantization!r} needs a CUDA GPU")
+        try:
+            from transformers import BitsAndBytesConfig
+        except ImportError as exc:  # pragma: no cover - transformers always has it
+            raise BackendUnavailableError(str(exc)) from None
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=quantization == "4bit",
+            load_in_8bit=quantization == "8bit",
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=kwargs["dtype"],
+        )
+    return kwargs
+
+
+def load_causal_lm(reference: str, model_init: dict[str, Any], device: str, field: str) -> Any:
+    """A causal LM for training or reference, as the recipe's model settings say."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = _from_pretrained_kwargs(model_init, device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(reference, **kwargs)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"{field}: {first_line(exc)}") from None
+    except Exception as exc:
+        raise ModelError(f"{field}: cannot load model {reference}: {first_line(exc)}") from None
+    if model_init.get("quantization"):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    return model
+
+
+def load_scalar_model(reference: str, model_init: dict[str, Any], field: str, pad_id: int) -> Any:
+    """A sequence-classification model with one output (a reward or value model)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            reference,
+            num_labels=1,
+            dtype=getattr(torch, model_init["dtype"]),
+            revision=model_init.get("revision") if field == "model.name_or_path" else None,
+            trust_remote_code=model_init["trust_remote_code"],
+        )
+    except Exception as exc:
+        raise ModelError(f"{field}: cannot load {reference}: {first_line(exc)}") from None
+    model.config.pad_token_id = pad_id
+    return model
+
+
+def lora_config(peft: dict[str, Any] | None) -> Any:
+    """A peft LoraConfig, or None for full fine-tuning."""
+    if peft is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(**peft)
+
+
+def trainable_snapshot(model: Any) -> dict[str, Any]:
+    """A copy of every trainable parameter (tests and sanity checks compare against it)."""
+    return {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }

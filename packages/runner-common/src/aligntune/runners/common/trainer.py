@@ -1,0 +1,278 @@
+"""The shared run object: what each runner's `create_trainer` returns and its CLI drives.
+
+Import only after the backend's `import_stack()` (Unsloth must patch trl/transformers first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.algorithms import get_algorithm
+from aligntune.core.data import is_local_path, resolve_local
+from aligntune.core.errors import BackendUnavailableError, UserInputError
+from aligntune.core.preflight import check_inputs
+from aligntune.core.recipe import Recipe
+from aligntune.core.rewards import check_reward_signature, load_reward
+from aligntune.core.rundir import RunDirectory
+from aligntune.core.selection import Plan
+from aligntune.runners.common import checkpoints, lifecycle
+from aligntune.runners.common.backend import Backend
+from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model
+from aligntune.runners.common.callbacks import RunDirectoryCallback
+from aligntune.runners.common.data import load_data
+from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
+from aligntune.runners.common.manifest import build_manifest
+from aligntune.runners.common.models import model_reference
+from aligntune.runners.common.settings import resolve_settings
+from aligntune.runners.common.signals import InterruptRequest
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    """The recipe's output.dir, else runs/<run name>, relative to the current directory."""
+    return Path(recipe.output.dir or f"runs/{recipe.run_name}").resolve()
+
+
+def _absolute(reference: str, base_dir: Path) -> str:
+    path = resolve_local(reference, base_dir)
+    return str(path) if is_local_path(reference) or path.exists() else reference
+
+
+def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as plain data with every default, local paths made absolute."""
+    data = recipe.to_yaml_dict()
+    base = recipe.base_dir
+    data["model"]["name_or_path"] = _absolute(recipe.model.name_or_path, base)
+    for key in ("train", "eval"):
+        if data["data"].get(key):
+            data["data"][key]["path"] = _absolute(data["data"][key]["path"], base)
+    algorithm = data["algorithm"]
+    for key in ("reward_model", "value_model"):
+        if algorithm.get(key):
+            algorithm[key] = _absolute(algorithm[key], base)
+    if algorithm.get("train_reward_model"):
+        source = algorithm["train_reward_model"]["data"]
+        source["path"] = _absolute(source["path"], base)
+    return data
+
+
+def load_rewards(
+    recipe: Recipe, given: Mapping[str, Callable[..., Any]] | None
+) -> list[Callable[..., Any]]:
+    """Every reward function, imported and signature-checked before anything trains."""
+    functions = []
+    for index, spec in enumerate(recipe.rewards):
+        where = f"rewards[{index}]"
+        try:
+            if given and spec.function in given:
+                function = given[spec.function]
+                check_reward_signature(function, spec.function)
+            else:
+                function = load_reward(spec.function, spec.params, recipe.base_dir)
+        except UserInputError as exc:
+            raise UserInputError(f"{where}: {exc}") from None
+        functions.append(function)
+    return functions
+
+
+def _ppo_models(recipe: Recipe, run_dir: Path) -> tuple[str | None, str | None]:
+    algorithm = recipe.algorithm
+    if algorithm.name != "ppo":
+        return None, None
+    reward = getattr(algorithm, "reward_model", None)
+    reward_ref = (
+        model_reference(reward, recipe.base_dir) if reward else str(run_dir / "reward_model")
+    )
+    value = getattr(algorithm, "value_model", None)
+    return reward_ref, model_reference(value, recipe.base_dir) if value else reward_ref
+
+
+class Run:
+    """One recipe's training run on one backend: train, evaluate, save and predict."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        recipe: Recipe,
+        plan: Plan,
+        reward_callables: Mapping[str, Callable[..., Any]] | None = None,
+        run_dir: str | Path | None = None,
+        mode: lifecycle.Mode = "auto",
+    ) -> None:
+        self.backend = backend
+        self.recipe = recipe
+        self.plan = plan
+        self.mode = mode
+        self.run_dir = RunDirectory(Path(run_dir).resolve() if run_dir else default_run_dir(recipe))
+        self.interrupt = InterruptRequest()
+        self.pieces = self._load(reward_callables)
+        self._trainer: Any = None
+        self._callback: RunDirectoryCallback | None = None
+
+    def _load(self, reward_callables: Mapping[str, Callable[..., Any]] | None) -> Pieces:
+        """Check and load everything (inputs, rewards, model, data); writes nothing."""
+        recipe, plan, backend = self.recipe, self.plan, self.backend
+        check_inputs(recipe)
+        if backend.check_device is not None:
+            backend.check_device(plan)
+        reference = model_reference(recipe.model.name_or_path, recipe.base_dir)
+        rewards = load_rewards(recipe, reward_callables)
+        reward_ref, value_ref = _ppo_models(recipe, self.run_dir.root)
+        settings = resolve_settings(
+            recipe,
+            plan,
+            str(checkpoints.staging_dir(self.run_dir.checkpoints)),
+            bf16_supported=_bf16_supported(plan.device),
+            reward_model=reward_ref,
+            value_model=value_ref,
+        )
+        model, tokenizer = backend.load_policy(recipe, reference, settings, plan.device)
+        self.extra_settings = (
+            backend.extra_settings(recipe, reference, settings, plan.device)
+            if backend.extra_settings is not None
+            else None
+        )
+        # Data after the model: its tokenizer says whether rows become chat turns.
+        data = load_data(recipe, chat_template=bool(tokenizer.chat_template))
+        return Pieces(
+            recipe,
+            settings,
+            plan.device,
+            tokenizer,
+            model,
+            data.train,
+            data.eval,
+            rewards,
+            peft_in_trainer=backend.trainer_gets_peft_config,
+        )
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The resolved trainer settings (what trainer_settings.json holds)."""
+        settings = self.pieces.settings.to_json()
+        if self.extra_settings is not None:
+            settings[self.backend.name] = self.extra_settings
+        return settings
+
+    @property
+    def trainer(self) -> Any:
+        """The underlying TRL trainer (built on first use)."""
+        if self._trainer is None:
+            self._build([])
+        return self._trainer
+
+    def _build(self, skipped: list[dict[str, str]], resume_from: Path | None = None) -> None:
+        family = get_algorithm(self.recipe.algorithm.name).family
+        if family == "online_rl" and getattr(self.recipe.algorithm, "train_reward_model", None):
+            target = Path(self.pieces.settings.models["reward_model"])
+            train_reward_model(
+                self.recipe,
+                self.pieces.tokenizer,
+                self.pieces.settings.model_init,
+                self.plan.device,
+                target,
+            )
+        self._callback = RunDirectoryCallback(
+            self.run_dir,
+            self.recipe.algorithm.name,
+            self.interrupt,
+            keep=self.recipe.training.save_total_limit,
+            start_fields={
+                "algorithm": self.recipe.algorithm.name,
+                "backend": self.backend.name,
+                "resumed_from": resume_from.name if resume_from else None,
+                "skipped_checkpoints": skipped,
+            },
+        )
+        self._callback.last_checkpoint = resume_from
+        self._trainer = BUILDERS[family](self.pieces, [self._callback])
+        if self.backend.check_built is not None:
+            self.backend.check_built(self.pieces.settings, self._trainer.args)
+
+    def train(self) -> dict[str, Any]:
+        """Train (resuming this run directory's newest complete checkpoint); return metrics."""
+        resolved = resolved_recipe(self.recipe)
+        can_resume = self.recipe.algorithm.name != "ppo"
+        name = self.backend.name
+        attempt = lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume)
+        if attempt.finished:
+            status = self.run_dir.read_status() or {}
+            return dict(status.get("metrics") or {}, status="finished")
+        manifest = build_manifest(self.recipe, resolved, name, self.backend.manifest_packages)
+        lifecycle.write_start(self.run_dir, self.plan, resolved, manifest, self.settings, attempt)
+        checkpoints.clear_staging(self.run_dir.checkpoints)
+        skipped = [{"path": s.path.name, "reason": s.reason} for s in attempt.skipped]
+        try:
+            if self._trainer is None or attempt.resume_from is not None:
+                self._build(skipped, attempt.resume_from)
+            with self.interrupt.handling_signals():
+                if attempt.resume_from is None:
+                    self._trainer.train()
+                else:
+                    # PPOTrainer.train() takes no resume argument at all (can_resume is False).
+                    self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
+        except RunInterrupted as exc:
+            self._record_end("interrupted", checkpoint=exc.checkpoint, signal=exc.signum)
+            raise
+        except TrainingDivergedError as exc:
+            self._record_end("failed", error=str(exc))
+            raise
+        except BaseException as exc:
+            self._record_end("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        assert self._callback is not None
+        metrics = {**self._callback.last_logs, **self._callback.summary}
+        metrics["global_step"] = self._trainer.state.global_step
+        final = None
+        if self.recipe.output.save_final:
+            final = lifecycle.publish_final(self.run_dir, self._trainer, self.pieces.tokenizer)
+        self._record_end("finished", metrics=metrics, final="final" if final else None)
+        return dict(metrics, status="finished")
+
+    def _record_end(self, status: str, **fields: Any) -> None:
+        self.run_dir.append_event("end", status=status, **fields)
+        step = self._trainer.state.global_step if self._trainer is not None else 0
+        self.run_dir.set_status(status, step=step, **fields)  # type: ignore[arg-type]
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate on the recipe's eval data (data.eval or data.eval_fraction)."""
+        if self.pieces.eval is None:
+            raise UserInputError(
+                "evaluate(): the recipe has no eval data; set data.eval or data.eval_fraction"
+            )
+        return dict(self.trainer.evaluate())
+
+    def save_model(self, path: str | Path) -> Path:
+        """Save the model (or LoRA adapter) and tokenizer to `path`."""
+        target = Path(path)
+        lifecycle.save_model(self.trainer, self.pieces.tokenizer, target)
+        return target
+
+    def predict(self, prompts: list[Any], max_new_tokens: int = 64) -> list[str]:
+        """Greedy completions for prompts (strings become user turns when there is a template)."""
+        from aligntune.runners.common.generate import generate
+
+        model = self._trainer.model if self._trainer is not None else self.pieces.model
+        return generate(model, self.pieces.tokenizer, prompts, max_new_tokens)
+
+
+def _bf16_supported(device: str) -> bool:
+    import torch
+
+    return device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def check_plan(backend: Backend, recipe: Recipe, plan: Plan) -> None:
+    """Refuse a plan made for another backend, or an algorithm this backend cannot run."""
+    algorithm = get_algorithm(recipe.algorithm.name)
+    if backend.name not in algorithm.backends:
+        raise BackendUnavailableError(
+            f"backend {backend.name} does not support {algorithm.name}; the TRL backend does",
+            hint="set backend: trl (or auto) in the recipe",
+        )
+    if plan.backend != backend.name:
+        raise UserInputError(f"the {backend.title} runner got a plan for backend {plan.backend!r}")
