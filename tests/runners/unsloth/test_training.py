@@ -80,7 +80,7 @@ def trl_settings(recipe_path: Path) -> dict[str, Any]:
         "import json, sys\n"
         "from aligntune.core.loader import load_recipe\n"
         "from aligntune.core.selection import HostInfo, select_backend\n"
-        "from aligntune.runners.trl.settings import resolve_settings\n"
+        "from aligntune.runners.common.settings import resolve_settings\n"
         "recipe = load_recipe(sys.argv[1])\n"
         "host = HostInfo(runner_packages=frozenset({'trl'}))\n"
         "plan = select_backend(recipe, host, backend='trl', runtime='in-process')\n"

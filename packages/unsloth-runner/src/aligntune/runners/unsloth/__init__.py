@@ -26,7 +26,7 @@ def create_trainer(
     run_dir: str | Path | None = None,
     mode: str = "auto",
 ) -> Any:
-    """An UnslothRun (train/evaluate/save_model/predict) for a validated recipe and plan."""
+    """A run on Unsloth (train/evaluate/save_model/predict) for a validated recipe and plan."""
     from aligntune.runners.unsloth.trainer import create_trainer as build
 
     return build(recipe, plan, reward_callables, run_dir, mode)  # type: ignore[arg-type]

@@ -3,140 +3,16 @@
     run RECIPE --output RUN_DIR [--resume | --restart]
     selftest
 
-Exit codes: 0 finished; 1 bad recipe, data or model (one line per problem, nothing written);
-3 backend unavailable; 4 training diverged; 130/143 interrupted after saving a checkpoint;
-70 a crash (traceback on stderr).
+The shared CLI, on Unsloth: unsloth is imported only after the recipe loaded (a typo fails fast).
+Exit codes: see `aligntune.runners.common.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import tempfile
-import traceback
-from pathlib import Path
-
-from aligntune.core.errors import AlignTuneError
-from aligntune.core.loader import load_recipe
-from aligntune.core.recipe import Recipe
-from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
-
-CRASH_EXIT = 70
-
-
-def make_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="python -m aligntune.runners.unsloth")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="train a recipe into a run directory")
-    run.add_argument("recipe", type=Path, help="recipe YAML file")
-    run.add_argument("--output", type=Path, help="run directory (default: the recipe's output.dir)")
-    mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="resume; fail if there is no run")
-    mode.add_argument(
-        "--restart", action="store_true", help="discard an earlier run and start over"
-    )
-    commands.add_parser("selftest", help="train a tiny model for a few steps (no download)")
-    return parser
-
-
-def _host() -> HostInfo:
-    import torch
-
-    from aligntune.runners.unsloth import stack  # noqa: F401  (Unsloth before the rest)
-
-    gpus = tuple(GpuInfo(torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count()))
-    return HostInfo(
-        gpus=gpus, runner_packages=frozenset({"unsloth"}), nnodes=int(os.environ.get("NNODES", "1"))
-    )
-
-
-def plan_for(recipe: Recipe, run_dir: RunDirectory) -> Plan:
-    """The launcher's plan from the run directory when it chose Unsloth, else one made here."""
-    saved = run_dir.read_json(run_dir.plan)
-    if saved is not None and saved.get("backend") == "unsloth":
-        return Plan.model_validate(saved)
-    return select_backend(recipe, _host(), backend="unsloth", runtime="local")
-
-
-def run(recipe_path: Path, output: Path | None, mode: str) -> int:
-    """Train one recipe; the return value is the exit code."""
-    recipe = load_recipe(recipe_path)  # before importing Unsloth (10 s): a typo fails fast
-    from aligntune.runners.unsloth.trainer import UnslothRun, default_run_dir
-
-    run_dir = RunDirectory((output or default_run_dir(recipe)).resolve())
-    plan = plan_for(recipe, run_dir)
-    trainer = UnslothRun(recipe, plan, run_dir=run_dir.root, mode=mode)  # type: ignore[arg-type]
-    for warning in trainer.pieces.settings.warnings:
-        print(f"aligntune: warning: {warning}", file=sys.stderr)
-    metrics = trainer.train()
-    loss = metrics.get("loss", metrics.get("train_loss"))
-    print(
-        f"aligntune: finished {recipe.run_name} at step {metrics.get('global_step')} "
-        f"(loss {loss}); run directory {run_dir.root}"
-    )
-    return 0
-
-
-def selftest() -> int:
-    """Build a tiny model in a temporary folder and train a few SFT steps on it."""
-    import json
-
-    from aligntune.core.loader import recipe_from_dict
-    from aligntune.runners.unsloth.tiny import make_model, sft_rows
-    from aligntune.runners.unsloth.trainer import UnslothRun
-
-    with tempfile.TemporaryDirectory(prefix="aligntune-selftest-") as tmp:
-        root = Path(tmp)
-        make_model(root / "model")
-        lines = "".join(json.dumps(row) + "\n" for row in sft_rows())
-        (root / "sft.jsonl").write_text(lines, encoding="utf-8")
-        recipe = recipe_from_dict(
-            {
-                "algorithm": {"name": "sft"},
-                "model": {"name_or_path": "./model", "peft": {"method": "lora", "r": 4}},
-                "data": {"train": {"path": "./sft.jsonl"}, "max_length": 48},
-                "training": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-2},
-            },
-            source="selftest",
-            base_dir=root,
-        )
-        plan = select_backend(recipe, _host(), backend="unsloth", runtime="local")
-        metrics = UnslothRun(recipe, plan, run_dir=root / "run").train()
-        ok = (root / "run" / "final").is_dir() and metrics.get("global_step") == 3
-    print(
-        f"aligntune unsloth runner selftest: {'ok' if ok else 'FAILED'} "
-        f"(device {plan.device}, 3 SFT steps, loss {metrics.get('loss')})"
-    )
-    return 0 if ok else 1
-
-
-def report(error: AlignTuneError) -> None:
-    """Print a known error as clean lines on stderr."""
-    for line in error.lines:
-        print(f"error: {line}", file=sys.stderr)
-    if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
+from aligntune.runners.common import cli
+from aligntune.runners.unsloth.backend import BACKEND
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the command, map outcomes to exit codes."""
-    args = make_parser().parse_args(argv)
-    try:
-        if args.command == "selftest":
-            return selftest()
-        mode = "restart" if args.restart else "resume" if args.resume else "auto"
-        return run(args.recipe, args.output, mode)
-    except AlignTuneError as exc:
-        report(exc)
-        if os.environ.get("ALIGNTUNE_DEBUG"):
-            traceback.print_exc()
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted twice; stopped without saving", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        return CRASH_EXIT
+    return cli.main(BACKEND, argv)

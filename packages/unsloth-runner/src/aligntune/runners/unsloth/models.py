@@ -5,27 +5,14 @@ Import this module only after `stack` (which imports unsloth first).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import BackendUnavailableError, ModelError
 from aligntune.core.recipe import Recipe
+from aligntune.runners.common.models import first_line
 
 PREQUANTIZED_SUFFIX = "-bnb-4bit"
 """Hub ids of checkpoints saved already quantized to 4 bit (e.g. unsloth/*-bnb-4bit)."""
-
-
-def model_reference(reference: str, base_dir: Path) -> str:
-    """A local folder made absolute (checked to exist), or the hub id unchanged."""
-    path = resolve_local(reference, base_dir)
-    if is_local_path(reference) or path.exists():
-        if not path.is_dir():
-            raise ModelError(f"model folder {path} not found")
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} has no config.json (not a transformers model)")
-        return str(path)
-    return reference
 
 
 def is_prequantized(reference: str) -> bool:
@@ -80,11 +67,6 @@ def peft_kwargs(recipe: Recipe, peft: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def load_policy(
     recipe: Recipe,
     reference: str,
@@ -99,10 +81,10 @@ def load_policy(
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(**kwargs)
     except ImportError as exc:
-        raise BackendUnavailableError(f"model.name_or_path: {_first_line(exc)}") from None
+        raise BackendUnavailableError(f"model.name_or_path: {first_line(exc)}") from None
     except Exception as exc:  # hub, config and architecture errors all mean "cannot use it"
         raise ModelError(
-            f"model.name_or_path: Unsloth cannot load {reference}: {_first_line(exc)}"
+            f"model.name_or_path: Unsloth cannot load {reference}: {first_line(exc)}"
         ) from None
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps the tokenizer
     if recipe.model.chat_template:
@@ -113,43 +95,3 @@ def load_policy(
     if peft is not None:
         model = FastLanguageModel.get_peft_model(model, **peft_kwargs(recipe, peft))
     return model, tokenizer
-
-
-def trainable_snapshot(model: Any) -> dict[str, Any]:
-    """A copy of every trainable parameter (tests and sanity checks compare against it)."""
-    return {
-        name: param.detach().clone()
-        for name, param in model.named_parameters()
-        if param.requires_grad
-    }
-
-
-def load_causal_lm(reference: str, model_init: dict[str, Any], device: str, field: str) -> Any:
-    """A plain transformers causal LM (a frozen reference model for full fine-tuning)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    kwargs = {k: v for k, v in model_init.items() if k != "quantization"}
-    kwargs["dtype"] = getattr(torch, kwargs["dtype"])
-    try:
-        return AutoModelForCausalLM.from_pretrained(reference, **kwargs)
-    except Exception as exc:
-        raise ModelError(f"{field}: cannot load model {reference}: {_first_line(exc)}") from None
-
-
-def load_scalar_model(reference: str, model_init: dict[str, Any], field: str, pad_id: int) -> Any:
-    """A sequence-classification model with one output (PPO's reward or value model)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            reference,
-            num_labels=1,
-            dtype=getattr(torch, model_init["dtype"]),
-            trust_remote_code=model_init["trust_remote_code"],
-        )
-    except Exception as exc:
-        raise ModelError(f"{field}: cannot load {reference}: {_first_line(exc)}") from None
-    model.config.pad_token_id = pad_id
-    return model
