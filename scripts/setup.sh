@@ -36,7 +36,8 @@ host_venv() {
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   pip_quiet .venv/bin/pip install -q -c constraints.txt torch==2.13.0
   pip_quiet .venv/bin/pip install -q -c constraints.txt \
-    -e packages/aligntune-core -e packages/aligntune-cli -e packages/trl-runner \
+    -e packages/aligntune-core -e packages/aligntune-cli -e packages/runner-common \
+    -e packages/trl-runner \
     -e ".[dev]"
 }
 
@@ -45,7 +46,7 @@ unsloth_venv() {
   pip_quiet .venv-unsloth/bin/pip install -q torch==2.13.0
   pip_quiet .venv-unsloth/bin/pip install -q --no-deps -r packages/unsloth-runner/requirements-cpu.lock
   pip_quiet .venv-unsloth/bin/pip install -q --no-deps \
-    -e packages/aligntune-core -e packages/unsloth-runner
+    -e packages/aligntune-core -e packages/runner-common -e packages/unsloth-runner
 }
 
 images() {
