@@ -22,7 +22,8 @@ INSTALL_HINT = (
     "pip install torch==2.13.0 && pip install trl==1.12.0 transformers==5.17.0 datasets==4.8.5 "
     "peft==0.21.2 accelerate==1.15.0 && pip install --no-deps unsloth==2026.10.9 "
     "unsloth-zoo==2026.10.9 tyro msgspec cut_cross_entropy torchao && pip install -e "
-    "packages/aligntune-core && pip install --no-deps -e packages/unsloth-runner"
+    "packages/aligntune-core && pip install --no-deps -e packages/runner-common "
+    "-e packages/unsloth-runner"
 )
 
 # The pure modules (preflight, entrypoint) are tested in this interpreter too.
