@@ -1,5 +1,9 @@
 """Runner overhead: the same tiny SFT, DPO and GRPO runs through the runner and plain TRL.
 
+The plain side builds TRL's trainer by hand from the very settings the runner resolves (same
+config, model, LoRA and data files), so the ratio measures only what the runner adds: data
+checks, callbacks, events, atomic checkpoint publication.
+
 Runs are interleaved (runner, plain, runner, plain, ...) so machine noise hits both alike. The
 figure is training-loop samples/s as the HF Trainer reports it (train_samples_per_second);
 the ratio runner/plain should be >= 0.98. Usage: python bench/overhead.py [--repeats N]
@@ -21,7 +25,7 @@ from aligntune.runners.trl import create_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "recipes" / "tiny"
-STEPS = {"sft": 20, "dpo": 10, "grpo": 4}
+STEPS = {"sft": 20, "dpo": 10, "grpo": 8}
 
 
 def recipe_file(algorithm: str, folder: Path) -> Path:
@@ -47,72 +51,37 @@ def through_runner(algorithm: str, folder: Path, index: int) -> float:
 
 
 def plain_trl(algorithm: str, folder: Path, index: int) -> float:
-    """samples/s of the same settings in a hand-written TRL script (what a user would write)."""
+    """samples/s of a hand-built TRL trainer given exactly the settings the runner resolved."""
+    import trl
     from datasets import load_dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    recipe = load_recipe(recipe_file(algorithm, folder))
-    tokenizer = AutoTokenizer.from_pretrained(TINY / "model")
-    model = AutoModelForCausalLM.from_pretrained(TINY / "model", dtype="float32")
-    data = load_dataset("json", data_files=str(TINY / "data" / f"{algorithm}.jsonl"), split="train")
-    lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
-    common: dict[str, Any] = {
-        "output_dir": str(folder / f"plain-{algorithm}-{index}"), "max_steps": STEPS[algorithm],
-        "per_device_train_batch_size": recipe.training.batch_size, "use_cpu": True,
-        "learning_rate": recipe.training.learning_rate, "logging_steps": 1, "save_strategy": "no",
-        "report_to": "none", "seed": 42, "disable_tqdm": True,
-    }  # fmt: skip
-    trainer = _plain_trainer(algorithm, model, tokenizer, data, lora, common, recipe)
-    return float(trainer.train().metrics["train_samples_per_second"])
-
-
-def _plain_trainer(
-    algorithm: str,
-    model: Any,
-    tokenizer: Any,
-    data: Any,
-    lora: Any,
-    common: dict[str, Any],
-    recipe: Any,
-) -> Any:
-    from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
-
-    if algorithm == "sft":
-        return SFTTrainer(
-            model=model,
-            args=SFTConfig(max_length=64, **common),
-            train_dataset=data,
-            processing_class=tokenizer,
-            peft_config=lora,
-        )
-    if algorithm == "dpo":
-        return DPOTrainer(
-            model=model,
-            args=DPOConfig(max_length=64, beta=0.1, **common),
-            train_dataset=data,
-            processing_class=tokenizer,
-            peft_config=lora,
-        )
     from aligntune.core.rewards import load_reward
+    from aligntune.runners.common.settings import resolve_settings
 
-    rewards = [load_reward(r.function, r.params, TINY) for r in recipe.rewards]
-    config = GRPOConfig(
-        num_generations=4,
-        max_completion_length=16,
-        loss_type="grpo",
-        beta=0.0,
-        reward_weights=[r.weight for r in recipe.rewards],
-        **common,
+    recipe = load_recipe(recipe_file(algorithm, folder))
+    recipe.with_base_dir(TINY)
+    plan = select_backend(
+        recipe, HostInfo(runner_packages=frozenset({"trl"})), backend="trl", runtime="in-process"
     )
-    return GRPOTrainer(
-        model=model,
-        reward_funcs=rewards,
-        args=config,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=lora,
+    settings = resolve_settings(recipe, plan, str(folder / f"plain-{algorithm}-{index}"))
+    config_class = getattr(trl, settings.config.rsplit(".", 1)[1])
+    trainer_class = getattr(trl, settings.trainer.rsplit(".", 1)[1])
+    extra: dict[str, Any] = {}
+    if algorithm == "grpo":
+        extra["reward_funcs"] = [load_reward(r.function, r.params, TINY) for r in recipe.rewards]
+    trainer = trainer_class(
+        model=AutoModelForCausalLM.from_pretrained(TINY / "model", **settings.model_init),
+        args=config_class(**settings.config_kwargs),
+        train_dataset=load_dataset(
+            "json", data_files=str(TINY / "data" / f"{algorithm}.jsonl"), split="train"
+        ),
+        processing_class=AutoTokenizer.from_pretrained(TINY / "model"),
+        peft_config=LoraConfig(**settings.peft) if settings.peft else None,
+        **extra,
     )
+    return float(trainer.train().metrics["train_samples_per_second"])
 
 
 def main() -> None:
