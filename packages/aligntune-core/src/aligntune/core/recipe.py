@@ -95,7 +95,13 @@ class PPOAlgorithm(Section):
 
 
 class GroupRLAlgorithm(Section):
-    """Settings shared by the GRPO family; fields left unset take the algorithm's values."""
+    """GRPO, GSPO, DAPO or Dr. GRPO; fields left unset take the algorithm's values.
+
+    One section serves the four: they differ only in the settings that define them, which the
+    registry holds (and which a recipe may repeat but not change).
+    """
+
+    name: Literal["grpo", "gspo", "dapo", "dr_grpo"]
 
     num_generations: int = Field(8, ge=2)
     """Completions sampled per prompt (the group)."""
@@ -127,7 +133,7 @@ class GroupRLAlgorithm(Section):
     @model_validator(mode="after")
     def check_defining_settings(self) -> GroupRLAlgorithm:
         """A setting that defines the algorithm may be repeated, never changed."""
-        name = self.name  # type: ignore[attr-defined]  # set by each subclass
+        name = self.name
         defining = get_algorithm(name).defining_settings
         clashes = [
             f"{key}={getattr(self, key)!r} (defined as {value!r})"
@@ -142,49 +148,19 @@ class GroupRLAlgorithm(Section):
         return self
 
 
-class GRPOAlgorithm(GroupRLAlgorithm):
-    """Group Relative Policy Optimization."""
-
-    name: Literal["grpo"]
-
-
-class GSPOAlgorithm(GroupRLAlgorithm):
-    """Group Sequence Policy Optimization (sequence-level importance ratios)."""
-
-    name: Literal["gspo"]
-
-
-class DAPOAlgorithm(GroupRLAlgorithm):
-    """DAPO: clip-higher, token-level loss, truncated completions masked."""
-
-    name: Literal["dapo"]
-
-
-class DrGRPOAlgorithm(GroupRLAlgorithm):
-    """Dr. GRPO: no length normalisation, no reward std scaling."""
-
-    name: Literal["dr_grpo"]
-
-
 ALGORITHM_SECTIONS: dict[str, type[Section]] = {
     "sft": SFTAlgorithm,
     "dpo": DPOAlgorithm,
     "ppo": PPOAlgorithm,
-    "grpo": GRPOAlgorithm,
-    "gspo": GSPOAlgorithm,
-    "dapo": DAPOAlgorithm,
-    "dr_grpo": DrGRPOAlgorithm,
+    "grpo": GroupRLAlgorithm,
+    "gspo": GroupRLAlgorithm,
+    "dapo": GroupRLAlgorithm,
+    "dr_grpo": GroupRLAlgorithm,
 }
 """Each algorithm's own section, by name."""
 
 AlgorithmSection = Annotated[
-    SFTAlgorithm
-    | DPOAlgorithm
-    | PPOAlgorithm
-    | GRPOAlgorithm
-    | GSPOAlgorithm
-    | DAPOAlgorithm
-    | DrGRPOAlgorithm,
+    SFTAlgorithm | DPOAlgorithm | PPOAlgorithm | GroupRLAlgorithm,
     Field(discriminator="name"),
 ]
 
