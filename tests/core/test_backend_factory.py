@@ -105,3 +105,18 @@ def test_list_backends_is_the_support_matrix() -> None:
         "dapo",
         "dr_grpo",
     }
+
+
+def test_the_seed_docs_fallback_pattern_works() -> None:
+    """`except ImportError:` around an Unsloth request that cannot run here, then TRL."""
+    try:
+        create_sft_trainer(
+            model_name="microsoft/DialoGPT-small",
+            dataset_name="tatsu-lab/alpaca",
+            backend="unsloth",
+        )
+    except ImportError as exc:
+        message = str(exc)
+    else:
+        pytest.fail("an Unsloth request for a gpt2-family hub model must not go ahead")
+    assert "backend unsloth cannot run this recipe here" in message

@@ -53,11 +53,15 @@ class UsageError(AlignTuneError):
     exit_code = 2
 
 
-class BackendUnavailableError(AlignTuneError):
-    """The requested backend, runtime or image cannot run here: exit 3, says why and what to do."""
+class BackendUnavailableError(AlignTuneError, ImportError):
+    """The requested backend, runtime or image cannot run here: exit 3, says why and what to do.
+
+    An ImportError too, so the Python API's `except ImportError:` fallback pattern (from the
+    original AlignTune docs) catches "Unsloth cannot run here" as it catches a missing package.
+    """
 
     exit_code = 3
 
 
-class RunnerNotInstalledError(BackendUnavailableError, ImportError):
+class RunnerNotInstalledError(BackendUnavailableError):
     """The runner package for the selected backend is not installed in this Python environment."""
