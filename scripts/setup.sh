@@ -38,7 +38,7 @@ host_venv() {
   pip_quiet .venv/bin/pip install -q -c constraints.txt \
     -e packages/aligntune-core -e packages/aligntune-cli -e packages/runner-common \
     -e packages/trl-runner \
-    -e ".[dev]"
+    pytest ruff
 }
 
 unsloth_venv() {
