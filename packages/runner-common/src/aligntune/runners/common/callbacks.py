@@ -13,7 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from aligntune.core.rundir import RunDirectory
-from aligntune.runners.common import checkpoints
+from aligntune.runners.common import checkpoints, distributed
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.signals import InterruptRequest
 
@@ -67,12 +67,16 @@ class RunDirectoryCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Announce the run with its total number of optimizer steps."""
         self.run_dir.append_event(
-            "start", total_steps=state.max_steps, step=state.global_step, **self.start_fields
+            "start",
+            total_steps=state.max_steps,
+            step=state.global_step,
+            **self.start_fields,
+            **distributed.start_fields(kwargs.get("train_dataloader")),
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """After a step: if a stop was requested, make the trainer save this step now."""
-        if self.interrupt.requested:
+        if distributed.agree_to_stop(self.interrupt):
             control.should_save = True
 
     def on_log(
@@ -103,7 +107,10 @@ class RunDirectoryCallback(TrainerCallback):
 
             shutil.rmtree(staged, ignore_errors=True)
             self._diverged(state.global_step, "a trainable weight is NaN or infinite")
-        if staged.is_dir():
+        distributed.barrier()  # every rank has written its part of the checkpoint
+        if not distributed.is_rank_zero():
+            self.last_checkpoint = root / staged.name  # rank 0 publishes it
+        elif staged.is_dir():
             published = checkpoints.publish(staged, root, state.global_step)
             checkpoints.rotate(root, self.keep)
             self.last_checkpoint = published
@@ -112,6 +119,7 @@ class RunDirectoryCallback(TrainerCallback):
                 step=state.global_step,
                 path=str(published.relative_to(self.run_dir.root)),
             )
+        distributed.barrier()  # published before any rank may stop
         if self.interrupt.requested:
             checkpoint = self.last_checkpoint
             raise RunInterrupted(

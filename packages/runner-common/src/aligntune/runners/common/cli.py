@@ -22,6 +22,7 @@ from aligntune.core.loader import load_recipe
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
+from aligntune.runners.common import distributed
 from aligntune.runners.common.backend import Backend
 
 CRASH_EXIT = 70
@@ -66,11 +67,15 @@ def plan_for(backend: Backend, recipe: Recipe, run_dir: RunDirectory) -> Plan:
 def run(backend: Backend, recipe_path: Path, output: Path | None, mode: str) -> int:
     """Train one recipe; the return value is the exit code."""
     recipe = load_recipe(recipe_path)  # before importing the stack (seconds): a typo fails fast
+    group = distributed.worker_group(recipe)
+    if group is not None:  # several processes: torchrun starts them, each runs this path
+        return distributed.launch_run(group, backend.name, recipe_path, output, mode)
     backend.import_stack()
     from aligntune.runners.common.trainer import Run, default_run_dir
 
     run_dir = RunDirectory((output or default_run_dir(recipe)).resolve())
     plan = plan_for(backend, recipe, run_dir)
+    distributed.init_worker(plan.device)
     trainer = Run(backend, recipe, plan, run_dir=run_dir.root, mode=mode)  # type: ignore[arg-type]
     for warning in trainer.pieces.settings.warnings:
         print(f"aligntune: warning: {warning}", file=sys.stderr)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from aligntune.core.errors import UserInputError
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import Plan
-from aligntune.runners.common import checkpoints
+from aligntune.runners.common import checkpoints, distributed
 from aligntune.runners.common.errors import ResumeRefused
 from aligntune.runners.common.manifest import recipe_fingerprint
 
@@ -138,6 +138,9 @@ def step_of(path: Path | None) -> int:
 def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any) -> Path:
     """Write final/ under a temporary name and rename it when complete."""
     scratch = run_dir.root / ".final.tmp"
+    if not distributed.is_rank_zero():
+        trainer.save_model(str(scratch))  # FSDP gathers from every rank; rank 0 writes
+        return run_dir.final
     shutil.rmtree(scratch, ignore_errors=True)
     save_model(trainer, tokenizer, scratch)
     if run_dir.final.exists():

@@ -14,6 +14,7 @@ from aligntune.core.algorithms import get_algorithm
 from aligntune.core.errors import UserInputError
 from aligntune.core.recipe import GroupRLAlgorithm, PPOAlgorithm, Recipe
 from aligntune.core.selection import Plan
+from aligntune.runners.common import distributed
 
 GROUP_RL_DEFAULTS: dict[str, Any] = {
     "beta": 0.0,
@@ -139,6 +140,7 @@ def common_kwargs(recipe: Recipe, plan: Plan, output_dir: str, precision: str) -
         "run_name": recipe.run_name,
         "disable_tqdm": True,
         **distributed_kwargs(recipe),
+        **distributed.trainer_kwargs(plan.device),
     }
 
 

@@ -17,7 +17,7 @@ from aligntune.core.recipe import Recipe
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import Plan
-from aligntune.runners.common import checkpoints, lifecycle
+from aligntune.runners.common import checkpoints, distributed, lifecycle
 from aligntune.runners.common.backend import Backend
 from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model
 from aligntune.runners.common.callbacks import RunDirectoryCallback
@@ -104,7 +104,8 @@ class Run:
         self.recipe = recipe
         self.plan = plan
         self.mode = mode
-        self.run_dir = RunDirectory(Path(run_dir).resolve() if run_dir else default_run_dir(recipe))
+        root = Path(run_dir).resolve() if run_dir else default_run_dir(recipe)
+        self.run_dir = distributed.for_this_rank(RunDirectory(root))
         self.interrupt = InterruptRequest()
         self.pieces = self._load(reward_callables)
         self._trainer: Any = None
@@ -195,7 +196,10 @@ class Run:
         resolved = resolved_recipe(self.recipe)
         can_resume = self.recipe.algorithm.name != "ppo"
         name = self.backend.name
-        attempt = lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume)
+        # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
+        attempt = distributed.on_rank_zero(
+            lambda: lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume)
+        )
         if attempt.finished:
             status = self.run_dir.read_status() or {}
             return dict(status.get("metrics") or {}, status="finished")
