@@ -25,12 +25,11 @@ TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 
 
 def make_plan(device: str = "cpu", backend: str = "trl") -> Plan:
-    variant = "cuda" if backend == "unsloth" else device
     return Plan(
         backend=backend,  # type: ignore[arg-type]
         device=device,  # type: ignore[arg-type]
         runtime="docker",
-        image=f"aligntune/{backend}-runner:0.1.0-{variant}",
+        image=f"aligntune/{backend}-runner:0.1.0-{device}",
         image_available=True,
         algorithm="sft",
         requested_backend="auto",
@@ -97,11 +96,12 @@ def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
     assert limits == {"stack": (67108864, 67108864)}
 
 
-def test_unsloth_cpu_mode_lets_the_image_start_without_a_gpu(tmp_path: Path) -> None:
+def test_unsloth_cpu_mode_runs_the_cpu_image_without_gpus(tmp_path: Path) -> None:
+    """The cpu image passes its own preflight: the spec needs no opt-out variable."""
     spec, _ = spec_for(tmp_path, plan=make_plan("cpu", backend="unsloth"))
-    assert spec.image == "aligntune/unsloth-runner:0.1.0-cuda"
+    assert spec.image == "aligntune/unsloth-runner:0.1.0-cpu"
     assert spec.gpus is None and spec.ulimits is None
-    assert spec.environment["ALIGNTUNE_UNSLOTH_ALLOW_CPU"] == "1"
+    assert "ALIGNTUNE_UNSLOTH_ALLOW_CPU" not in spec.environment
 
 
 def test_cuda_spec_takes_given_gpus(tmp_path: Path) -> None:

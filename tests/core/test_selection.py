@@ -140,8 +140,7 @@ def test_selection(algorithm, changes, host, requested, runtime, backend, device
     assert (plan.backend, plan.device) == (backend, device)
     assert plan.reasons, "a plan always says why"
     if runtime == "docker":
-        variant = "cuda" if backend == "unsloth" else device
-        assert plan.image == f"aligntune/{backend}-runner:{VERSION}-{variant}"
+        assert plan.image == f"aligntune/{backend}-runner:{VERSION}-{device}"
     else:
         assert plan.image is None
 
@@ -226,9 +225,11 @@ def test_a_missing_image_is_flagged_with_the_build_command(make_recipe) -> None:
     assert any("aligntune images build trl-runner --device cpu" in w for w in plan.warnings)
 
 
-def test_unsloth_cpu_mode_warns(make_recipe) -> None:
+def test_unsloth_cpu_mode_warns_and_names_the_cpu_image(make_recipe) -> None:
     plan = select_backend(_recipe("sft", {}, make_recipe), CPU_HOST, backend="unsloth")
     assert any("CPU mode" in w for w in plan.warnings)
+    assert plan.image == f"aligntune/unsloth-runner:{VERSION}-cpu"
+    assert any("aligntune images build unsloth-runner --device cpu" in w for w in plan.warnings)
 
 
 def test_gpus_without_nvidia_runtime_warn(make_recipe) -> None:

@@ -255,10 +255,6 @@ def build_container_spec(
         Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
     )
     environment = {"HF_HOME": HF_CACHE_MOUNT, "PYTHONPATH": RECIPE_MOUNT}
-    if plan.backend == "unsloth" and plan.device == "cpu":
-        # The plan chose Unsloth's CPU mode on purpose (asked for, with a warning); the image's
-        # GPU preflight would otherwise refuse to start.
-        environment["ALIGNTUNE_UNSLOTH_ALLOW_CPU"] = "1"
     topology = topology or Topology()
     environment.update(topology.environment())
     network, aliases = container_network(recipe, topology, network)

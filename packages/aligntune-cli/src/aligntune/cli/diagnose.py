@@ -97,11 +97,11 @@ def diagnose_report() -> Report:
         report.add("NVIDIA GPUs", True, "none found (nvidia-smi absent or no GPU): TRL on CPU only")
     for repository in IMAGE_REPOSITORIES:
         backend = repository.split("/")[1].removesuffix("-runner")
-        devices = ("cuda",) if backend == "unsloth" else ("cpu", "cuda")
-        for device in devices:
+        for device in ("cpu", "cuda"):
             tag = image_tag(backend, device)
             labels = docker.images.get(tag)
-            needed = device == "cpu" or bool(host.gpus)
+            # auto never picks Unsloth's CPU mode, so its cpu image is optional on any host.
+            needed = bool(host.gpus) if device == "cuda" else backend == "trl"
             found = (
                 f"present (lock {labels.get('org.aligntune.lock-sha256', '?')[:12]})"
                 if labels is not None

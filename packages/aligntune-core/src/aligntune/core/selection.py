@@ -121,9 +121,8 @@ class Plan(BaseModel):
 
 
 def image_tag(backend: str, device: str) -> str:
-    """The image tag for a backend and device; Unsloth has only a CUDA image."""
-    variant = "cuda" if backend == "unsloth" else device
-    return f"aligntune/{backend}-runner:{VERSION}-{variant}"
+    """The image tag for a backend and device (Unsloth's cpu image runs its CPU mode)."""
+    return f"aligntune/{backend}-runner:{VERSION}-{device}"
 
 
 def model_architecture(recipe: Recipe) -> tuple[str | None, str]:
@@ -249,8 +248,7 @@ def select_backend(
     image = image_tag(chosen, device) if runtime == "docker" else None
     if image and image not in host.images:
         warnings.append(
-            f"image {image} is not built: aligntune images build {chosen}-runner"
-            + ("" if chosen == "unsloth" else f" --device {device}")
+            f"image {image} is not built: aligntune images build {chosen}-runner --device {device}"
         )
     return Plan(
         backend=chosen,
