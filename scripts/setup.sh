@@ -5,7 +5,8 @@
 #   2. .venv-unsloth: the Unsloth runner's own stack (Unsloth patches trl/transformers on import,
 #      so it never shares an environment with the TRL runner);
 #   3. a Docker engine and the Compose v2 plugin (scripts/install-docker.sh);
-#   4. the trl-runner cpu image (aligntune images build).
+#   4. the trl-runner and unsloth-runner cpu images (aligntune images build; the unsloth one runs
+#      Unsloth's CPU mode for the image tests, its cuda variant needs a GPU workflow).
 # Set ALIGNTUNE_SETUP_SKIP="unsloth images" (any of: unsloth docker images) to skip stages.
 # Usage: bash scripts/setup.sh
 set -euo pipefail
@@ -44,13 +45,14 @@ host_venv() {
 unsloth_venv() {
   [ -x .venv-unsloth/bin/python ] || "$PYTHON" -m venv .venv-unsloth
   pip_quiet .venv-unsloth/bin/pip install -q torch==2.13.0
-  pip_quiet .venv-unsloth/bin/pip install -q --no-deps -r packages/unsloth-runner/requirements-cpu.lock
+  pip_quiet .venv-unsloth/bin/pip install -q --no-deps -r images/unsloth-runner/requirements-cpu.lock
   pip_quiet .venv-unsloth/bin/pip install -q --no-deps \
     -e packages/aligntune-core -e packages/runner-common -e packages/unsloth-runner
 }
 
 images() {
   .venv/bin/aligntune images build trl-runner --device cpu
+  .venv/bin/aligntune images build unsloth-runner --device cpu
 }
 
 total=$SECONDS

@@ -1,4 +1,5 @@
-"""What can be checked of the CUDA image without building it (it is built by the GPU workflow)."""
+"""What can be checked of the image files without building them (tests/images builds the cpu
+variant; the cuda variant is built by the GPU workflow)."""
 
 from __future__ import annotations
 
@@ -20,14 +21,24 @@ def _pins(text: str) -> dict[str, str]:
 
 
 def test_dockerfile_habits() -> None:
-    """Exec-form preflight entrypoint, labels, one locked no-deps pass, pip check, a C compiler."""
+    """Exec-form preflight entrypoint, labels, one locked no-deps pass, pip check, gcc for cuda."""
     text = (IMAGE / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["python", "-m", "aligntune.runners.unsloth.entrypoint"]' in text
-    for label in ('backend="unsloth"', 'device="cuda"', "version=", "lock-sha256="):
+    for label in ('backend="unsloth"', 'device="${DEVICE}"', "version=", "lock-sha256="):
         assert f"org.aligntune.{label}" in text
-    assert "--no-index --find-links /wheels --no-deps" in text and "pip check" in text
-    assert "gcc" in text and "python3-dev" in text
+    assert "--no-index --find-links /wheels --no-deps" in text and "aligntune-pip-check" in text
+    assert 'if [ "$DEVICE" = cuda ]' in text and "gcc" in text and "python3-dev" in text
+    assert "ALIGNTUNE_IMAGE_DEVICE=${DEVICE}" in text
     assert "ARG BASE_IMAGE" in text and "FROM ${BASE_IMAGE}" in text
+
+
+def test_cpu_lock_is_the_cuda_lock_without_cuda() -> None:
+    """Every cpu pin has the cuda lock's version; the cuda lock adds only CUDA packages."""
+    cpu = _pins((IMAGE / "requirements-cpu.lock").read_text())
+    cuda = _pins((IMAGE / "requirements-cuda.lock").read_text())
+    assert {k: (v, cuda.get(k)) for k, v in cpu.items() if cuda.get(k) != v} == {}
+    cuda_only = {k for k in set(cuda) - set(cpu) if not k.startswith(("nvidia-", "cuda-"))}
+    assert cuda_only == {"triton", "xformers", "torchvision"}
 
 
 def test_lock_pins_the_runner_stack() -> None:

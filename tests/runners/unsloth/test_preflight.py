@@ -79,3 +79,11 @@ def test_selftest_in_cpu_mode_through_the_entrypoint() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "aligntune unsloth runner selftest: ok (device cpu" in done.stdout
+
+
+def test_the_cpu_image_skips_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cpu image (ALIGNTUNE_IMAGE_DEVICE=cpu) exists to run the CPU mode: no GPU probe."""
+    monkeypatch.setattr(preflight, "probe_gpus", lambda: pytest.fail("probed"))
+    assert preflight.check({preflight.IMAGE_DEVICE_ENV: "cpu"}) == []
+    monkeypatch.setattr(preflight, "probe_gpus", lambda: ([], "nvidia-smi is not in the container"))
+    assert preflight.check({preflight.IMAGE_DEVICE_ENV: "cuda"}) != []

@@ -19,11 +19,9 @@ UNSLOTH_PYTHON = Path(os.environ.get("ALIGNTUNE_UNSLOTH_PYTHON", REPO / ".venv-u
 TRL_PYTHON = Path(os.environ.get("ALIGNTUNE_TRL_PYTHON", REPO / ".venv/bin/python"))
 RUNNER_SRC = REPO / "packages" / "unsloth-runner" / "src"
 INSTALL_HINT = (
-    "pip install torch==2.13.0 && pip install trl==1.12.0 transformers==5.17.0 datasets==4.8.5 "
-    "peft==0.21.2 accelerate==1.15.0 && pip install --no-deps unsloth==2026.10.9 "
-    "unsloth-zoo==2026.10.9 tyro msgspec cut_cross_entropy torchao && pip install -e "
-    "packages/aligntune-core && pip install --no-deps -e packages/runner-common "
-    "-e packages/unsloth-runner"
+    "pip install torch==2.13.0 && pip install --no-deps -r "
+    "images/unsloth-runner/requirements-cpu.lock && pip install --no-deps -e "
+    "packages/aligntune-core -e packages/runner-common -e packages/unsloth-runner"
 )
 
 # The pure modules (preflight, entrypoint) are tested in this interpreter too.

@@ -19,7 +19,7 @@ from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.selection import image_tag
 from aligntune.core.version import VERSION
 
-IMAGES = {"trl-runner": ("cpu", "cuda"), "unsloth-runner": ("cuda",)}
+IMAGES = {"trl-runner": ("cpu", "cuda"), "unsloth-runner": ("cpu", "cuda")}
 """Each image and the devices it is built for."""
 PUBLIC_BASE = "python:3.11-slim-bookworm"
 LOCAL_BASE = "aligntune/base:bookworm-py311"
@@ -95,7 +95,7 @@ def _check_target(root: Path, image: str, device: str) -> None:
 def build_image(image: str, device: str | None = None, base_image: str | None = None) -> str:
     """Build one runner image (wheelhouse, base, docker build); return its tag."""
     root = source_root()
-    device = device or IMAGES.get(image, ("cpu",))[0]
+    device = device or "cpu"
     _check_target(root, image, device)
     started = time.monotonic()
     base = choose_base(root, base_image)

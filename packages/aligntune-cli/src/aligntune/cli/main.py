@@ -192,9 +192,7 @@ app.add_typer(images_app, name="images")
 @images_app.command("build")
 def images_build(
     image: Annotated[str, typer.Argument(help="trl-runner or unsloth-runner.")] = "trl-runner",
-    device: Annotated[
-        str | None, typer.Option(help="cpu or cuda (default: cpu, or cuda for unsloth-runner).")
-    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cpu).")] = None,
     base_image: Annotated[
         str | None, typer.Option(help="Base image (default: the public one, else a local one).")
     ] = None,

@@ -2,8 +2,9 @@
 
 It runs before torch or unsloth is imported (it asks `nvidia-smi`, which the NVIDIA container
 runtime mounts into GPU containers), so a missing GPU, an old driver or an old GPU fails in under
-a second with the fix, instead of a CUDA error deep inside a triton kernel. Setting
-ALLOW_CPU_ENV=1 skips it and lets Unsloth train in its CPU mode (slow, LoRA only).
+a second with the fix, instead of a CUDA error deep inside a triton kernel. The cpu image
+(IMAGE_DEVICE_ENV=cpu) skips it, as does ALLOW_CPU_ENV=1: Unsloth then trains in its CPU mode
+(slow, LoRA only).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 ALLOW_CPU_ENV = "ALIGNTUNE_UNSLOTH_ALLOW_CPU"
 """Set to 1 to run without a GPU (Unsloth's CPU mode)."""
+IMAGE_DEVICE_ENV = "ALIGNTUNE_IMAGE_DEVICE"
+"""Set by the image to its variant; the cpu image exists to run Unsloth's CPU mode."""
 MIN_DRIVER = (580, 65)
 """The image's torch (PyPI's default build) and triton target CUDA 13, which needs 580.65+."""
 MIN_COMPUTE_CAPABILITY = (7, 5)
@@ -89,9 +92,11 @@ def problems(gpus: list[ProbedGpu], why_none: str | None) -> list[str]:
 
 
 def check(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Run the probe unless the opt-out is set; the problems found (empty: go ahead)."""
+    """Run the probe unless opted out or in the cpu image; the problems found (empty: go ahead)."""
     environ = os.environ if environ is None else environ
     if environ.get(ALLOW_CPU_ENV, "") in ("1", "true", "yes"):
+        return []
+    if environ.get(IMAGE_DEVICE_ENV) == "cpu":
         return []
     return problems(*probe_gpus())
 
