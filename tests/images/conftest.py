@@ -1,6 +1,6 @@
 """Image tests need a real Docker engine: it is checked once; without one they skip, loudly.
 
-The trl cpu image is built (or reused) once per session with `aligntune images build`.
+The trl and unsloth cpu images are built (or reused) once per session with `aligntune images build`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
 TRL_CPU_IMAGE = "aligntune/trl-runner:0.1.0-cpu"
+UNSLOTH_CPU_IMAGE = "aligntune/unsloth-runner:0.1.0-cpu"
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
 
 
@@ -66,16 +67,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         terminalreporter.write_sep("!", f"docker tests SKIPPED: {problem}", yellow=True, bold=True)
 
 
+def _built(tag: str, image: str) -> str:
+    """`tag`, built with `aligntune images build IMAGE --device cpu` if the engine lacks it."""
+    present = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
+    if present.returncode != 0:
+        build = subprocess.run([*ALIGNTUNE, "images", "build", image, "--device", "cpu"], cwd=REPO)
+        assert build.returncode == 0, f"aligntune images build {image} --device cpu failed"
+    return tag
+
+
 @pytest.fixture(scope="session")
 def trl_cpu_image() -> str:
     """The trl cpu image, built once if the engine does not have it."""
-    present = subprocess.run(["docker", "image", "inspect", TRL_CPU_IMAGE], capture_output=True)
-    if present.returncode != 0:
-        build = subprocess.run(
-            [*ALIGNTUNE, "images", "build", "trl-runner", "--device", "cpu"], cwd=REPO
-        )
-        assert build.returncode == 0, "aligntune images build trl-runner --device cpu failed"
-    return TRL_CPU_IMAGE
+    return _built(TRL_CPU_IMAGE, "trl-runner")
+
+
+@pytest.fixture(scope="session")
+def unsloth_cpu_image() -> str:
+    """The unsloth cpu image (Unsloth's CPU mode), built once if the engine does not have it."""
+    return _built(UNSLOTH_CPU_IMAGE, "unsloth-runner")
 
 
 def _env(**extra: str) -> dict[str, str]:
