@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,16 @@ def write_jsonl(tmp_path: Path) -> Callable[[str, list[Any]], Path]:
 def make_recipe() -> Callable[..., dict[str, Any]]:
     """base_recipe as a fixture: make_recipe("dpo", training={...})."""
     return base_recipe
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI (CI=true) a skipped test fails the run: CI must really run docker and training."""
+    if os.environ.get("CI", "").lower() not in ("1", "true"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.write_sep(
+            "!", f"CI=true and {len(skipped)} test(s) skipped: failing the run", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
