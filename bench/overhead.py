@@ -25,7 +25,7 @@ from aligntune.runners.trl import create_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "recipes" / "tiny"
-STEPS = {"sft": 20, "dpo": 10, "grpo": 8}
+STEPS = {"sft": 60, "dpo": 30, "grpo": 12}
 
 
 def recipe_file(algorithm: str, folder: Path) -> Path:
