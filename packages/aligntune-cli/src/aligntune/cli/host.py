@@ -5,7 +5,6 @@ Nothing here imports torch or a runner: GPUs come from nvidia-smi, runners from 
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -41,34 +40,29 @@ def docker_client() -> Any:
     return docker.from_env(timeout=DOCKER_TIMEOUT_S)
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over the docker engine's unix socket."""
-
-    def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
 def _engine_get(path: str) -> Any:
-    """GET one engine API path as JSON, over the socket DOCKER_HOST names."""
+    """GET one engine API path as JSON over the socket DOCKER_HOST names.
+
+    Plain HTTP/1.0 on a socket: http.client (and the SDK) would cost more import time than
+    `aligntune plan` is allowed in total.
+    """
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://"):
-        conn: http.client.HTTPConnection = _UnixHTTPConnection(host[7:], DOCKER_TIMEOUT_S)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = host[len("unix://") :]
     else:
-        conn = http.client.HTTPConnection(host.split("://", 1)[-1], timeout=DOCKER_TIMEOUT_S)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise OSError(f"docker engine answered {response.status} to GET {path}")
+        name, _, port = host.split("://", 1)[-1].rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = (name, int(port))
+    with sock:
+        sock.settimeout(DOCKER_TIMEOUT_S)
+        sock.connect(address)
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        response = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = response.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b"?"
+    if status != b"200":
+        raise OSError(f"docker engine answered {status.decode(errors='replace')} to GET {path}")
     return json.loads(body)
 
 
