@@ -51,22 +51,22 @@ CASES: list[tuple[str, str, dict[str, Any], HostInfo, str | None, str, str, str]
         "cuda",
     ),
     (
-        "gpu-zero3",
+        "local-gpu-zero3",
         "sft",
         {"distributed": {"strategy": "deepspeed", "zero_stage": 3}},
-        GPU_HOST,
+        LOCAL_GPU_BOTH,
         None,
-        "docker",
+        "local",
         "trl",
         "cuda",
     ),
     (
-        "gpu-zero2-ddp-ok",
+        "local-gpu-zero2-ok-for-unsloth",
         "sft",
         {"distributed": {"strategy": "deepspeed", "zero_stage": 2}},
-        GPU_HOST,
+        LOCAL_GPU_BOTH,
         None,
-        "docker",
+        "local",
         "unsloth",
         "cuda",
     ),
@@ -146,6 +146,15 @@ def test_selection(algorithm, changes, host, requested, runtime, backend, device
 
 
 ERRORS: list[tuple[str, str, dict[str, Any], HostInfo, str | None, str, str]] = [
+    (
+        "deepspeed-in-an-image",
+        "sft",
+        {"distributed": {"strategy": "deepspeed", "zero_stage": 2}},
+        GPU_HOST,
+        None,
+        "docker",
+        "no aligntune image includes the deepspeed package",
+    ),
     (
         "unsloth-gspo",
         "gspo",

@@ -174,13 +174,22 @@ def _architecture_blocker(recipe: Recipe) -> str | None:
     return None
 
 
-def _check_strategy_device(recipe: Recipe, device: str) -> None:
-    """DeepSpeed ZeRO needs CUDA; DDP and FSDP also run on CPU (gloo), so they pass."""
-    if recipe.distributed.strategy == "deepspeed" and device == "cpu":
+def _check_strategy_device(recipe: Recipe, device: str, runtime: Runtime) -> None:
+    """DeepSpeed needs CUDA and is in no image yet; DDP and FSDP also run on CPU (gloo)."""
+    if recipe.distributed.strategy != "deepspeed":
+        return
+    if device == "cpu":
         raise BackendUnavailableError(
             "distributed.strategy deepspeed needs CUDA GPUs (DeepSpeed ZeRO has no CPU training "
             "path in aligntune's images); none is usable here",
             hint="use distributed.strategy ddp or fsdp: both run on CPU with the gloo backend",
+        )
+    if runtime == "docker":
+        raise BackendUnavailableError(
+            "distributed.strategy deepspeed: no aligntune image includes the deepspeed package "
+            "yet, so the run would fail after start",
+            hint="use distributed.strategy fsdp (sharding like ZeRO-3) or ddp, or --runtime "
+            "local in an environment with deepspeed installed",
         )
 
 
@@ -239,7 +248,7 @@ def select_backend(
             "none is usable here",
             hint="set model.quantization: none to train LoRA in full precision",
         )
-    _check_strategy_device(recipe, device)
+    _check_strategy_device(recipe, device, runtime)
     _check_runtime(chosen, runtime, host)
     reasons.append(
         f"device {device}: "
