@@ -118,6 +118,39 @@ def test_sigterm_stops_every_rank_with_one_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.training
+def test_a_stopped_two_process_run_resumes_to_the_end(tmp_path: Path) -> None:
+    steps = 150
+    recipe = tiny_recipe(tmp_path / "recipe", "sft", steps, strategy="ddp", processes_per_node=2)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "aligntune.runners.trl", "run", str(recipe)]
+    process = subprocess.Popen(
+        [*command, "--output", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        e["event"] == "log"
+        for e in (events(run_dir) if (run_dir / "events.jsonl").exists() else [])
+    ):
+        time.sleep(0.2)
+    process.terminate()
+    process.communicate(timeout=150)
+    assert process.returncode == 143
+    (stopped,) = [e for e in events(run_dir) if e["event"] == "end"]
+    stopped_at = int(stopped["checkpoint"].rsplit("-", 1)[1])
+    assert stopped_at < steps
+
+    resumed = cli("run", str(recipe), "--runtime", "local", "-q", "--output", str(run_dir))
+    assert resumed.returncode == 0
+    starts = [e for e in events(run_dir) if e["event"] == "start"]
+    assert len(starts) == 2 and starts[1]["step"] == stopped_at
+    assert starts[1]["world_size"] == 2
+    logged = [e["step"] for e in events(run_dir) if e["event"] == "log"]
+    assert max(logged) == steps and stopped_at + 1 in logged
+    assert [e["status"] for e in events(run_dir) if e["event"] == "end"][-1] == "finished"
+    assert (run_dir / "final").is_dir()
+
+
+@pytest.mark.training
 def test_fsdp_trains_on_cpu(tmp_path: Path) -> None:
     recipe_path = tiny_recipe(tmp_path / "recipe", "sft", 3, strategy="fsdp", processes_per_node=2)
     data = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))

@@ -126,3 +126,15 @@ def test_fsdp_on_cpu_plans_trl() -> None:
     recipe = _tiny_recipe(strategy="fsdp", processes_per_node=2)
     plan = select_backend(recipe, HostInfo(docker_available=True, nnodes=2))
     assert (plan.backend, plan.device, plan.processes_per_node, plan.nnodes) == ("trl", "cpu", 2, 2)
+
+
+def test_the_root_failure_decides_the_exit_code_not_the_ranks_torchrun_killed() -> None:
+    from types import SimpleNamespace
+
+    from aligntune.runners.common.distributed import failed_exit_code
+
+    killed = SimpleNamespace(exitcode=-15, timestamp=100)
+    crashed = SimpleNamespace(exitcode=70, timestamp=101)
+    assert failed_exit_code({0: killed, 1: crashed}) == 70
+    assert failed_exit_code({0: killed}) == 143
+    assert failed_exit_code({1: SimpleNamespace(exitcode=4, timestamp=5), 0: crashed}) == 4

@@ -172,10 +172,17 @@ def launch_run(
 
 
 def failed_exit_code(failures: Mapping[int, Any]) -> int:
-    """The first failure's exit code (earliest, then lowest rank), as a shell reports it."""
+    """The root failure's exit code, as a shell reports it.
+
+    A worker that exited with an error comes before one killed by a signal (torchrun kills the
+    rest of the group when one fails), then the earliest, then the lowest rank.
+    """
     if not failures:
         return 1
-    _, first = min(failures.items(), key=lambda item: (item[1].timestamp, item[0]))
+    _, first = min(
+        failures.items(),
+        key=lambda item: (int(item[1].exitcode) < 0, item[1].timestamp, item[0]),
+    )
     code = int(first.exitcode)
     return 128 - code if code < 0 else code
 
@@ -234,6 +241,13 @@ def init_worker(device: str) -> None:
 
     if dist.is_initialized():
         return
+    if device == "cpu":
+        # accelerate's MULTI_CPU state picks torch.device("cpu", local_rank % 1), i.e. "cpu:0",
+        # and transformers then resumes the optimizer with torch.load(map_location="cpu:0"),
+        # which torch cannot restore ("don't know how to restore data location"): a stopped
+        # multi-process CPU run could not resume. A plain "cpu" device avoids it; drop this
+        # once accelerate gives MULTI_CPU the plain cpu device.
+        os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
     if device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     timeout = timedelta(seconds=_env_int(os.environ, RDZV_TIMEOUT_ENV, DEFAULT_RDZV_TIMEOUT_S))
