@@ -57,6 +57,24 @@ def events(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def sigterm_after_first_step(recipe: Path, run_dir: Path) -> int:
+    """Start the runner on `recipe`, SIGTERM it once a step is logged; its exit code."""
+    command = [sys.executable, "-m", "aligntune.runners.trl", "run", str(recipe)]
+    process = subprocess.Popen(
+        [*command, "--output", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        e["event"] == "log"
+        for e in (events(run_dir) if (run_dir / "events.jsonl").exists() else [])
+    ):
+        time.sleep(0.2)
+    process.terminate()
+    output, _ = process.communicate(timeout=150)
+    print(output.decode(errors="replace")[-3000:])
+    return process.returncode
+
+
 def assert_one_distributed_run(run_dir: Path, steps: int, world_size: int = 2) -> None:
     """Finished, one final/, a log event per step (no rank's duplicates), distinct shards."""
     found = events(run_dir)
@@ -90,20 +108,7 @@ def test_two_local_processes_train_one_run(tmp_path: Path, algorithm: str, steps
 def test_sigterm_stops_every_rank_with_one_checkpoint(tmp_path: Path) -> None:
     recipe = tiny_recipe(tmp_path / "recipe", "sft", 2000, strategy="ddp", processes_per_node=2)
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "aligntune.runners.trl", "run", str(recipe)]
-    process = subprocess.Popen(
-        [*command, "--output", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-        e["event"] == "log"
-        for e in (events(run_dir) if (run_dir / "events.jsonl").exists() else [])
-    ):
-        time.sleep(0.5)
-    process.terminate()
-    output, _ = process.communicate(timeout=150)
-    print(output.decode(errors="replace")[-3000:])
-    assert process.returncode == 143
+    assert sigterm_after_first_step(recipe, run_dir) == 143
     (end,) = [e for e in events(run_dir) if e["event"] == "end"]
     assert end["status"] == "interrupted" and end["checkpoint"]
     step = int(end["checkpoint"].rsplit("-", 1)[1])
@@ -122,19 +127,7 @@ def test_a_stopped_two_process_run_resumes_to_the_end(tmp_path: Path) -> None:
     steps = 150
     recipe = tiny_recipe(tmp_path / "recipe", "sft", steps, strategy="ddp", processes_per_node=2)
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "aligntune.runners.trl", "run", str(recipe)]
-    process = subprocess.Popen(
-        [*command, "--output", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-        e["event"] == "log"
-        for e in (events(run_dir) if (run_dir / "events.jsonl").exists() else [])
-    ):
-        time.sleep(0.2)
-    process.terminate()
-    process.communicate(timeout=150)
-    assert process.returncode == 143
+    assert sigterm_after_first_step(recipe, run_dir) == 143
     (stopped,) = [e for e in events(run_dir) if e["event"] == "end"]
     stopped_at = int(stopped["checkpoint"].rsplit("-", 1)[1])
     assert stopped_at < steps
