@@ -1,7 +1,8 @@
 """The recipe: one YAML file that says what to train, on what data, with which algorithm.
 
-Every section is strict (`extra="forbid"`): a misspelt key is an error, never ignored. Field
-docstrings feed the exported JSON Schema (`recipes/recipe.schema.json`) and the docs.
+Every section is strict (`extra="forbid"`): a misspelt key is an error, never ignored. The
+docstring under each field is its documentation: `aligntune.core.schema` puts it in the exported
+JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from aligntune.core.algorithms import get_algorithm
 
 
 class Section(BaseModel):
-    """Base of every recipe section: strict keys, attribute docstrings as field docs."""
+    """Base of every recipe section: strict keys."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 # --- algorithm -----------------------------------------------------------------------------
@@ -234,7 +235,7 @@ class DataSource(Section):
     """Hub revision to pin."""
     format: DataFormat = "auto"
     """Row format; `auto` detects it from the columns."""
-    columns: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, str] = {}
     """Map from aligntune's column names (prompt, chosen, ...) to this dataset's columns."""
     max_samples: int | None = Field(None, gt=0)
     """Use only the first N rows."""
@@ -313,7 +314,7 @@ class TrainingSettings(Section):
     """Complete checkpoints kept; the newest is never deleted."""
     eval_steps: int | None = Field(None, gt=0)
     """Evaluate every N steps (needs eval data)."""
-    report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = Field(default_factory=list)
+    report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = []
     """Experiment trackers to report to, besides the run directory's events."""
 
 
@@ -324,7 +325,7 @@ class RewardSpec(Section):
     """A built-in name (see `aligntune.core.rewards`) or `module:function` (TRL's contract)."""
     weight: float = 1.0
     """Weight of this reward in the sum."""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = {}
     """Keyword arguments of a built-in reward (e.g. `column`, `pattern`)."""
 
     @model_validator(mode="after")
@@ -382,7 +383,7 @@ class Recipe(Section):
     """Training and evaluation data."""
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     """Optimisation, schedule and bookkeeping."""
-    rewards: list[RewardSpec] = Field(default_factory=list)
+    rewards: list[RewardSpec] = []
     """Reward functions (GRPO, GSPO, DAPO, Dr. GRPO)."""
     distributed: DistributedSettings = Field(default_factory=DistributedSettings)
     """Multi-process and multi-node training."""
