@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,7 +13,9 @@ from aligntune.core.errors import AlignTuneError
 from aligntune.core.loader import load_recipe
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
-from aligntune.core.selection import HostInfo, Plan, Runtime, select_backend
+
+if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
+    from aligntune.core.selection import HostInfo, Plan, Runtime
 
 
 def load_checked(path: Path) -> Recipe:
@@ -49,6 +52,7 @@ def validate_recipes(paths: list[Path]) -> int:
 def plan_recipe(path: Path, backend: str | None, runtime: str) -> Plan:
     """Load and check a recipe, probe the host, and select the backend."""
     from aligntune.cli.host import probe_host
+    from aligntune.core.selection import select_backend
 
     recipe = load_checked(path)
     host, _ = probe_host(docker=runtime == "docker")

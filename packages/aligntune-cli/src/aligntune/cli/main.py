@@ -2,8 +2,6 @@
 `main()` is the single error boundary: known errors print clean lines and exit with their code.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import sys
