@@ -24,12 +24,23 @@ if [ -f "$DEST/.stamp" ] && [ "$(cat "$DEST/.stamp")" = "$STAMP" ]; then
 fi
 mkdir -p "$DEST"
 
-# Wheels for the image's interpreter (CPython 3.11, glibc x86_64), whatever the host runs.
-platform_args=(--only-binary=:all: --no-deps --implementation cp --python-version 3.11
-  --abi cp311 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
-  --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64
-  --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64
-  --platform linux_x86_64)
+# Wheels for the image's interpreter (CPython 3.11, glibc 2.36 x86_64), whatever the host runs.
+# pip does not widen a --platform to older glibc versions, so every manylinux_2_N the base
+# image's glibc accepts is named (CUDA 13's wheels use 2_25, 2_27 and 2_28, NCCL 2_18).
+platform_args=(--only-binary=:all: --no-deps --implementation cp --python-version 3.11 --abi cp311)
+for glibc_minor in $(seq 36 -1 5); do
+  platform_args+=(--platform "manylinux_2_${glibc_minor}_x86_64")
+done
+platform_args+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64
+  --platform manylinux1_x86_64 --platform linux_x86_64)
+
+if [ "$DEVICE" = cuda ]; then
+  # A machine's pip configuration may add local wheels (find-links) holding torch's +cpu build,
+  # which `torch==2.13.0` matches too (pip ignores local version labels): the CUDA wheels come
+  # from the package index alone.
+  export PIP_CONFIG_FILE=/dev/null
+  unset PIP_FIND_LINKS PIP_EXTRA_INDEX_URL
+fi
 
 download() {
   # Notices about a machine's extra (missing) find-links are noise; errors still show.
@@ -47,5 +58,9 @@ if ! download -r "$LOCK" 2>"$DEST/.pip.log"; then
   download --extra-index-url "$TORCH_CPU_INDEX" -r "$LOCK"
 fi
 rm -f "$DEST/.pip.log"
+if [ "$DEVICE" = cuda ] && ls "$DEST" | grep -q '+cpu'; then
+  echo "error: CPU builds in the cuda wheelhouse $DEST: $(ls "$DEST" | grep '+cpu')" >&2
+  exit 1
+fi
 echo "$STAMP" > "$DEST/.stamp"
 echo "wheelhouse $DEST: $(find "$DEST" -name '*.whl' | wc -l) wheels, $(du -sh "$DEST" | cut -f1)"
