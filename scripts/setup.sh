@@ -6,8 +6,12 @@
 #      so it never shares an environment with the TRL runner);
 #   3. a Docker engine and the Compose v2 plugin (scripts/install-docker.sh);
 #   4. the trl-runner and unsloth-runner cpu images (aligntune images build; the unsloth one runs
-#      Unsloth's CPU mode for the image tests, its cuda variant needs a GPU workflow).
-# Set ALIGNTUNE_SETUP_SKIP="unsloth images" (any of: unsloth docker images) to skip stages.
+#      Unsloth's CPU mode for the image tests);
+#   5. only when ALIGNTUNE_SETUP_WITH names cuda-image (scripts/test.sh does): the unsloth-runner
+#      cuda image (2.8 GB of CUDA wheels downloaded, a 6.5 GB image), whose stack, GPU preflight
+#      and CPU-mode selftest the tests check on GPU-less hosts too.
+# Set ALIGNTUNE_SETUP_SKIP="unsloth images" (any of: unsloth docker images) to skip stages; a
+# skipped image is then built by the first test that needs it.
 # Usage: bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,4 +64,7 @@ stage venv host_venv
 stage unsloth unsloth_venv
 stage docker bash scripts/install-docker.sh
 stage images images
+if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" cuda-image "* ]]; then
+  stage cuda-image .venv/bin/aligntune images build unsloth-runner --device cuda
+fi
 echo "== setup: done in $((SECONDS - total)) s"

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+# The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight).
+ALIGNTUNE_SETUP_WITH="cuda-image ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
 
 start=$SECONDS
 echo "== test: lint"

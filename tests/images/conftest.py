@@ -1,6 +1,7 @@
 """Image tests need a real Docker engine: it is checked once; without one they skip, loudly.
 
-The trl and unsloth cpu images are built (or reused) once per session with `aligntune images build`.
+The trl and unsloth cpu images, and the unsloth cuda image, are built (or reused) once per session
+with `aligntune images build`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
 TRL_CPU_IMAGE = "aligntune/trl-runner:0.1.0-cpu"
 UNSLOTH_CPU_IMAGE = "aligntune/unsloth-runner:0.1.0-cpu"
+UNSLOTH_CUDA_IMAGE = "aligntune/unsloth-runner:0.1.0-cuda"
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
 
 
@@ -67,12 +69,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         terminalreporter.write_sep("!", f"docker tests SKIPPED: {problem}", yellow=True, bold=True)
 
 
-def _built(tag: str, image: str) -> str:
-    """`tag`, built with `aligntune images build IMAGE --device cpu` if the engine lacks it."""
+def _built(tag: str, image: str, device: str = "cpu") -> str:
+    """`tag`, built with `aligntune images build IMAGE --device DEVICE` if the engine lacks it."""
     present = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
     if present.returncode != 0:
-        build = subprocess.run([*ALIGNTUNE, "images", "build", image, "--device", "cpu"], cwd=REPO)
-        assert build.returncode == 0, f"aligntune images build {image} --device cpu failed"
+        build = subprocess.run([*ALIGNTUNE, "images", "build", image, "--device", device], cwd=REPO)
+        assert build.returncode == 0, f"aligntune images build {image} --device {device} failed"
     return tag
 
 
@@ -86,6 +88,12 @@ def trl_cpu_image() -> str:
 def unsloth_cpu_image() -> str:
     """The unsloth cpu image (Unsloth's CPU mode), built once if the engine does not have it."""
     return _built(UNSLOTH_CPU_IMAGE, "unsloth-runner")
+
+
+@pytest.fixture(scope="session")
+def unsloth_cuda_image() -> str:
+    """The unsloth cuda image (CUDA torch, triton, xformers), built once if the engine lacks it."""
+    return _built(UNSLOTH_CUDA_IMAGE, "unsloth-runner", "cuda")
 
 
 def _env(**extra: str) -> dict[str, str]:
