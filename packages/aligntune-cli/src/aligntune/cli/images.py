@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
+from typing import IO
 
 import typer
 
@@ -111,11 +113,51 @@ def build_image(image: str, device: str | None = None, base_image: str | None = 
         command += ["--build-arg", f"{key}={value}"]
     typer.echo(f"building {tag} from {base} ...")
     # The legacy builder prints a deprecation banner where buildx is missing; it still works.
-    if subprocess.run([*command, "."], cwd=root, check=False).returncode != 0:
+    # The context comes on stdin: only what this image copies, not every image's wheelhouse.
+    build = subprocess.Popen([*command, "-"], cwd=root, stdin=subprocess.PIPE)
+    assert build.stdin is not None
+    try:
+        write_context(root, context_paths(image, device), build.stdin)
+        build.stdin.close()
+    except BrokenPipeError:  # docker stopped reading: its own error is on the terminal
+        pass
+    if build.wait() != 0:
         raise BackendUnavailableError(f"docker build of {tag} failed (see the output above)")
     size = _image_size(tag)
     typer.echo(f"built {tag} ({size / 1e9:.2f} GB) in {time.monotonic() - started:.0f} s")
     return tag
+
+
+def context_paths(image: str, device: str) -> list[str]:
+    """The paths (from the checkout's root) that `images/IMAGE/Dockerfile` copies for DEVICE."""
+    return [
+        f"images/{image}",
+        "packages/aligntune-core",
+        "packages/runner-common",
+        f"packages/{image}",
+        f".wheelhouse/{image}-{device}",
+    ]
+
+
+def _without_build_debris(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    name = info.name.rsplit("/", 1)[-1]
+    if name == "__pycache__" or name.endswith((".pyc", ".egg-info")):
+        return None
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = int(info.mtime)  # a float mtime would need a pax header (see write_context)
+    return info
+
+
+def write_context(root: Path, paths: list[str], sink: IO[bytes]) -> None:
+    """Stream `paths` under `root` to `sink` as a docker build context (a tar).
+
+    GNU format, integer mtimes: docker recognises a context on stdin by parsing its first 512
+    bytes as a tar header, and a pax header there would make it read the tar as a Dockerfile.
+    """
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+        for path in paths:
+            tar.add(root / path, arcname=path, filter=_without_build_debris)
 
 
 def _image_size(tag: str) -> int:
