@@ -2,12 +2,16 @@
 # The GPU check without Docker, for any Linux machine with an NVIDIA GPU and Python 3.11:
 # two venvs (TRL and Unsloth, each with its own locked stack), each runner's selftest, a smoke
 # recipe per algorithm on each backend, then bench/backends_gpu.py (TRL vs Unsloth speed/memory).
-# Usage: bash scripts/gpu-check.sh [WORK_DIR]      (about 15 minutes on one H100, mostly installs)
+# Usage: bash scripts/gpu-check.sh [WORK_DIR [BENCH_ARGS...]]   (about 15 minutes on one H100,
+#   mostly installs); BENCH_ARGS go to bench/backends_gpu.py, e.g. --steps 50, or --smoke for a
+#   dry run of this whole script on a machine without a GPU (with ALIGNTUNE_UNSLOTH_ALLOW_CPU=1
+#   and a stand-in `nvidia-smi` on PATH).
 # Prints what it measured; nothing here is a claim until someone has run it and recorded it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${1:-$ROOT/.cache/gpu-check}"
+shift $(($# > 0 ? 1 : 0))
 PYTHON="${PYTHON:-python3.11}"
 mkdir -p "$WORK"
 cd "$ROOT"
@@ -57,6 +61,6 @@ done
 
 echo "== bench/backends_gpu.py"
 "$WORK/trl/bin/python" bench/backends_gpu.py --trl-python "$WORK/trl/bin/python" \
-  --unsloth-python "$WORK/unsloth/bin/python" --work "$WORK/bench" || status=1
+  --unsloth-python "$WORK/unsloth/bin/python" --work "$WORK/bench" "$@" || status=1
 echo "date: $(date -u +%FT%TZ)"
 exit $status
