@@ -15,6 +15,7 @@ from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
+    from aligntune.cli.engine import EngineProbe
     from aligntune.core.selection import HostInfo, Plan, Runtime
 
 
@@ -49,13 +50,17 @@ def validate_recipes(paths: list[Path]) -> int:
     return 1 if failures else 0
 
 
-def plan_recipe(path: Path, backend: str | None, runtime: str) -> Plan:
-    """Load and check a recipe, probe the host, and select the backend."""
+def plan_recipe(
+    path: Path, backend: str | None, runtime: str, engine: EngineProbe | None = None
+) -> Plan:
+    """Load and check a recipe, probe the host (the engine via `engine` if already asked), and
+    select the backend."""
     from aligntune.cli.host import probe_host
     from aligntune.core.selection import select_backend
 
     recipe = load_checked(path)
-    host, _ = probe_host(docker=runtime == "docker")
+    state = engine.result() if engine is not None else None
+    host, _ = probe_host(docker=runtime == "docker", engine=state)
     return select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
 
 

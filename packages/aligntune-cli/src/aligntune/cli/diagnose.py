@@ -8,7 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from aligntune.cli.host import IMAGE_REPOSITORIES, probe_host
+from aligntune.cli.engine import IMAGE_REPOSITORIES
+from aligntune.cli.host import probe_host
 from aligntune.core.selection import image_tag
 from aligntune.core.version import VERSION
 

@@ -169,7 +169,7 @@ def _image_size(tag: str) -> int:
 
 def list_images() -> list[str]:
     """One line per aligntune image in the engine: tag, device, size, lock hash, created."""
-    from aligntune.cli.host import IMAGE_REPOSITORIES, docker_client
+    from aligntune.cli.engine import IMAGE_REPOSITORIES, docker_client
 
     try:
         client = docker_client()

@@ -1,0 +1,122 @@
+"""The docker engine's version, runtimes and aligntune images, asked over its socket.
+
+Standard library only (the SDK only where TLS is configured), so `aligntune plan` can start the
+question in a thread before it imports the recipe models, and the engine answers meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGE_REPOSITORIES = ("aligntune/trl-runner", "aligntune/unsloth-runner")
+DOCKER_TIMEOUT_S = 5
+
+
+@dataclass
+class DockerState:
+    """What the docker engine said, or why it could not be asked."""
+
+    reachable: bool = False
+    version: str | None = None
+    runtimes: tuple[str, ...] = ()
+    images: dict[str, dict[str, str]] = field(default_factory=dict)
+    """tag -> labels, for aligntune images."""
+    error: str | None = None
+
+
+def docker_client() -> Any:
+    """A docker SDK client for the engine DOCKER_HOST (or the default socket) points at."""
+    import docker
+
+    return docker.from_env(timeout=DOCKER_TIMEOUT_S)
+
+
+def _engine_get(path: str) -> Any:
+    """GET one engine API path as JSON over the socket DOCKER_HOST names.
+
+    Plain HTTP/1.0 on a socket: http.client (and the SDK) would cost more import time than
+    `aligntune plan` is allowed in total.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = host[len("unix://") :]
+    else:
+        name, _, port = host.split("://", 1)[-1].rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = (name, int(port))
+    with sock:
+        sock.settimeout(DOCKER_TIMEOUT_S)
+        sock.connect(address)
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        response = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = response.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b"?"
+    if status != b"200":
+        raise OSError(f"docker engine answered {status.decode(errors='replace')} to GET {path}")
+    return json.loads(body)
+
+
+def _probe_with_sdk() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The engine's info and aligntune images through the SDK (TLS-protected engines)."""
+    client = docker_client()
+    images = client.images.list(filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
+    return client.info(), [{"RepoTags": i.tags, "Labels": i.labels} for i in images]
+
+
+def probe_docker() -> DockerState:
+    """Ask the docker engine for its version, runtimes and aligntune images.
+
+    Plain engine API calls over the socket keep `aligntune plan` fast; the SDK, slow to import,
+    is used only where TLS is configured.
+    """
+    reference = json.dumps({"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
+    try:
+        if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+            info, images = _probe_with_sdk()
+        else:
+            info = _engine_get("/info")
+            images = _engine_get(f"/images/json?filters={urllib.parse.quote(reference)}")
+    except Exception as exc:  # socket, HTTP and SDK errors all mean: engine not usable
+        return DockerState(error=_short_error(exc))
+    state = DockerState(
+        reachable=True,
+        version=info.get("ServerVersion"),
+        runtimes=tuple(sorted(info.get("Runtimes") or {})),
+    )
+    for image in images:
+        for tag in image.get("RepoTags") or ():
+            state.images[tag] = dict(image.get("Labels") or {})
+    return state
+
+
+def _short_error(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or "Connection refused" in text:
+        return "no docker engine answers on " + os.environ.get(
+            "DOCKER_HOST", "unix:///var/run/docker.sock"
+        )
+    return text[:200]
+
+
+class EngineProbe:
+    """probe_docker() running in a thread from the moment this is made; result() waits for it."""
+
+    def __init__(self) -> None:
+        self._state = DockerState(error="the engine probe did not finish")
+        self._thread = threading.Thread(target=self._probe, name="docker-probe", daemon=True)
+        self._thread.start()
+
+    def _probe(self) -> None:
+        self._state = probe_docker()
+
+    def result(self) -> DockerState:
+        """The engine's state (probe_docker turns every failure into DockerState.error)."""
+        self._thread.join()
+        return self._state
