@@ -16,15 +16,19 @@ from pathlib import Path
 TARGET_S = 0.3
 
 
-def median_wall(command: list[str], runs: int) -> float:
-    """Median seconds of `runs` executions of `command` (after one warm-up run)."""
-    subprocess.run(command, capture_output=True, check=False)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_walls(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Median seconds of `runs` executions of each command, after one warm-up run each.
+
+    The commands take turns (round-robin), so a machine that speeds up or slows down during the
+    benchmark (a shared VM does) shifts every command alike instead of whichever ran last.
+    """
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs + 1):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=False)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(seconds[1:]) for name, seconds in times.items()}
 
 
 def main() -> None:
@@ -39,8 +43,7 @@ def main() -> None:
         "aligntune plan": [exe, "plan", args.recipe],
     }
     print(f"{'command':<22}{'median s':>10}  target {TARGET_S} s  ({args.runs} runs)")
-    for name, command in commands.items():
-        seconds = median_wall(command, args.runs)
+    for name, seconds in median_walls(commands, args.runs).items():
         verdict = "ok" if seconds <= TARGET_S else "SLOW"
         print(f"{name:<22}{seconds:>10.3f}  {verdict}")
 
