@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+from image_helpers import docker
 
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def docker(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    """`docker ARGS`; its output is shown only when a test fails."""
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    print(f"$ docker {' '.join(args)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
 
 
 def test_labels_and_compiler_for_triton(unsloth_cuda_image: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from image_helpers import docker
 
 pytestmark = pytest.mark.docker
 
@@ -21,13 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
 LEFT_OUT = ("triton", "xformers", "torchvision")
 """unsloth's CUDA-only requirements that the cpu image leaves out (images/unsloth-runner/)."""
-
-
-def docker(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    """`docker ARGS`; its output is shown only when a test fails."""
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    print(f"$ docker {' '.join(args)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
 
 
 def test_labels_entrypoint_and_no_compiler(unsloth_cpu_image: str) -> None:
