@@ -43,7 +43,7 @@ for backend in trl unsloth; do
   "$WORK/$backend/bin/python" -m "aligntune.runners.$backend" selftest || status=1
 done
 
-# A smoke recipe per algorithm and backend: the shipped tiny recipes, 3 steps, on the GPU.
+# A smoke recipe per algorithm and backend: the shipped tiny recipes as they are, on the GPU.
 for algorithm in sft dpo ppo grpo gspo dapo dr_grpo; do
   recipe="recipes/tiny/$algorithm.yaml"
   [ -f "$recipe" ] || { echo "no $recipe, skipped"; continue; }
