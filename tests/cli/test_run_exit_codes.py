@@ -81,52 +81,58 @@ def fake_host(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return set_host
 
 
+class Launcher:
+    """`aligntune run` in this process; the launch seam records starts instead of making them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+        self.monkeypatch = monkeypatch
+        self.capsys = capsys
+        self.started: list[tuple[str, Any]] = []
+        """Every start through the launch seam: ("docker", spec) or ("local", argv)."""
+        self.next_run: FakeRun | None = None
+        """What the next start returns."""
+        monkeypatch.setattr(
+            launch, "start_container", lambda spec, log, keep=False: self._start("docker", spec)
+        )
+        monkeypatch.setattr(
+            launch, "start_local", lambda argv, log, env: self._start("local", argv)
+        )
+
+    def _start(self, kind: str, what: Any) -> FakeRun:
+        self.started.append((kind, what))
+        assert self.next_run is not None, "the test did not say what the run does"
+        return self.next_run
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        """`aligntune run ARGS`: exit code, stdout, stderr."""
+        self.monkeypatch.setattr(sys, "argv", ["aligntune", "run", *args])
+        self.monkeypatch.setenv("HF_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "at-hf"))
+        self.monkeypatch.delenv("ALIGNTUNE_DEBUG", raising=False)
+        with pytest.raises(SystemExit) as exit_info:
+            main.main()
+        out, err = self.capsys.readouterr()
+        code = exit_info.value.code
+        return int(code if isinstance(code, int) else 0), out, err
+
+
 @pytest.fixture
-def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
-    """Record every start through the launch seam; the test installs the FakeRun to return."""
-    calls: list[tuple[str, Any]] = []
-    monkeypatch.setattr(
-        launch, "start_container", lambda spec, log, keep=False: _start(calls, "docker", spec)
-    )
-    monkeypatch.setattr(launch, "start_local", lambda argv, log, env: _start(calls, "local", argv))
-    return calls
-
-
-_RESULTS: dict[str, FakeRun] = {}
-
-
-def _start(calls: list[tuple[str, Any]], kind: str, what: Any) -> FakeRun:
-    calls.append((kind, what))
-    return _RESULTS["next"]
-
-
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["aligntune", "run", *args])
-    monkeypatch.setenv("HF_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "at-hf"))
-    monkeypatch.delenv("ALIGNTUNE_DEBUG", raising=False)
-    with pytest.raises(SystemExit) as exit_info:
-        main.main()
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return int(code if isinstance(code, int) else 0), out, err
-
-
-def test_finished_run_exits_0_with_a_summary(
-    tmp_path: Path,
+def launcher(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
+) -> Launcher:
+    """The launcher on a host with docker, the trl cpu image and the trl runner (see fake_host)."""
+    return Launcher(monkeypatch, capsys)
+
+
+def test_finished_run_exits_0_with_a_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: Launcher
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    _RESULTS["next"] = fake = FakeRun(tmp_path / "run", 0)
-    code, out, err = run_cli(
-        monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run")
-    )
+    launcher.next_run = fake = FakeRun(tmp_path / "run", 0)
+    code, out, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert code == 0, err
-    assert [kind for kind, _ in started] == ["docker"]
+    assert [kind for kind, _ in launcher.started] == ["docker"]
     assert "finished" in out and "3 steps" in out and "train_loss 2.2" in out
     assert f"model: {tmp_path / 'run' / 'final'}" in out
     assert fake.closed
@@ -139,79 +145,53 @@ def test_finished_run_exits_0_with_a_summary(
 
 
 def test_bad_recipe_exits_1_and_writes_nothing(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
-    write_recipe: Any,
+    tmp_path: Path, write_recipe: Any, launcher: Launcher
 ) -> None:
     recipe = write_recipe({"algorithm": {"name": "sft"}, "model": {"name_or_path": "./nope"}})
-    code, _, err = run_cli(monkeypatch, capsys, str(recipe), "-o", str(tmp_path / "run"))
+    code, _, err = launcher.run(str(recipe), "-o", str(tmp_path / "run"))
     assert code == 1 and "error:" in err
-    assert not (tmp_path / "run").exists() and started == []
+    assert not (tmp_path / "run").exists() and launcher.started == []
 
 
 def test_missing_image_exits_3_with_the_build_command(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
+    tmp_path: Path, fake_host: Callable[..., None], launcher: Launcher
 ) -> None:
     fake_host(images=())
-    code, _, err = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    code, _, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert code == 3
     assert "aligntune images build trl-runner --device cpu" in err
-    assert not (tmp_path / "run").exists() and started == []
+    assert not (tmp_path / "run").exists() and launcher.started == []
 
 
-def test_gpus_on_a_cpu_plan_is_a_usage_error(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
-) -> None:
+def test_gpus_on_a_cpu_plan_is_a_usage_error(tmp_path: Path, launcher: Launcher) -> None:
     args = (str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"), "--gpus", "all")
-    code, _, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = launcher.run(*args)
     assert code == 2 and "--gpus needs a cuda image" in err
-    assert started == [] and not (tmp_path / "run").exists()
+    assert launcher.started == [] and not (tmp_path / "run").exists()
 
 
 def test_runner_interrupted_exits_143_and_says_how_to_resume(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
+    tmp_path: Path, launcher: Launcher
 ) -> None:
-    _RESULTS["next"] = FakeRun(tmp_path / "run", 143)
-    code, _, err = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    launcher.next_run = FakeRun(tmp_path / "run", 143)
+    code, _, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert code == 143
     assert "checkpoints/c-1" in err
     assert f"resume with: aligntune run {TINY / 'sft.yaml'} --output {tmp_path / 'run'}" in err
 
 
 def test_sigterm_to_the_launcher_stops_the_run_and_exits_143(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
+    tmp_path: Path, launcher: Launcher
 ) -> None:
-    _RESULTS["next"] = fake = FakeRun(
+    launcher.next_run = fake = FakeRun(
         tmp_path / "run", 143, on_first_poll=lambda: os.kill(os.getpid(), signal.SIGTERM)
     )
-    code, _, _ = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    code, _, _ = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert code == 143 and fake.signals == ["TERM"]
 
 
 def test_sigterm_while_the_container_is_created_is_not_lost(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: Launcher
 ) -> None:
     fake = FakeRun(tmp_path / "run", 143)
 
@@ -220,50 +200,34 @@ def test_sigterm_while_the_container_is_created_is_not_lost(
         return fake
 
     monkeypatch.setattr(launch, "start_container", slow_start)
-    code, _, _ = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    code, _, _ = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert code == 143 and fake.signals == ["TERM"]
 
 
-def test_second_ctrl_c_kills(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
-) -> None:
+def test_second_ctrl_c_kills(tmp_path: Path, launcher: Launcher) -> None:
     def twice() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
 
-    _RESULTS["next"] = fake = FakeRun(tmp_path / "run", 137, on_first_poll=twice)
-    code, _, _ = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    launcher.next_run = fake = FakeRun(tmp_path / "run", 137, on_first_poll=twice)
+    code, _, _ = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert fake.signals == ["TERM", "KILL"] and code == 130
 
 
 def test_crash_exits_with_the_runner_code_and_shows_the_log_tail(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
+    tmp_path: Path, launcher: Launcher
 ) -> None:
-    _RESULTS["next"] = FakeRun(tmp_path / "run", 70)
-    code, _, err = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    launcher.next_run = FakeRun(tmp_path / "run", 70)
+    code, _, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
     assert code == 70 and "Boom: it broke" in err and "exit 70" in err
 
 
-def test_local_runtime_starts_the_runner_on_this_host(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
-) -> None:
-    _RESULTS["next"] = FakeRun(tmp_path / "run", 0)
+def test_local_runtime_starts_the_runner_on_this_host(tmp_path: Path, launcher: Launcher) -> None:
+    launcher.next_run = FakeRun(tmp_path / "run", 0)
     args = (str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"), "--runtime", "local", "--restart")
-    code, _, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = launcher.run(*args)
     assert code == 0, err
-    ((kind, argv),) = started
+    ((kind, argv),) = launcher.started
     assert kind == "local"
     assert argv == [
         sys.executable,
@@ -282,20 +246,14 @@ def test_local_runtime_starts_the_runner_on_this_host(
     assert resolved["output"]["dir"] == str(tmp_path / "run")
 
 
-def test_resumed_run_keeps_its_backend(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_host: Callable[..., None],
-    started: list[tuple[str, Any]],
-) -> None:
+def test_resumed_run_keeps_its_backend(tmp_path: Path, launcher: Launcher) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "plan.json").write_text(json.dumps({"backend": "trl"}))
     args = (str(TINY / "sft.yaml"), "-o", str(run_dir), "--backend", "unsloth")
-    code, _, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = launcher.run(*args)
     assert code == 2 and "was trained with backend trl" in err
-    _RESULTS["next"] = FakeRun(run_dir, 0)
-    code, out, err = run_cli(monkeypatch, capsys, str(TINY / "sft.yaml"), "-o", str(run_dir))
+    launcher.next_run = FakeRun(run_dir, 0)
+    code, out, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(run_dir))
     assert code == 0, err
     assert "resuming: plan.json chose backend trl" in out
