@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
+from image_helpers import tiny_sft_copy
 
 pytestmark = pytest.mark.docker
 
@@ -179,20 +179,12 @@ def test_grpo_run_reports_rewards(
     assert_complete(tmp_path / "grpo", os.getuid())
 
 
-def long_recipe(tmp_path: Path) -> Path:
-    """The tiny SFT recipe with enough steps to be interrupted, and no periodic checkpoint."""
-    folder = tmp_path / "recipe"
-    shutil.copytree(TINY, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    recipe = yaml.safe_load((TINY / "sft.yaml").read_text())
-    recipe["training"].update(max_steps=120, save_steps=1000)
-    (folder / "long.yaml").write_text(yaml.safe_dump(recipe))
-    return folder / "long.yaml"
-
-
 def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(
     trl_cpu_image: str, tmp_path: Path
 ) -> None:
-    recipe, run_dir = long_recipe(tmp_path), tmp_path / "long"
+    # Enough steps to be interrupted, and no periodic checkpoint.
+    recipe = tiny_sft_copy(tmp_path, "long.yaml", max_steps=120, save_steps=1000)
+    run_dir = tmp_path / "long"
     command = [*ALIGNTUNE, "run", str(recipe), "--output", str(run_dir), "--quiet"]
     env = cli_env(HF_HOME=str(tmp_path / "hf"))
     launcher = subprocess.Popen(

@@ -7,19 +7,16 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from image_helpers import docker
+from image_helpers import docker, tiny_sft_copy
 
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "recipes" / "tiny"
 LEFT_OUT = ("triton", "xformers", "torchvision")
 """unsloth's CUDA-only requirements that the cpu image leaves out (images/unsloth-runner/)."""
 
@@ -63,16 +60,6 @@ def test_selftest_trains_in_cpu_mode_as_a_non_root_uid(unsloth_cpu_image: str) -
     assert "CPU mode" in done.stdout + done.stderr
 
 
-def quick_recipe(tmp_path: Path) -> Path:
-    """The tiny SFT recipe cut to a few steps (the image test checks the path, not learning)."""
-    folder = tmp_path / "recipe"
-    shutil.copytree(TINY, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    recipe = yaml.safe_load((TINY / "sft.yaml").read_text())
-    recipe["training"].update(max_steps=4, save_steps=2)
-    (folder / "sft.yaml").write_text(yaml.safe_dump(recipe))
-    return folder / "sft.yaml"
-
-
 def test_run_backend_unsloth_trains_in_the_cpu_image(
     unsloth_cpu_image: str,
     tmp_path: Path,
@@ -80,9 +67,9 @@ def test_run_backend_unsloth_trains_in_the_cpu_image(
 ) -> None:
     """`aligntune run --backend unsloth` plans unsloth/cpu and completes in the cpu image."""
     run_dir = tmp_path / "run"
-    result = aligntune(
-        "run", str(quick_recipe(tmp_path)), "--backend", "unsloth", "--output", str(run_dir), "-q"
-    )
+    # A few steps: this checks the path through the image, not learning.
+    recipe = tiny_sft_copy(tmp_path, "sft.yaml", max_steps=4, save_steps=2)
+    result = aligntune("run", str(recipe), "--backend", "unsloth", "--output", str(run_dir), "-q")
     assert result.returncode == 0, result.stderr
     for name in (
         "plan.json",
