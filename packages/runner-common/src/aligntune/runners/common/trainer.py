@@ -270,6 +270,19 @@ def _bf16_supported(device: str) -> bool:
     return device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def create_run(
+    backend: Backend,
+    recipe: Recipe,
+    plan: Plan,
+    reward_callables: Mapping[str, Callable[..., Any]] | None = None,
+    run_dir: str | Path | None = None,
+    mode: lifecycle.Mode = "auto",
+) -> Run:
+    """A run on `backend` for a validated recipe and plan: each runner's `create_trainer`."""
+    check_plan(backend, recipe, plan)
+    return Run(backend, recipe, plan, reward_callables, run_dir, mode)
+
+
 def check_plan(backend: Backend, recipe: Recipe, plan: Plan) -> None:
     """Refuse a plan made for another backend, or an algorithm this backend cannot run."""
     algorithm = get_algorithm(recipe.algorithm.name)
