@@ -171,7 +171,7 @@ def test_plan_local_runtime_explains_the_choice(tmp_path) -> None:
 def test_plan_explicit_unsloth_for_gspo_exits_3_naming_trl(tmp_path) -> None:
     recipe = _recipe(
         tmp_path,
-        algorithm={"name": "gspo"},
+        algorithm={"name": "gspo", "num_generations": 4},
         rewards=[{"function": "contains", "params": {"text": "1"}}],
     )
     recipe["data"] = {"train": {"path": str(TINY / "data/grpo.jsonl")}}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from aligntune.core import backend_factory
 from aligntune.core.backend_factory import (
     BackendType,
     create_rl_trainer,
     create_sft_trainer,
     list_backends,
 )
+from aligntune.core.backends import BackendSpec
 from aligntune.core.errors import RecipeError, RunnerNotInstalledError
+from aligntune.runners.common import api
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def captured(monkeypatch):
         seen.update(recipe=recipe, backend=backend, callables=reward_callables)
         return "trainer"
 
-    monkeypatch.setattr(backend_factory, "create_trainer_from_recipe", fake)
+    monkeypatch.setattr(api, "create_trainer_from_recipe", fake)
     return seen
 
 
@@ -87,7 +88,7 @@ def test_ppo_takes_the_reward_model(captured) -> None:
 
 
 def test_a_missing_runner_is_an_import_error_naming_the_package(monkeypatch, tiny_model) -> None:
-    monkeypatch.setattr(backend_factory, "runner_installed", lambda backend: False)
+    monkeypatch.setattr(BackendSpec, "runner_installed", lambda self: False)
     with pytest.raises(ImportError, match="pip install aligntune-trl-runner") as caught:
         create_sft_trainer(str(tiny_model), "d/y", backend=BackendType.TRL)
     assert isinstance(caught.value, RunnerNotInstalledError)

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from aligntune.core.backends import image_tag
 from aligntune.core.errors import BackendUnavailableError
 from aligntune.core.loader import recipe_from_dict
-from aligntune.core.selection import GpuInfo, HostInfo, image_tag, select_backend
+from aligntune.core.selection import GpuInfo, HostInfo, select_backend
 from aligntune.core.version import VERSION
 
 H100 = GpuInfo("NVIDIA H100", 81559, "9.0")

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from aligntune.cli.output import echo_error
-from aligntune.core.algorithms import ALGORITHMS, BACKEND_NAMES, get_algorithm
+from aligntune.core.algorithms import ALGORITHMS, get_algorithm
+from aligntune.core.backends import BACKEND_NAMES, get_backend
 from aligntune.core.errors import AlignTuneError
 from aligntune.core.loader import load_recipe
 from aligntune.core.preflight import check_inputs
@@ -79,15 +80,17 @@ def backend_readiness(backend: str, host: HostInfo) -> tuple[str, str]:
         ways.append(f"{backend} runner installed here")
     if not ways:
         return "no", "no docker engine and the runner is not installed (see aligntune diagnose)"
-    if backend == "trl":
+    spec = get_backend(backend)
+    if not spec.needs_gpu:
         device = "CUDA" if (docker_gpu or gpu) else "CPU"
         return "yes", f"{' and '.join(ways)}; trains on {device}"
     if docker_gpu or (gpu and backend in host.runner_packages):
         return "yes", f"{' and '.join(ways)}; {len(host.gpus)} CUDA GPU(s)"
-    cpu_ok = [a.name for a in ALGORITHMS if "cpu" in a.verified.get("unsloth", ())]
+    cpu_ok = [a.name for a in ALGORITHMS if "cpu" in a.verified.get(backend, ())]
+    lora = ", LoRA" if spec.cpu_mode_lora_only else ""
     return "cpu mode", (
-        "no usable CUDA GPU: only when asked for explicitly, LoRA on CPU "
-        f"({', '.join(cpu_ok)}); auto picks TRL"
+        f"no usable CUDA GPU: only when asked for explicitly{lora} on CPU "
+        f"({', '.join(cpu_ok)}); auto picks another backend"
     )
 
 

@@ -8,9 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from aligntune.cli.engine import IMAGE_REPOSITORIES
 from aligntune.cli.host import probe_host
-from aligntune.core.selection import image_tag
+from aligntune.core.backends import BACKENDS
 from aligntune.core.version import VERSION
 
 
@@ -96,13 +95,12 @@ def diagnose_report() -> Report:
         )
     else:
         report.add("NVIDIA GPUs", True, "none found (nvidia-smi absent or no GPU): TRL on CPU only")
-    for repository in IMAGE_REPOSITORIES:
-        backend = repository.split("/")[1].removesuffix("-runner")
-        for device in ("cpu", "cuda"):
-            tag = image_tag(backend, device)
+    for backend in BACKENDS:
+        for device in backend.devices:
+            tag = backend.image_tag(device)
             labels = docker.images.get(tag)
-            # auto never picks Unsloth's CPU mode, so its cpu image is optional on any host.
-            needed = bool(host.gpus) if device == "cuda" else backend == "trl"
+            # auto never picks a GPU backend's CPU mode, so its cpu image is optional anywhere.
+            needed = bool(host.gpus) if device == "cuda" else not backend.needs_gpu
             found = (
                 f"present (lock {labels.get('org.aligntune.lock-sha256', '?')[:12]})"
                 if labels is not None
@@ -112,12 +110,12 @@ def diagnose_report() -> Report:
                 f"image {tag}",
                 labels is not None or not needed or not docker.reachable,
                 found if docker.reachable else "unknown (no docker engine)",
-                f"aligntune images build {backend}-runner --device {device}",
+                backend.build_command(device),
             )
-    for backend in ("trl", "unsloth"):
-        installed = backend in host.runner_packages
+    for backend in BACKENDS:
+        installed = backend.name in host.runner_packages
         report.add(
-            f"{backend} runner in this Python",
+            f"{backend.name} runner in this Python",
             True,
             "installed (--runtime local works)"
             if installed

@@ -14,7 +14,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-IMAGE_REPOSITORIES = ("aligntune/trl-runner", "aligntune/unsloth-runner")
+from aligntune.core.backends import BACKENDS
+
+IMAGE_REPOSITORIES = tuple(backend.image_repository for backend in BACKENDS)
 DOCKER_TIMEOUT_S = 5
 
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 from aligntune.cli.engine import DockerState, probe_docker
-from aligntune.core.backend_factory import RUNNER_MODULES, runner_installed
+from aligntune.core.backends import BACKENDS
 from aligntune.core.selection import GpuInfo, HostInfo
 
 
@@ -40,7 +40,7 @@ def probe_gpus() -> tuple[tuple[GpuInfo, ...], str | None]:
 
 def installed_runners() -> frozenset[str]:
     """Backends whose runner package can be imported here (found without importing it)."""
-    return frozenset(b for b in RUNNER_MODULES if runner_installed(b))
+    return frozenset(b.name for b in BACKENDS if b.runner_installed())
 
 
 def nnodes_from_env() -> int:

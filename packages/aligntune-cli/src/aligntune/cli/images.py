@@ -17,11 +17,11 @@ from typing import IO
 
 import typer
 
+from aligntune.core.backends import BACKENDS, backend_of_image
 from aligntune.core.errors import BackendUnavailableError, UsageError
-from aligntune.core.selection import image_tag
 from aligntune.core.version import VERSION
 
-IMAGES = {"trl-runner": ("cpu", "cuda"), "unsloth-runner": ("cpu", "cuda")}
+IMAGES = {backend.image_name: backend.devices for backend in BACKENDS}
 """Each image and the devices it is built for."""
 PUBLIC_BASE = "python:3.11-slim-bookworm"
 LOCAL_BASE = "aligntune/base:bookworm-py311"
@@ -102,7 +102,7 @@ def build_image(image: str, device: str | None = None, base_image: str | None = 
     started = time.monotonic()
     base = choose_base(root, base_image)
     _script(root, "build-wheelhouse.sh", image, device)
-    tag = image_tag(image.removesuffix("-runner"), device)
+    tag = backend_of_image(image).image_tag(device)
     command = ["docker", "build", "-f", f"images/{image}/Dockerfile", "-t", tag]
     for key, value in {
         "BASE_IMAGE": base,
@@ -189,5 +189,5 @@ def list_images() -> list[str]:
                 f"{item.attrs.get('Created', '')[:19]}"
             )
     if len(rows) == 1:
-        rows.append("(none built: aligntune images build trl-runner --device cpu)")
+        rows.append(f"(none built: {BACKENDS[0].build_command('cpu')})")
     return rows

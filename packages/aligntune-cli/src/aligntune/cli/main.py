@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from aligntune.core.backends import BACKEND_NAMES, BACKENDS
 from aligntune.core.errors import AlignTuneError
 from aligntune.core.version import VERSION
 
@@ -23,10 +24,15 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+IMAGE_NAMES = tuple(backend.image_name for backend in BACKENDS)
 RecipeArg = Annotated[Path, typer.Argument(help="A recipe YAML file.", show_default=False)]
 BackendOpt = Annotated[
     str | None,
-    typer.Option("--backend", "-b", help="auto, trl or unsloth (default: the recipe's backend)."),
+    typer.Option(
+        "--backend",
+        "-b",
+        help=f"auto, {' or '.join(BACKEND_NAMES)} (default: the recipe's backend).",
+    ),
 ]
 RuntimeOpt = Annotated[
     str,
@@ -193,7 +199,7 @@ app.add_typer(images_app, name="images")
 
 @images_app.command("build")
 def images_build(
-    image: Annotated[str, typer.Argument(help="trl-runner or unsloth-runner.")] = "trl-runner",
+    image: Annotated[str, typer.Argument(help=" or ".join(IMAGE_NAMES) + ".")] = IMAGE_NAMES[0],
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cpu).")] = None,
     base_image: Annotated[
         str | None, typer.Option(help="Base image (default: the public one, else a local one).")

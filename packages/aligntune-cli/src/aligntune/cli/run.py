@@ -30,7 +30,7 @@ from aligntune.cli.container import (
 )
 from aligntune.cli.progress import format_duration, make_display, summary_text
 from aligntune.cli.topology import Topology
-from aligntune.core.backend_factory import RUNNER_MODULES
+from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
@@ -94,10 +94,9 @@ def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Pla
     if options.topology.multi_node:
         plan.reasons.append(f"topology: {options.topology.describe()}")
     if options.runtime == "docker" and not plan.image_available:
-        device = "" if plan.backend == "unsloth" else f" --device {plan.device}"
         raise BackendUnavailableError(
             f"image {plan.image} is not built",
-            hint=f"build it: aligntune images build {plan.backend}-runner{device}",
+            hint=f"build it: {get_backend(plan.backend).build_command(plan.device)}",
         )
     plan.reasons.append(
         f"runtime {options.runtime}: "
@@ -179,7 +178,8 @@ def prepare(
 
 def local_command(plan: Plan, options: RunOptions, run_dir: RunDirectory) -> list[str]:
     """The runner's command line on this host (this Python, where the runner is installed)."""
-    argv = [sys.executable, "-m", RUNNER_MODULES[plan.backend], "run", str(options.recipe)]
+    runner = get_backend(plan.backend).runner_module
+    argv = [sys.executable, "-m", runner, "run", str(options.recipe)]
     argv += ["--output", str(run_dir.root)]
     if options.mode != "auto":
         argv.append(f"--{options.mode}")

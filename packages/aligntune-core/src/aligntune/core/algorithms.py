@@ -10,97 +10,136 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, get_args
 
+from aligntune.core.backends import BACKEND_NAMES, BackendName
 from aligntune.core.errors import UserInputError
 
-
-@dataclass(frozen=True)
-class Algorithm:
-    """What aligntune knows about one training algorithm."""
-
-    name: str
-    title: str
-    family: str
-    """sft, preference, online_rl (PPO) or group_rl (the GRPO family)."""
-    trl_trainer: str
-    trl_config: str
-    data_formats: tuple[str, ...]
-    """Dataset formats this algorithm accepts (see `aligntune.core.data.FORMAT_COLUMNS`)."""
-    backends: tuple[str, ...]
-    defining_settings: MappingProxyType[str, Any] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    needs_rewards: bool = False
-    verified: MappingProxyType[str, tuple[str, ...]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    """backend -> devices on which a real training run was verified by aligntune's tests.
-
-    Unsloth on cpu: tests/runners/unsloth (Unsloth's CPU mode). No GPU run is recorded yet:
-    `cuda` is added only after the GPU workflow or scripts/gpu-check.sh has passed."""
-    notes: str = ""
+AlgorithmName = Literal["sft", "dpo", "ppo", "grpo", "gspo", "dapo", "dr_grpo"]
+"""An algorithm's name, as recipes (`algorithm.name`), plans and events spell it."""
+Scorer = Literal["none", "reward functions", "reward model"]
+"""What scores the policy's samples: nothing (SFT, DPO), reward functions, or a reward model."""
 
 
 def _frozen(**settings: Any) -> MappingProxyType[str, Any]:
     return MappingProxyType(dict(settings))
 
 
+@dataclass(frozen=True)
+class Algorithm:
+    """What aligntune knows about one training algorithm."""
+
+    name: AlgorithmName
+    title: str
+    trl_trainer: str
+    trl_config: str
+    data_formats: tuple[str, ...]
+    """Dataset formats this algorithm accepts (see `aligntune.core.data.FORMAT_COLUMNS`)."""
+    backends: tuple[BackendName, ...]
+    defining_settings: MappingProxyType[str, Any] = field(default_factory=_frozen)
+    """TRL settings that make the algorithm what it is; a recipe may repeat, never change them."""
+    defaults: MappingProxyType[str, Any] = field(default_factory=_frozen)
+    """Effective values of the recipe's optional algorithm settings when left unset: written into
+    the resolved recipe, so neither TRL's nor the patched Unsloth's own defaults ever apply."""
+    scorer: Scorer = "none"
+    reference_model: Literal["yes", "no", "when beta > 0"] = "no"
+    """Whether training keeps a frozen reference policy (memory: a second copy of the model)."""
+    resumable: bool = True
+    """Whether a stopped run continues from its newest checkpoint (TRL's PPOTrainer cannot)."""
+    log_renames: MappingProxyType[str, str] = field(default_factory=_frozen)
+    """The trainer's log keys that events.jsonl spells with aligntune's names."""
+    verified: MappingProxyType[str, tuple[str, ...]] = field(default_factory=_frozen)
+    """backend -> devices on which a real training run was verified by aligntune's tests.
+
+    Unsloth on cpu: tests/runners/unsloth (Unsloth's CPU mode). No GPU run is recorded yet:
+    `cuda` is added only after the GPU workflow or scripts/gpu-check.sh has passed."""
+    notes: str = ""
+
+    @property
+    def needs_rewards(self) -> bool:
+        """Whether the recipe must list reward functions (the GRPO family)."""
+        return self.scorer == "reward functions"
+
+
+_EVERY_BACKEND = BACKEND_NAMES
 _GROUP_FORMATS = ("prompt",)
+_CPU_VERIFIED = _frozen(**{backend: ("cpu",) for backend in _EVERY_BACKEND})
+
+GROUP_RL_DEFAULTS = _frozen(
+    beta=0.0,
+    epsilon=0.2,
+    loss_type="grpo",
+    scale_rewards="group",
+    importance_sampling_level="token",
+    mask_truncated_completions=False,
+)
+"""GRPO-family values for the settings neither the recipe nor the algorithm's definition sets
+(TRL's GRPOConfig defaults, except loss_type: TRL's moved from bnpo to dapo, GRPO's is grpo).
+`epsilon_high` defaults to `epsilon`, `steps_per_generation` to gradient_accumulation_steps."""
+
+
+def _group_rl(name: AlgorithmName, title: str, **kwargs: Any) -> Algorithm:
+    """A GRPOTrainer algorithm: its defining settings override the family's defaults."""
+    defining = kwargs.pop("defining_settings")
+    return Algorithm(
+        name=name,
+        title=title,
+        trl_trainer="trl.GRPOTrainer",
+        trl_config="trl.GRPOConfig",
+        data_formats=_GROUP_FORMATS,
+        defining_settings=defining,
+        defaults=_frozen(**{**GROUP_RL_DEFAULTS, **defining}),
+        scorer="reward functions",
+        reference_model="when beta > 0" if "beta" not in defining else "no",
+        **kwargs,
+    )
+
 
 ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm(
         name="sft",
         title="Supervised fine-tuning",
-        family="sft",
         trl_trainer="trl.SFTTrainer",
         trl_config="trl.SFTConfig",
         data_formats=("messages", "prompt_completion", "alpaca", "text"),
-        backends=("trl", "unsloth"),
-        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
+        backends=_EVERY_BACKEND,
+        verified=_CPU_VERIFIED,
     ),
     Algorithm(
         name="dpo",
         title="Direct Preference Optimization",
-        family="preference",
         trl_trainer="trl.DPOTrainer",
         trl_config="trl.DPOConfig",
         data_formats=("preference",),
-        backends=("trl", "unsloth"),
+        backends=_EVERY_BACKEND,
         defining_settings=_frozen(loss_type=["sigmoid"]),
-        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
-        notes="beta comes from the recipe (default 0.1).",
+        reference_model="yes",
+        verified=_CPU_VERIFIED,
     ),
     Algorithm(
         name="ppo",
         title="Proximal Policy Optimization (RLHF with a reward and a value model)",
-        family="online_rl",
         trl_trainer="trl.experimental.ppo.PPOTrainer",
         trl_config="trl.experimental.ppo.PPOConfig",
         data_formats=("prompt",),
-        backends=("trl", "unsloth"),
-        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
+        backends=_EVERY_BACKEND,
+        scorer="reward model",
+        reference_model="yes",
+        resumable=False,
+        log_renames=_frozen(**{"loss/policy_avg": "loss", "objective/scores": "reward"}),
+        verified=_CPU_VERIFIED,
         notes="Needs trl <= 1.12 (PPO was removed in 1.13); a reward model and a value model.",
     ),
-    Algorithm(
-        name="grpo",
-        title="Group Relative Policy Optimization",
-        family="group_rl",
-        trl_trainer="trl.GRPOTrainer",
-        trl_config="trl.GRPOConfig",
-        data_formats=_GROUP_FORMATS,
-        backends=("trl", "unsloth"),
+    _group_rl(
+        "grpo",
+        "Group Relative Policy Optimization",
+        backends=_EVERY_BACKEND,
         defining_settings=_frozen(loss_type="grpo", importance_sampling_level="token"),
-        needs_rewards=True,
-        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
+        verified=_CPU_VERIFIED,
     ),
-    Algorithm(
-        name="gspo",
-        title="Group Sequence Policy Optimization",
-        family="group_rl",
-        trl_trainer="trl.GRPOTrainer",
-        trl_config="trl.GRPOConfig",
-        data_formats=_GROUP_FORMATS,
+    _group_rl(
+        "gspo",
+        "Group Sequence Policy Optimization",
         backends=("trl",),
         defining_settings=_frozen(
             loss_type="grpo",
@@ -109,21 +148,16 @@ ALGORITHMS: tuple[Algorithm, ...] = (
             epsilon=3e-4,
             epsilon_high=4e-4,
         ),
-        needs_rewards=True,
         verified=_frozen(trl=("cpu",)),
         notes=(
             "Differs from GRPO only when steps_per_generation > gradient_accumulation_steps "
             "or num_iterations > 1."
         ),
     ),
-    Algorithm(
-        name="dapo",
-        title="Decoupled Clip and Dynamic sAmpling Policy Optimization",
-        family="group_rl",
-        trl_trainer="trl.GRPOTrainer",
-        trl_config="trl.GRPOConfig",
-        data_formats=_GROUP_FORMATS,
-        backends=("trl", "unsloth"),
+    _group_rl(
+        "dapo",
+        "Decoupled Clip and Dynamic sAmpling Policy Optimization",
+        backends=_EVERY_BACKEND,
         defining_settings=_frozen(
             loss_type="dapo",
             importance_sampling_level="token",
@@ -131,31 +165,27 @@ ALGORITHMS: tuple[Algorithm, ...] = (
             mask_truncated_completions=True,
             beta=0.0,
         ),
-        needs_rewards=True,
-        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
+        verified=_CPU_VERIFIED,
         notes="TRL has no dynamic sampling; add an overlong-penalty reward for the full recipe.",
     ),
-    Algorithm(
-        name="dr_grpo",
-        title="Dr. GRPO (GRPO done right: no length or std normalisation)",
-        family="group_rl",
-        trl_trainer="trl.GRPOTrainer",
-        trl_config="trl.GRPOConfig",
-        data_formats=_GROUP_FORMATS,
-        backends=("trl", "unsloth"),
+    _group_rl(
+        "dr_grpo",
+        "Dr. GRPO (GRPO done right: no length or std normalisation)",
+        backends=_EVERY_BACKEND,
         defining_settings=_frozen(
             loss_type="dr_grpo",
             importance_sampling_level="token",
             scale_rewards="none",
             beta=0.0,
         ),
-        needs_rewards=True,
-        verified=_frozen(trl=("cpu",), unsloth=("cpu",)),
+        verified=_CPU_VERIFIED,
     ),
 )
 
-ALGORITHM_NAMES: tuple[str, ...] = tuple(a.name for a in ALGORITHMS)
-BACKEND_NAMES: tuple[str, ...] = ("trl", "unsloth")
+ALGORITHM_NAMES: tuple[AlgorithmName, ...] = tuple(a.name for a in ALGORITHMS)
+
+if set(ALGORITHM_NAMES) != set(get_args(AlgorithmName)):  # pragma: no cover - a registry typo
+    raise RuntimeError(f"AlgorithmName {get_args(AlgorithmName)} != registry {ALGORITHM_NAMES}")
 
 
 def get_algorithm(name: str) -> Algorithm:
@@ -166,8 +196,3 @@ def get_algorithm(name: str) -> Algorithm:
     raise UserInputError(
         f"unknown algorithm {name!r}; valid algorithms: {', '.join(ALGORITHM_NAMES)}"
     )
-
-
-def algorithms_for_backend(backend: str) -> tuple[Algorithm, ...]:
-    """The algorithms that `backend` supports, in registry order."""
-    return tuple(a for a in ALGORITHMS if backend in a.backends)

@@ -8,11 +8,12 @@ JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from aligntune.core.algorithms import get_algorithm
+from aligntune.core.backends import BackendChoice
 
 
 class Section(BaseModel):
@@ -99,7 +100,8 @@ class GroupRLAlgorithm(Section):
     """GRPO, GSPO, DAPO or Dr. GRPO; fields left unset take the algorithm's values.
 
     One section serves the four: they differ only in the settings that define them, which the
-    registry holds (and which a recipe may repeat but not change).
+    registry holds (and which a recipe may repeat but not change). A loaded recipe holds the
+    effective value of every field, which `recipe.resolved.yaml` shows.
     """
 
     name: Literal["grpo", "gspo", "dapo", "dr_grpo"]
@@ -115,21 +117,21 @@ class GroupRLAlgorithm(Section):
     num_iterations: int = Field(1, gt=0)
     """Optimisation passes over each batch of generations (mu)."""
     steps_per_generation: int | None = Field(None, gt=0)
-    """Optimizer steps per generation round (None: gradient_accumulation_steps)."""
+    """Optimizer steps per generation round (unset: training.gradient_accumulation_steps)."""
     beta: float | None = Field(None, ge=0)
-    """KL coefficient towards the reference model."""
+    """KL coefficient towards the reference model; 0 loads no reference model (unset: 0.0)."""
     epsilon: float | None = Field(None, gt=0)
-    """Lower clip bound of the importance ratio."""
+    """Lower clip bound of the importance ratio (unset: 0.2; GSPO 3e-4)."""
     epsilon_high: float | None = Field(None, gt=0)
-    """Upper clip bound of the importance ratio (None: equal to epsilon)."""
+    """Upper clip bound of the importance ratio (unset: epsilon; DAPO 0.28, GSPO 4e-4)."""
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] | None = None
-    """Loss aggregation; fixed by the algorithm."""
+    """Loss aggregation; fixed by the algorithm (grpo for GRPO and GSPO)."""
     scale_rewards: Literal["group", "batch", "none"] | None = None
-    """How advantages are scaled by the reward standard deviation."""
+    """How advantages are scaled by the reward standard deviation (unset: group; Dr. GRPO none)."""
     importance_sampling_level: Literal["token", "sequence"] | None = None
     """Token-level (GRPO) or sequence-level (GSPO) importance ratios."""
     mask_truncated_completions: bool | None = None
-    """Exclude completions cut at max_completion_length from the loss."""
+    """Exclude completions cut at max_completion_length from the loss (unset: false; DAPO true)."""
 
     @model_validator(mode="after")
     def check_defining_settings(self) -> GroupRLAlgorithm:
@@ -148,22 +150,28 @@ class GroupRLAlgorithm(Section):
             )
         return self
 
+    def fill_effective_values(self, gradient_accumulation_steps: int) -> None:
+        """Give every unset field the value training will use (the registry's, else derived)."""
+        defaults = get_algorithm(self.name).defaults
+        effective = {name: value for name, value in defaults.items() if getattr(self, name) is None}
+        if self.epsilon_high is None and "epsilon_high" not in effective:
+            effective["epsilon_high"] = self.epsilon or effective["epsilon"]
+        if self.steps_per_generation is None:
+            effective["steps_per_generation"] = gradient_accumulation_steps
+        # Written past pydantic's setattr: the fields stay "unset", so a copy of this recipe for
+        # another algorithm (the Python API's config=) does not carry these values along.
+        self.__dict__.update(effective)
+
+
+AlgorithmSectionType = SFTAlgorithm | DPOAlgorithm | PPOAlgorithm | GroupRLAlgorithm
+AlgorithmSection = Annotated[AlgorithmSectionType, Field(discriminator="name")]
 
 ALGORITHM_SECTIONS: dict[str, type[Section]] = {
-    "sft": SFTAlgorithm,
-    "dpo": DPOAlgorithm,
-    "ppo": PPOAlgorithm,
-    "grpo": GroupRLAlgorithm,
-    "gspo": GroupRLAlgorithm,
-    "dapo": GroupRLAlgorithm,
-    "dr_grpo": GroupRLAlgorithm,
+    name: section
+    for section in get_args(AlgorithmSectionType)
+    for name in get_args(section.model_fields["name"].annotation)
 }
-"""Each algorithm's own section, by name."""
-
-AlgorithmSection = Annotated[
-    SFTAlgorithm | DPOAlgorithm | PPOAlgorithm | GroupRLAlgorithm,
-    Field(discriminator="name"),
-]
+"""Each algorithm's own section, by name (from each section's `name` Literal)."""
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -375,7 +383,7 @@ class Recipe(Section):
     """Run name (default: the recipe file's name)."""
     algorithm: AlgorithmSection
     """The training algorithm and its own settings, chosen by `name`."""
-    backend: Literal["auto", "trl", "unsloth"] = "auto"
+    backend: BackendChoice = "auto"
     """Training backend; `auto` picks Unsloth only where it can run, else TRL."""
     model: ModelSettings
     """The model to train."""
@@ -407,6 +415,15 @@ class Recipe(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def check_group_rl(self) -> Recipe:
+        """GRPO family: effective values for unset settings, then whole groups per batch."""
+        algorithm = self.algorithm
+        if isinstance(algorithm, GroupRLAlgorithm):
+            algorithm.fill_effective_values(self.training.gradient_accumulation_steps)
+            check_generation_batch(self, algorithm)
+        return self
+
     @property
     def base_dir(self) -> Path:
         """The folder that relative input paths (model, data, rewards) are resolved against."""
@@ -428,3 +445,27 @@ class Recipe(Section):
 
 
 PPORewardModelTraining.model_rebuild()
+
+
+def check_generation_batch(recipe: Recipe, algorithm: GroupRLAlgorithm) -> None:
+    """TRL needs whole groups per generation batch, in training and in evaluation."""
+    training = recipe.training
+    processes = recipe.distributed.processes_per_node
+    group = algorithm.num_generations
+    steps = algorithm.steps_per_generation or training.gradient_accumulation_steps
+    batch = training.batch_size * steps * processes
+    if batch % group:
+        raise ValueError(
+            f"training.batch_size ({training.batch_size}) x steps_per_generation ({steps}) x "
+            f"processes ({processes}) = {batch} completions per generation, which is not a "
+            f"multiple of algorithm.num_generations ({group}); make batch_size a multiple of "
+            "num_generations"
+        )
+    has_eval = recipe.data.eval is not None or recipe.data.eval_fraction is not None
+    if has_eval and (training.batch_size * processes) % group:
+        raise ValueError(
+            f"training.batch_size ({training.batch_size}) x processes ({processes}) = "
+            f"{training.batch_size * processes} completions per evaluation batch, which is not a "
+            f"multiple of algorithm.num_generations ({group}); make batch_size a multiple of "
+            "num_generations"
+        )

@@ -14,31 +14,21 @@ from typing import Literal
 from pydantic import BaseModel
 
 from aligntune.core.algorithms import get_algorithm
+from aligntune.core.backends import (
+    BACKEND_NAMES,
+    BACKENDS,
+    BackendChoice,
+    BackendName,
+    BackendSpec,
+    Device,
+    get_backend,
+)
 from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import BackendUnavailableError, RunnerNotInstalledError
 from aligntune.core.recipe import Recipe
 from aligntune.core.version import VERSION
 
 Runtime = Literal["docker", "local", "in-process"]
-
-UNSLOTH_ARCHITECTURES = frozenset(
-    {
-        "llama",
-        "mistral",
-        "qwen2",
-        "qwen3",
-        "qwen3_moe",
-        "gemma",
-        "gemma2",
-        "gemma3",
-        "gemma3_text",
-        "phi3",
-        "cohere",
-        "granite",
-        "gpt_oss",
-    }
-)
-"""model_type values of the architectures Unsloth's FastLanguageModel supports."""
 
 _HUB_NAME_HINTS = {
     "llama": "llama",
@@ -88,14 +78,14 @@ class HostInfo:
 class Plan(BaseModel):
     """The chosen way to run a recipe on this host, with the reasons."""
 
-    backend: Literal["trl", "unsloth"]
-    device: Literal["cpu", "cuda"]
+    backend: BackendName
+    device: Device
     runtime: Runtime
     image: str | None
     """The image the run uses (docker runtime)."""
     image_available: bool
     algorithm: str
-    requested_backend: Literal["auto", "trl", "unsloth"]
+    requested_backend: BackendChoice
     gpus: int
     nnodes: int
     processes_per_node: int
@@ -120,11 +110,6 @@ class Plan(BaseModel):
         return lines
 
 
-def image_tag(backend: str, device: str) -> str:
-    """The image tag for a backend and device (Unsloth's cpu image runs its CPU mode)."""
-    return f"aligntune/{backend}-runner:{VERSION}-{device}"
-
-
 def model_architecture(recipe: Recipe) -> tuple[str | None, str]:
     """The model's model_type and how it was found (recipe, config.json, or the hub id)."""
     if recipe.model.architecture:
@@ -144,33 +129,37 @@ def model_architecture(recipe: Recipe) -> tuple[str | None, str]:
     return None, f"the hub id {reference!r} names no known architecture"
 
 
-def _unsloth_blockers(recipe: Recipe, host: HostInfo) -> list[str]:
-    """Why Unsloth cannot run this recipe on this host at all (GPU aside)."""
+def backend_blockers(spec: BackendSpec, recipe: Recipe, host: HostInfo) -> list[str]:
+    """Why `spec` cannot run this recipe on this host at all (the GPU aside)."""
     blockers = []
     algorithm = get_algorithm(recipe.algorithm.name)
-    if "unsloth" not in algorithm.backends:
-        blockers.append(f"Unsloth does not support {algorithm.name}; TRL does")
-    if host.nnodes > 1:
-        blockers.append(f"Unsloth runs on one machine only; this run has {host.nnodes} nodes")
+    if spec.name not in algorithm.backends:
+        others = ", ".join(get_backend(b).title for b in algorithm.backends)
+        blockers.append(f"{spec.title} does not support {algorithm.name}; {others} does")
+    if host.nnodes > 1 and not spec.multi_node:
+        blockers.append(f"{spec.title} runs on one machine only; this run has {host.nnodes} nodes")
     strategy = recipe.distributed
-    if strategy.strategy == "fsdp":
-        blockers.append("Unsloth does not support FSDP (only DDP)")
-    if strategy.strategy == "deepspeed" and strategy.zero_stage == 3:
-        blockers.append("Unsloth is incompatible with DeepSpeed ZeRO-3")
-    if recipe.model.peft.method == "full" and recipe.model.quantization != "none":
-        blockers.append("Unsloth needs LoRA for quantized models")
+    if not spec.full_sharding and strategy.strategy == "fsdp":
+        blockers.append(f"{spec.title} does not support FSDP (only DDP)")
+    if not spec.full_sharding and strategy.strategy == "deepspeed" and strategy.zero_stage == 3:
+        blockers.append(f"{spec.title} is incompatible with DeepSpeed ZeRO-3")
+    architecture = _architecture_blocker(spec, recipe)
+    if architecture:
+        blockers.append(architecture)
     return blockers
 
 
-def _architecture_blocker(recipe: Recipe) -> str | None:
+def _architecture_blocker(spec: BackendSpec, recipe: Recipe) -> str | None:
+    if spec.architectures is None:
+        return None
     model_type, source = model_architecture(recipe)
     if model_type is None:
         return (
             f"the model's architecture is unknown ({source}); "
-            "set model.architecture to let Unsloth be considered"
+            f"set model.architecture to let {spec.title} be considered"
         )
-    if model_type not in UNSLOTH_ARCHITECTURES:
-        return f"Unsloth does not support the {model_type} architecture (from {source})"
+    if model_type not in spec.architectures:
+        return f"{spec.title} does not support the {model_type} architecture (from {source})"
     return None
 
 
@@ -203,7 +192,7 @@ def _check_runtime(backend: str, runtime: Runtime, host: HostInfo) -> None:
     if runtime != "docker" and backend not in host.runner_packages:
         raise RunnerNotInstalledError(
             f"the {backend} runner is not installed in this Python environment; "
-            f"pip install aligntune-{backend}-runner",
+            f"{get_backend(backend).install_command}",
             hint="or run in the backend's image: aligntune run --runtime docker",
         )
 
@@ -217,8 +206,10 @@ def select_backend(
 ) -> Plan:
     """Choose backend, device and image for `recipe` on `host`; explain why in plain words."""
     requested = backend or recipe.backend
-    if requested not in ("auto", "trl", "unsloth"):
-        raise BackendUnavailableError(f"unknown backend {requested!r}; use auto, trl or unsloth")
+    if requested != "auto" and requested not in BACKEND_NAMES:
+        raise BackendUnavailableError(
+            f"unknown backend {requested!r}; use auto, {', '.join(BACKEND_NAMES)}"
+        )
     gpu_usable = bool(host.gpus) and (runtime != "docker" or host.nvidia_runtime)
     reasons: list[str] = []
     warnings: list[str] = []
@@ -226,22 +217,11 @@ def select_backend(
         warnings.append(
             f"{len(host.gpus)} GPU(s) found but docker has no nvidia runtime; containers get none"
         )
-    blockers = _unsloth_blockers(recipe, host)
-    arch_blocker = _architecture_blocker(recipe)
-
-    if requested == "unsloth":
-        chosen = _explicit_unsloth(recipe, host, gpu_usable, blockers, arch_blocker, reasons)
-        if not gpu_usable:
-            warnings.append(
-                "no usable CUDA GPU: Unsloth runs in its CPU mode, far slower than on a GPU"
-            )
-    elif requested == "trl":
-        chosen = "trl"
-        reasons.append("backend trl was requested")
+    if requested == "auto":
+        chosen = _auto(recipe, host, gpu_usable, runtime, reasons)
     else:
-        chosen = _auto(host, gpu_usable, blockers, arch_blocker, runtime, reasons)
-
-    device = "cuda" if gpu_usable else "cpu"
+        chosen = _explicit(get_backend(requested), recipe, host, gpu_usable, reasons, warnings)
+    device: Device = "cuda" if gpu_usable else "cpu"
     if recipe.model.quantization != "none" and device == "cpu":
         raise BackendUnavailableError(
             f"model.quantization {recipe.model.quantization!r} (QLoRA) needs a CUDA GPU; "
@@ -249,24 +229,22 @@ def select_backend(
             hint="set model.quantization: none to train LoRA in full precision",
         )
     _check_strategy_device(recipe, device, runtime)
-    _check_runtime(chosen, runtime, host)
+    _check_runtime(chosen.name, runtime, host)
     reasons.append(
         f"device {device}: "
         + (f"{len(host.gpus)} usable CUDA GPU(s)" if gpu_usable else "no usable CUDA GPU")
     )
-    image = image_tag(chosen, device) if runtime == "docker" else None
+    image = chosen.image_tag(device) if runtime == "docker" else None
     if image and image not in host.images:
-        warnings.append(
-            f"image {image} is not built: aligntune images build {chosen}-runner --device {device}"
-        )
+        warnings.append(f"image {image} is not built: {chosen.build_command(device)}")
     return Plan(
-        backend=chosen,
+        backend=chosen.name,
         device=device,
         runtime=runtime,
         image=image,
         image_available=image is None or image in host.images,
         algorithm=recipe.algorithm.name,
-        requested_backend=requested,
+        requested_backend=requested,  # type: ignore[arg-type]  # checked above
         gpus=len(host.gpus) if gpu_usable else 0,
         nnodes=host.nnodes,
         processes_per_node=recipe.distributed.processes_per_node,
@@ -275,48 +253,68 @@ def select_backend(
     )
 
 
-def _explicit_unsloth(
+def _explicit(
+    spec: BackendSpec,
     recipe: Recipe,
     host: HostInfo,
     gpu_usable: bool,
-    blockers: list[str],
-    arch_blocker: str | None,
     reasons: list[str],
-) -> str:
-    problems = [*blockers, *([arch_blocker] if arch_blocker else [])]
-    algorithm = get_algorithm(recipe.algorithm.name)
-    if not gpu_usable and "cpu" not in algorithm.verified.get("unsloth", ()):
-        problems.append(
-            f"no usable CUDA GPU, and Unsloth's CPU mode is not verified for {algorithm.name}"
+    warnings: list[str],
+) -> BackendSpec:
+    """A backend asked for by name: it runs, or the error lists every reason it cannot."""
+    problems = backend_blockers(spec, recipe, host)
+    if spec.needs_gpu and not gpu_usable:
+        problems.extend(_cpu_mode_problems(spec, recipe))
+        warnings.append(
+            f"no usable CUDA GPU: {spec.title} runs in its CPU mode, far slower than on a GPU"
         )
-    if not gpu_usable and recipe.model.peft.method != "lora":
-        problems.append("no usable CUDA GPU, and Unsloth's CPU mode trains LoRA adapters only")
     if problems:
         raise BackendUnavailableError(
-            "backend unsloth cannot run this recipe here: " + "; ".join(problems),
-            hint="use backend trl (or auto)",
+            f"backend {spec.name} cannot run this recipe here: " + "; ".join(problems),
+            hint="use another backend (or auto)",
         )
-    reasons.append("backend unsloth was requested")
-    return "unsloth"
+    reasons.append(f"backend {spec.name} was requested")
+    return spec
+
+
+def _cpu_mode_problems(spec: BackendSpec, recipe: Recipe) -> list[str]:
+    algorithm = get_algorithm(recipe.algorithm.name)
+    problems = []
+    if "cpu" not in algorithm.verified.get(spec.name, ()):
+        problems.append(
+            f"no usable CUDA GPU, and {spec.title}'s CPU mode is not verified for {algorithm.name}"
+        )
+    if spec.cpu_mode_lora_only and recipe.model.peft.method != "lora":
+        problems.append(
+            f"no usable CUDA GPU, and {spec.title}'s CPU mode trains LoRA adapters only"
+        )
+    return problems
 
 
 def _auto(
-    host: HostInfo,
-    gpu_usable: bool,
-    blockers: list[str],
-    arch_blocker: str | None,
-    runtime: Runtime,
-    reasons: list[str],
-) -> str:
-    why_not = list(blockers)
-    if not gpu_usable:
-        why_not.insert(0, "Unsloth needs a usable CUDA GPU and there is none")
-    if arch_blocker:
-        why_not.append(arch_blocker)
-    if runtime != "docker" and "unsloth" not in host.runner_packages:
-        why_not.append("the unsloth runner is not installed here")
-    if why_not:
-        reasons.append("auto chose TRL: " + "; ".join(why_not))
-        return "trl"
-    reasons.append("auto chose Unsloth: a CUDA GPU is usable and it supports this recipe")
-    return "unsloth"
+    recipe: Recipe, host: HostInfo, gpu_usable: bool, runtime: Runtime, reasons: list[str]
+) -> BackendSpec:
+    """The runnable backend with the highest priority; the reasons say why each better one lost."""
+    passed_over: list[str] = []
+    candidates = sorted(BACKENDS, key=lambda b: -b.auto_priority)
+    for spec in candidates:
+        why_not = backend_blockers(spec, recipe, host)
+        if spec.needs_gpu and not gpu_usable:
+            why_not.insert(0, f"{spec.title} needs a usable CUDA GPU and there is none")
+        # The last resort's missing runner is not a reason to pass it over: the runtime check
+        # then says how to install it.
+        missing = runtime != "docker" and spec.name not in host.runner_packages
+        if missing and spec is not candidates[-1]:
+            why_not.append(f"the {spec.name} runner is not installed here")
+        if not why_not:
+            if passed_over:
+                reasons.append(f"auto chose {spec.title}: " + "; ".join(passed_over))
+            else:
+                reasons.append(
+                    f"auto chose {spec.title}: "
+                    + ("a CUDA GPU is usable and " if spec.needs_gpu else "")
+                    + "it supports this recipe"
+                )
+            return spec
+        passed_over.extend(why_not)
+    raise BackendUnavailableError("no backend can run this recipe here: " + "; ".join(passed_over))

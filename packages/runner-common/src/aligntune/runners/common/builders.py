@@ -1,13 +1,20 @@
-"""Small builders: resolved settings + loaded pieces -> one TRL trainer per algorithm family."""
+"""Small builders: resolved settings + loaded pieces -> one TRL trainer per recipe section."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.recipe import PPOAlgorithm, Recipe
+from aligntune.core.recipe import (
+    DPOAlgorithm,
+    GroupRLAlgorithm,
+    PPOAlgorithm,
+    Recipe,
+    SFTAlgorithm,
+)
 from aligntune.runners.common.data import load_source, prepare, tokenize_prompts
 from aligntune.runners.common.models import (
     load_causal_lm,
@@ -122,13 +129,13 @@ def build_ppo(p: Pieces, callbacks: list[Any]) -> Any:
     )
 
 
-BUILDERS = {
-    "sft": build_sft,
-    "preference": build_dpo,
-    "group_rl": build_group_rl,
-    "online_rl": build_ppo,
+BUILDERS: dict[type, Callable[[Pieces, list[Any]], Any]] = {
+    SFTAlgorithm: build_sft,
+    DPOAlgorithm: build_dpo,
+    GroupRLAlgorithm: build_group_rl,
+    PPOAlgorithm: build_ppo,
 }
-"""Builder per algorithm family (see the registry's `family`)."""
+"""The builder for each algorithm section of the recipe (GRPO, GSPO, DAPO, Dr. GRPO share one)."""
 
 
 def train_reward_model(

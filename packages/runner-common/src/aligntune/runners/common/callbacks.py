@@ -12,16 +12,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from aligntune.core.algorithms import get_algorithm
 from aligntune.core.rundir import RunDirectory
 from aligntune.runners.common import checkpoints, distributed
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.signals import InterruptRequest
 
-_RENAMES = {
-    "lr": "learning_rate",  # PPOTrainer's name
-    "loss/policy_avg": "loss",
-    "objective/scores": "reward",
-}
+_RENAMES = {"lr": "learning_rate"}
+"""Log keys every trainer may use that events spell otherwise (PPOTrainer logs `lr`)."""
 _SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 _WATCHED = ("loss", "reward", "eval_loss")
 
@@ -37,11 +35,8 @@ def clean_number(value: Any) -> Any:
 
 def event_fields(logs: dict[str, Any], algorithm: str) -> dict[str, Any]:
     """A trainer's log dict with aligntune's names for loss, learning_rate and reward."""
-    fields: dict[str, Any] = {}
-    for key, value in logs.items():
-        name = _RENAMES.get(key, key) if algorithm == "ppo" or key == "lr" else key
-        fields[name] = clean_number(value)
-    return fields
+    renames = {**_RENAMES, **get_algorithm(algorithm).log_renames}
+    return {renames.get(key, key): clean_number(value) for key, value in logs.items()}
 
 
 class RunDirectoryCallback(TrainerCallback):

@@ -12,28 +12,15 @@ from typing import Any
 
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.errors import UserInputError
-from aligntune.core.recipe import GroupRLAlgorithm, PPOAlgorithm, Recipe
+from aligntune.core.recipe import (
+    DPOAlgorithm,
+    GroupRLAlgorithm,
+    PPOAlgorithm,
+    Recipe,
+    SFTAlgorithm,
+)
 from aligntune.core.selection import Plan
 from aligntune.runners.common import distributed
-
-GROUP_RL_DEFAULTS: dict[str, Any] = {
-    "beta": 0.0,
-    "epsilon": 0.2,
-    "loss_type": "grpo",
-    "scale_rewards": "group",
-    "importance_sampling_level": "token",
-    "mask_truncated_completions": False,
-}
-"""aligntune's values for GRPO-family fields that neither the recipe nor the algorithm sets."""
-
-_GROUP_RL_FIELDS = (
-    "num_generations",
-    "max_completion_length",
-    "temperature",
-    "top_p",
-    "num_iterations",
-    "steps_per_generation",
-)
 
 
 @dataclass(frozen=True)
@@ -163,77 +150,54 @@ def distributed_kwargs(recipe: Recipe) -> dict[str, Any]:
     return {}
 
 
-def sft_kwargs(recipe: Recipe) -> dict[str, Any]:
+def sft_kwargs(recipe: Recipe, algorithm: SFTAlgorithm) -> dict[str, Any]:
     """SFTConfig's own settings."""
-    algorithm = recipe.algorithm
     return {
         "max_length": recipe.data.max_length,
-        "packing": getattr(algorithm, "packing", False),
-        "completion_only_loss": getattr(algorithm, "completion_only_loss", None),
-        "assistant_only_loss": getattr(algorithm, "assistant_only_loss", False),
+        "packing": algorithm.packing,
+        "completion_only_loss": algorithm.completion_only_loss,
+        "assistant_only_loss": algorithm.assistant_only_loss,
         "dataset_text_field": "text",
     }
 
 
-def dpo_kwargs(recipe: Recipe) -> dict[str, Any]:
+def dpo_kwargs(recipe: Recipe, algorithm: DPOAlgorithm) -> dict[str, Any]:
     """DPOConfig's own settings, the registry's loss_type applied explicitly."""
-    algorithm = recipe.algorithm
     return {
         "max_length": recipe.data.max_length,
-        "beta": getattr(algorithm, "beta", 0.1),
-        "label_smoothing": getattr(algorithm, "label_smoothing", 0.0),
-        **dict(get_algorithm("dpo").defining_settings),
+        "beta": algorithm.beta,
+        "label_smoothing": algorithm.label_smoothing,
+        **dict(get_algorithm(algorithm.name).defining_settings),
     }
 
 
-def group_rl_kwargs(recipe: Recipe) -> tuple[dict[str, Any], list[str]]:
-    """GRPOConfig settings: recipe values, then the algorithm's defining ones, then ours."""
-    algorithm = recipe.algorithm
-    assert isinstance(algorithm, GroupRLAlgorithm)
-    defining = dict(get_algorithm(algorithm.name).defining_settings)
-    kwargs = {name: getattr(algorithm, name) for name in _GROUP_RL_FIELDS}
-    for name, default in GROUP_RL_DEFAULTS.items():
-        chosen = getattr(algorithm, name)
-        kwargs[name] = defining.get(name, default if chosen is None else chosen)
-    chosen_high = algorithm.epsilon_high
-    kwargs["epsilon_high"] = defining.get(
-        "epsilon_high", kwargs["epsilon"] if chosen_high is None else chosen_high
-    )
+GROUP_RL_SETTINGS = tuple(name for name in GroupRLAlgorithm.model_fields if name != "name")
+"""GRPOConfig takes each GRPO-family recipe setting under the same name."""
+
+
+def group_rl_kwargs(recipe: Recipe, algorithm: GroupRLAlgorithm) -> dict[str, Any]:
+    """GRPOConfig settings: the recipe's, which loading filled with their effective values."""
+    kwargs = {name: getattr(algorithm, name) for name in GROUP_RL_SETTINGS}
     kwargs["reward_weights"] = [reward.weight for reward in recipe.rewards]
-    check_generation_batch(recipe, kwargs)
-    warnings = []
-    steps = kwargs["steps_per_generation"] or recipe.training.gradient_accumulation_steps
-    if (
-        kwargs["importance_sampling_level"] == "sequence"
-        and steps <= recipe.training.gradient_accumulation_steps
-        and kwargs["num_iterations"] == 1
-    ):
-        warnings.append(
+    return kwargs
+
+
+def group_rl_warnings(recipe: Recipe, algorithm: GroupRLAlgorithm) -> list[str]:
+    """Settings that are valid but do not do what their name suggests."""
+    on_policy = (
+        algorithm.steps_per_generation or 0
+    ) <= recipe.training.gradient_accumulation_steps and algorithm.num_iterations == 1
+    if algorithm.importance_sampling_level == "sequence" and on_policy:
+        return [
             f"{algorithm.name}: with num_iterations 1 and steps_per_generation <= "
             "gradient_accumulation_steps the update is on-policy, so sequence-level ratios equal "
             "token-level ones and this trains exactly like GRPO"
-        )
-    return kwargs, warnings
+        ]
+    return []
 
 
-def check_generation_batch(recipe: Recipe, kwargs: dict[str, Any]) -> None:
-    """TRL needs whole groups per generation batch; say so with the recipe's own field names."""
-    training = recipe.training
-    steps = kwargs["steps_per_generation"] or training.gradient_accumulation_steps
-    batch = training.batch_size * steps * recipe.distributed.processes_per_node
-    if batch % kwargs["num_generations"]:
-        raise UserInputError(
-            f"training.batch_size ({training.batch_size}) x steps_per_generation ({steps}) x "
-            f"processes ({recipe.distributed.processes_per_node}) = {batch} completions per "
-            f"generation, which is not a multiple of algorithm.num_generations "
-            f"({kwargs['num_generations']}); make batch_size a multiple of num_generations"
-        )
-
-
-def ppo_kwargs(recipe: Recipe, reward_model: str) -> dict[str, Any]:
+def ppo_kwargs(recipe: Recipe, algorithm: PPOAlgorithm, reward_model: str) -> dict[str, Any]:
     """PPOConfig's own settings (trl.experimental.ppo, trl <= 1.12)."""
-    algorithm = recipe.algorithm
-    assert isinstance(algorithm, PPOAlgorithm)
     training = recipe.training
     kwargs: dict[str, Any] = {
         "kl_coef": algorithm.kl_coef,
@@ -278,15 +242,16 @@ def resolve_settings(
     precision = resolve_precision(recipe, plan, bf16_supported)
     kwargs = common_kwargs(recipe, plan, output_dir, precision)
     warnings: list[str] = []
-    if algorithm.family == "sft":
-        kwargs.update(sft_kwargs(recipe))
-    elif algorithm.family == "preference":
-        kwargs.update(dpo_kwargs(recipe))
-    elif algorithm.family == "group_rl":
-        group, warnings = group_rl_kwargs(recipe)
-        kwargs.update(group)
-    else:
-        kwargs.update(ppo_kwargs(recipe, reward_model or ""))
+    match recipe.algorithm:
+        case SFTAlgorithm() as section:
+            kwargs.update(sft_kwargs(recipe, section))
+        case DPOAlgorithm() as section:
+            kwargs.update(dpo_kwargs(recipe, section))
+        case GroupRLAlgorithm() as section:
+            kwargs.update(group_rl_kwargs(recipe, section))
+            warnings = group_rl_warnings(recipe, section)
+        case PPOAlgorithm() as section:
+            kwargs.update(ppo_kwargs(recipe, section, reward_model or ""))
     return TrainerSettings(
         algorithm=algorithm.name,
         trainer=algorithm.trl_trainer,

@@ -13,7 +13,7 @@ from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import BackendUnavailableError, UserInputError
 from aligntune.core.preflight import check_inputs
-from aligntune.core.recipe import Recipe
+from aligntune.core.recipe import PPOAlgorithm, Recipe
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import Plan
@@ -78,13 +78,13 @@ def load_rewards(
 
 def _ppo_models(recipe: Recipe, run_dir: Path) -> tuple[str | None, str | None]:
     algorithm = recipe.algorithm
-    if algorithm.name != "ppo":
+    if not isinstance(algorithm, PPOAlgorithm):
         return None, None
-    reward = getattr(algorithm, "reward_model", None)
+    reward = algorithm.reward_model
     reward_ref = (
         model_reference(reward, recipe.base_dir) if reward else str(run_dir / "reward_model")
     )
-    value = getattr(algorithm, "value_model", None)
+    value = algorithm.value_model
     return reward_ref, model_reference(value, recipe.base_dir) if value else reward_ref
 
 
@@ -164,8 +164,8 @@ class Run:
         return self._trainer
 
     def _build(self, skipped: list[dict[str, str]], resume_from: Path | None = None) -> None:
-        family = get_algorithm(self.recipe.algorithm.name).family
-        if family == "online_rl" and getattr(self.recipe.algorithm, "train_reward_model", None):
+        algorithm = self.recipe.algorithm
+        if isinstance(algorithm, PPOAlgorithm) and algorithm.train_reward_model is not None:
             target = Path(self.pieces.settings.models["reward_model"])
             train_reward_model(
                 self.recipe,
@@ -187,14 +187,14 @@ class Run:
             },
         )
         self._callback.last_checkpoint = resume_from
-        self._trainer = BUILDERS[family](self.pieces, [self._callback])
+        self._trainer = BUILDERS[type(algorithm)](self.pieces, [self._callback])
         if self.backend.check_built is not None:
             self.backend.check_built(self.pieces.settings, self._trainer.args)
 
     def train(self) -> dict[str, Any]:
         """Train (resuming this run directory's newest complete checkpoint); return metrics."""
         resolved = resolved_recipe(self.recipe)
-        can_resume = self.recipe.algorithm.name != "ppo"
+        can_resume = get_algorithm(self.recipe.algorithm.name).resumable
         name = self.backend.name
         # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
         attempt = distributed.on_rank_zero(
