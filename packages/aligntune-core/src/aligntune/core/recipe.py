@@ -166,10 +166,14 @@ class GroupRLAlgorithm(Section):
 AlgorithmSectionType = SFTAlgorithm | DPOAlgorithm | PPOAlgorithm | GroupRLAlgorithm
 AlgorithmSection = Annotated[AlgorithmSectionType, Field(discriminator="name")]
 
+
+def algorithm_names(section: type[Section]) -> tuple[str, ...]:
+    """The algorithms an algorithm section serves: its `name` Literal."""
+    return get_args(section.model_fields["name"].annotation)
+
+
 ALGORITHM_SECTIONS: dict[str, type[Section]] = {
-    name: section
-    for section in get_args(AlgorithmSectionType)
-    for name in get_args(section.model_fields["name"].annotation)
+    name: section for section in get_args(AlgorithmSectionType) for name in algorithm_names(section)
 }
 """Each algorithm's own section, by name (from each section's `name` Literal)."""
 

@@ -23,14 +23,14 @@ from aligntune.core.algorithms import ALGORITHMS
 from aligntune.core.backends import BACKENDS, BackendChoice, get_backend
 from aligntune.core.errors import RecipeError
 from aligntune.core.loader import load_recipe, recipe_from_dict
-from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe, SFTAlgorithm
+from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe, SFTAlgorithm, algorithm_names
 from aligntune.core.selection import GpuInfo, HostInfo, select_backend
 
 BackendType = StrEnum(  # type: ignore[misc]  # members come from the registry
     "BackendType", {choice.upper(): choice for choice in get_args(BackendChoice)}
 )
 """The training backends a recipe or API call may ask for: BackendType.TRL, .UNSLOTH, .AUTO."""
-SFT_NAME = get_args(SFTAlgorithm.model_fields["name"].annotation)[0]
+SFT_NAME = algorithm_names(SFTAlgorithm)[0]
 
 KWARG_FIELDS: dict[str, tuple[str, ...]] = {
     "revision": ("model", "revision"),

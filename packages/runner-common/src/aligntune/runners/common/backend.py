@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aligntune.core.backends import BackendName, BackendSpec
 from aligntune.core.recipe import Recipe
 from aligntune.core.selection import Plan
 from aligntune.runners.common.settings import TrainerSettings
@@ -19,16 +20,14 @@ def _nothing() -> None:
 class Backend:
     """How one backend differs from the shared run; everything else is the same for all."""
 
-    name: str
-    """The backend's name in plans, events and the manifest ("trl", "unsloth")."""
-    title: str
-    """The name people read in messages ("TRL", "Unsloth")."""
+    spec: BackendSpec
+    """The backend's registry record (`aligntune.core.backends`): name, title, runner, image."""
     load_policy: Callable[[Recipe, str, TrainerSettings, str], tuple[Any, Any]]
     """(recipe, model reference, settings, device) -> (policy model, tokenizer with a pad token)."""
     trainer_gets_peft_config: bool
     """True: trainers get the recipe's LoraConfig; False: the policy already carries adapters."""
-    manifest_packages: tuple[str, ...]
-    """Distributions listed in manifest.json after aligntune-core (the runner's own first)."""
+    stack_packages: tuple[str, ...]
+    """The backend's own distributions listed in manifest.json after its runner's."""
     import_stack: Callable[[], None] = _nothing
     """Called before any module that imports trl/transformers/torch (Unsloth must come first)."""
     check_device: Callable[[Plan], None] | None = None
@@ -37,3 +36,18 @@ class Backend:
     """(recipe, reference, settings, device) -> what trainer_settings.json adds under `name`."""
     check_built: Callable[[TrainerSettings, Any], None] | None = None
     """(settings, the built trainer's args): raise if the backend changed a resolved setting."""
+
+    @property
+    def name(self) -> BackendName:
+        """The backend's name in plans, events and the manifest."""
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        """The name people read in messages."""
+        return self.spec.title
+
+    @property
+    def manifest_packages(self) -> tuple[str, ...]:
+        """Distributions listed in manifest.json after aligntune-core (the runner's own first)."""
+        return (self.spec.runner_distribution, *self.stack_packages)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aligntune.core.errors import AlignTuneError
 from aligntune.core.loader import load_recipe
-from aligntune.core.recipe import Recipe
+from aligntune.core.recipe import Recipe, SFTAlgorithm, algorithm_names
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
 from aligntune.runners.common import distributed
@@ -30,7 +30,7 @@ CRASH_EXIT = 70
 
 def make_parser(backend: Backend) -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog=f"python -m aligntune.runners.{backend.name}")
+    parser = argparse.ArgumentParser(prog=f"python -m {backend.spec.runner_module}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train a recipe into a run directory")
     run.add_argument("recipe", type=Path, help="recipe YAML file")
@@ -105,7 +105,7 @@ def selftest(backend: Backend) -> int:
         (root / "sft.jsonl").write_text(lines, encoding="utf-8")
         recipe = recipe_from_dict(
             {
-                "algorithm": {"name": "sft"},
+                "algorithm": {"name": algorithm_names(SFTAlgorithm)[0]},
                 "model": {"name_or_path": "./model", "peft": {"method": "lora", "r": 4}},
                 "data": {"train": {"path": "./sft.jsonl"}, "max_length": 48},
                 "training": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-2},

@@ -288,8 +288,9 @@ def check_plan(backend: Backend, recipe: Recipe, plan: Plan) -> None:
     algorithm = get_algorithm(recipe.algorithm.name)
     if backend.name not in algorithm.backends:
         raise BackendUnavailableError(
-            f"backend {backend.name} does not support {algorithm.name}; the TRL backend does",
-            hint="set backend: trl (or auto) in the recipe",
+            f"backend {backend.name} does not support {algorithm.name}; "
+            f"{', '.join(algorithm.backends)} does",
+            hint="set backend: auto in the recipe",
         )
     if plan.backend != backend.name:
         raise UserInputError(f"the {backend.title} runner got a plan for backend {plan.backend!r}")

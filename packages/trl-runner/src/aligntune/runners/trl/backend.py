@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from aligntune.core.backends import backend_of_runner
 from aligntune.runners.common.backend import Backend
 from aligntune.runners.trl.models import load_policy
 
 BACKEND = Backend(
-    name="trl",
-    title="TRL",
+    spec=backend_of_runner(__name__),
     load_policy=load_policy,
     trainer_gets_peft_config=True,
-    manifest_packages=("aligntune-trl-runner",),
+    stack_packages=(),
 )
 """TRL as it is: plain transformers models, LoRA through each trainer's peft_config."""

@@ -11,6 +11,7 @@ import importlib
 import sys
 from typing import Any
 
+from aligntune.core.backends import backend_of_runner
 from aligntune.core.errors import AlignTuneError, BackendUnavailableError
 from aligntune.core.recipe import Recipe
 from aligntune.core.selection import Plan
@@ -112,12 +113,11 @@ KEPT_SETTINGS = frozenset(
 """Settings that change what is optimised; Unsloth must leave each as resolved."""
 
 BACKEND = Backend(
-    name="unsloth",
-    title="Unsloth",
+    spec=backend_of_runner(__name__),
     load_policy=load_policy,
     # FastLanguageModel.get_peft_model already added the adapters; a peft_config would wrap twice.
     trainer_gets_peft_config=False,
-    manifest_packages=("aligntune-unsloth-runner", "unsloth", "unsloth_zoo"),
+    stack_packages=("unsloth", "unsloth_zoo"),
     import_stack=import_stack,
     check_device=check_device,
     extra_settings=unsloth_settings,
