@@ -229,6 +229,11 @@ def select_backend(
             hint="set model.quantization: none to train LoRA in full precision",
         )
     _check_strategy_device(recipe, device, runtime)
+    if recipe.training.precision == "fp16" and device == "cpu":
+        raise BackendUnavailableError(
+            "training.precision fp16 needs a CUDA GPU; none is usable here",
+            hint="use training.precision fp32 or bf16 (or auto) on CPU",
+        )
     _check_runtime(chosen.name, runtime, host)
     reasons.append(
         f"device {device}: "

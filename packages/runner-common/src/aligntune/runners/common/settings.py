@@ -45,14 +45,14 @@ class TrainerSettings:
 
 
 def resolve_precision(recipe: Recipe, plan: Plan, bf16_supported: bool) -> str:
-    """fp32, bf16 or fp16: the recipe's choice, checked against the device, or the best default."""
+    """fp32, bf16 or fp16: the recipe's choice, checked against this GPU, or the best default.
+
+    fp16 on CPU never gets here: planning refuses it (`select_backend`)."""
     precision = recipe.training.precision
     if precision == "auto":
         if plan.device == "cpu":
             return "fp32"
         return "bf16" if bf16_supported else "fp16"
-    if precision == "fp16" and plan.device == "cpu":
-        raise UserInputError("training.precision: fp16 needs a CUDA GPU; use fp32 or bf16 on CPU")
     if precision == "bf16" and plan.device == "cuda" and not bf16_supported:
         raise UserInputError("training.precision: this GPU has no bf16 support; use fp16 or fp32")
     return precision
