@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Set up everything (scripts/setup.sh), lint, then run the whole test suite: unit, training
 # (real training of the tiny model on CPU) and docker (the real engine and images).
-# Extra arguments go to pytest, e.g.: bash scripts/test.sh -m "not docker"
+#   bash scripts/test.sh              what CI runs (.ci/run)
+#   bash scripts/test.sh --fast       the inner loop: lint and the unit tier (no docker, no
+#                                     training), about a minute; sets up only the Python envs
+# Extra arguments go to pytest, e.g.: bash scripts/test.sh --fast tests/core -k recipe
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight).
-ALIGNTUNE_SETUP_WITH="cuda-image ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
+if [[ "${1:-}" == "--fast" ]]; then
+  shift
+  if [[ ! -x .venv/bin/pytest || ! -x .venv-unsloth/bin/python ]]; then
+    ALIGNTUNE_SETUP_SKIP="docker images ${ALIGNTUNE_SETUP_SKIP:-}" bash scripts/setup.sh
+  fi
+  set -- -m "not docker and not training" "$@"
+else
+  # The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight).
+  ALIGNTUNE_SETUP_WITH="cuda-image ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
+fi
 
 start=$SECONDS
 echo "== test: lint"

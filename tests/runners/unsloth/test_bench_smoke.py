@@ -8,9 +8,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from unsloth_helpers import REPO, TRL_PYTHON, UNSLOTH_PYTHON, needs_unsloth_venv
 
 
+@pytest.mark.training
 @needs_unsloth_venv
 def test_gpu_benchmark_smoke_measures_both_backends(tmp_path: Path) -> None:
     done = subprocess.run(
