@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import Any
 
-from aligntune.core.errors import AlignTuneError, BackendUnavailableError
+from aligntune.core.errors import AlignTuneError, BackendUnavailableError, ExitCode
 from aligntune.core.recipe import Recipe
 from aligntune.core.selection import Plan
 from aligntune.runners.common.backend import Backend
@@ -21,7 +21,7 @@ from aligntune.runners.common.settings import TrainerSettings
 class SettingsRewritten(AlignTuneError):
     """Unsloth's patched TRL config changed a resolved setting (another objective)."""
 
-    exit_code = 3
+    exit_code = ExitCode.UNAVAILABLE
 
 
 def import_stack() -> None:
