@@ -18,10 +18,10 @@ import yaml
 
 from aligntune.cli import host, launch, main
 from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import HostInfo
+from aligntune.core.selection import HostInfo, image_tag
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
-IMAGE = "aligntune/trl-runner:0.1.0-cpu"
+IMAGE = image_tag("trl", "cpu")
 SECRET = "hf_marker_do_not_leak_42"
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from aligntune.core.version import VERSION as __version__
+
 __all__ = ["TrlRun", "__version__", "create_trainer"]
 
 if TYPE_CHECKING:
