@@ -24,7 +24,7 @@ make_venv() {  # NAME: a venv with the shared trl 1.12 stack (PyPI's CUDA torch)
   # and the runners' shared code (neither is on PyPI, so both are installed from this checkout)
   local venv="$WORK/$1"
   [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
-  # torch first and alone: later requirements must not move it (see ENVIRONMENT.md).
+  # torch first and alone: later requirements must not move it.
   "$venv/bin/pip" install -q torch==2.13.0
   "$venv/bin/pip" install -q "${STACK[@]}" pyyaml
   "$venv/bin/pip" install -q -e packages/aligntune-core -e packages/runner-common
