@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+
+import pytest
 
 from aligntune.core.errors import (
     AlignTuneError,
@@ -28,6 +31,15 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         "INTERRUPTED_SIGINT": 130,
         "INTERRUPTED_SIGTERM": 143,
     }
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/cli.md", "packages/runner-common/README.md"])
+def test_the_docs_list_every_exit_code_by_its_name(doc: str) -> None:
+    """Each code's name stands on a line with its number, so a new or renumbered code shows."""
+    text = (Path(__file__).resolve().parents[2] / doc).read_text(encoding="utf-8")
+    for code in ExitCode:
+        lines = [line for line in text.splitlines() if f"`{code.name}`" in line]
+        assert any(str(int(code)) in line for line in lines), (doc, code.name)
 
 
 def test_each_error_class_carries_its_exit_code() -> None:
