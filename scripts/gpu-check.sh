@@ -17,14 +17,14 @@ mkdir -p "$WORK"
 cd "$ROOT"
 
 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv
-PYTHONPATH=packages/unsloth-runner/src "$PYTHON" -m aligntune.runners.unsloth.preflight
+PYTHONPATH=packages/unsloth-runner/src:packages/aligntune-core/src "$PYTHON" -m aligntune.runners.unsloth.preflight
 
 STACK=(torch==2.13.0 trl==1.12.0 transformers==5.17.0 datasets==4.8.5 peft==0.21.2 accelerate==1.15.0)
 make_venv() {  # NAME: a venv with the shared trl 1.12 stack (PyPI's CUDA torch), aligntune-core
   # and the runners' shared code (neither is on PyPI, so both are installed from this checkout)
   local venv="$WORK/$1"
   [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
-  # torch first and alone: later requirements must not move it (see ENVIRONMENT.md).
+  # torch first and alone: later requirements must not move it.
   "$venv/bin/pip" install -q torch==2.13.0
   "$venv/bin/pip" install -q "${STACK[@]}" pyyaml
   "$venv/bin/pip" install -q -e packages/aligntune-core -e packages/runner-common

@@ -17,9 +17,11 @@ from aligntune.cli.container import (
     parse_gpus,
 )
 from aligntune.cli.launch import container_environment, run_arguments
+from aligntune.core.backends import image_tag
 from aligntune.core.errors import UsageError
 from aligntune.core.loader import load_recipe
 from aligntune.core.selection import Plan
+from aligntune.core.version import VERSION
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 
@@ -29,7 +31,7 @@ def make_plan(device: str = "cpu", backend: str = "trl") -> Plan:
         backend=backend,  # type: ignore[arg-type]
         device=device,  # type: ignore[arg-type]
         runtime="docker",
-        image=f"aligntune/{backend}-runner:0.1.0-{device}",
+        image=image_tag(backend, device),
         image_available=True,
         algorithm="sft",
         requested_backend="auto",
@@ -55,7 +57,7 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
     spec, resolved = spec_for(tmp_path)
     recipe = load_recipe(TINY / "sft.yaml")
     assert spec == ContainerSpec(
-        image="aligntune/trl-runner:0.1.0-cpu",
+        image=image_tag("trl", "cpu"),
         name=container_name(tmp_path / "run", recipe),
         command=("run", "/aligntune/run/recipe.resolved.yaml", "--output", "/aligntune/run"),
         mounts=(
@@ -71,7 +73,7 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
             "org.aligntune.run-dir": str(tmp_path / "run"),
             "org.aligntune.backend": "trl",
             "org.aligntune.device": "cpu",
-            "org.aligntune.version": "0.1.0",
+            "org.aligntune.version": VERSION,
         },
         working_dir="/aligntune/run",
         init=True,
@@ -86,7 +88,7 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
 
 def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
     spec, _ = spec_for(tmp_path, plan=make_plan("cuda"))
-    assert spec.image == "aligntune/trl-runner:0.1.0-cuda"
+    assert spec.image == image_tag("trl", "cuda")
     assert spec.gpus == GpuRequest(count=-1)
     arguments = run_arguments(spec, {})
     (request,) = arguments["device_requests"]
@@ -99,7 +101,7 @@ def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
 def test_unsloth_cpu_mode_runs_the_cpu_image_without_gpus(tmp_path: Path) -> None:
     """The cpu image passes its own preflight: the spec needs no opt-out variable."""
     spec, _ = spec_for(tmp_path, plan=make_plan("cpu", backend="unsloth"))
-    assert spec.image == "aligntune/unsloth-runner:0.1.0-cpu"
+    assert spec.image == image_tag("unsloth", "cpu")
     assert spec.gpus is None and spec.ulimits is None
     assert "ALIGNTUNE_UNSLOTH_ALLOW_CPU" not in spec.environment
 

@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from aligntune.cli import host, launch, main
+from aligntune.core.backends import image_tag
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import HostInfo
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
-IMAGE = "aligntune/trl-runner:0.1.0-cpu"
+IMAGE = image_tag("trl", "cpu")
 SECRET = "hf_marker_do_not_leak_42"
 
 

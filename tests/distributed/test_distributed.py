@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from aligntune.core.backends import image_tag
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
-TRL_CPU_IMAGE = "aligntune/trl-runner:0.1.0-cpu"
+TRL_CPU_IMAGE = image_tag("trl", "cpu")
 
 
 def tiny_recipe(folder: Path, algorithm: str, steps: int, **distributed: Any) -> Path:

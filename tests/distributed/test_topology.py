@@ -9,6 +9,7 @@ import pytest
 
 from aligntune.cli.container import PASSTHROUGH_ENV, RunPaths, build_container_spec
 from aligntune.cli.topology import Topology, resolve_topology
+from aligntune.core.backends import image_tag
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 from aligntune.core.selection import HostInfo, Plan, select_backend
@@ -56,7 +57,7 @@ def _plan(nnodes: int = 1) -> Plan:
         backend="trl",
         device="cpu",
         runtime="docker",
-        image="aligntune/trl-runner:0.1.0-cpu",
+        image=image_tag("trl", "cpu"),
         image_available=True,
         algorithm="sft",
         requested_backend="auto",

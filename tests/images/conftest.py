@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from aligntune.core.backends import image_tag
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
-TRL_CPU_IMAGE = "aligntune/trl-runner:0.1.0-cpu"
-UNSLOTH_CPU_IMAGE = "aligntune/unsloth-runner:0.1.0-cpu"
-UNSLOTH_CUDA_IMAGE = "aligntune/unsloth-runner:0.1.0-cuda"
+TRL_CPU_IMAGE = image_tag("trl", "cpu")
+UNSLOTH_CPU_IMAGE = image_tag("unsloth", "cpu")
+UNSLOTH_CUDA_IMAGE = image_tag("unsloth", "cuda")
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
 
 

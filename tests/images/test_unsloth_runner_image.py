@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from image_helpers import docker, tiny_sft_copy
 
+from aligntune.core.version import VERSION
+
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +30,7 @@ def test_labels_entrypoint_and_no_compiler(unsloth_cpu_image: str) -> None:
     lock = REPO / "images" / "unsloth-runner" / "requirements-cpu.lock"
     assert config["Labels"]["org.aligntune.backend"] == "unsloth"
     assert config["Labels"]["org.aligntune.device"] == "cpu"
-    assert config["Labels"]["org.aligntune.version"] == "0.1.0"
+    assert config["Labels"]["org.aligntune.version"] == VERSION
     assert (
         config["Labels"]["org.aligntune.lock-sha256"]
         == hashlib.sha256(lock.read_bytes()).hexdigest()

@@ -39,7 +39,7 @@ ALGORITHMS = tuple(SHORT)
 
 
 def make_run(recipe_path: Path, run_dir: Path, mode: str = "auto") -> Any:
-    """A TrlRun for a recipe file, planned for this CPU host."""
+    """A run on TRL for a recipe file, planned for this CPU host."""
     from aligntune.runners.trl import create_trainer
 
     recipe = load_recipe(recipe_path)

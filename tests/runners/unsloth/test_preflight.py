@@ -51,7 +51,8 @@ def test_entrypoint_exits_3_without_gpu_in_a_second() -> None:
     """On this GPU-less host the entrypoint refuses before importing torch or unsloth."""
     env = {k: v for k, v in os.environ.items() if k != preflight.ALLOW_CPU_ENV}
     env["PATH"] = "/usr/bin:/bin"  # no nvidia-smi
-    env["PYTHONPATH"] = str(RUNNER_SRC)
+    # The runner from this checkout, over whatever core the test process imports.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(RUNNER_SRC), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-m", "aligntune.runners.unsloth.entrypoint", "selftest"],
         capture_output=True,

@@ -10,7 +10,7 @@ import typer
 from aligntune.cli.output import echo_error
 from aligntune.core.algorithms import ALGORITHMS, get_algorithm
 from aligntune.core.backends import BACKEND_NAMES, get_backend
-from aligntune.core.errors import AlignTuneError
+from aligntune.core.errors import AlignTuneError, ExitCode
 from aligntune.core.loader import load_recipe
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
@@ -48,7 +48,7 @@ def validate_recipes(paths: list[Path]) -> int:
         )
     if failures:
         typer.echo(f"{failures} of {len(paths)} recipe(s) invalid", err=True)
-    return 1 if failures else 0
+    return ExitCode.USER_INPUT if failures else ExitCode.OK
 
 
 def plan_recipe(

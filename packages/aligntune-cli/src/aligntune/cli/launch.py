@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aligntune.cli.container import ContainerSpec
-from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.errors import BackendUnavailableError, UsageError, signal_exit_code
 
 API_TIMEOUT_S = 60
 
@@ -202,7 +202,7 @@ class ProcessRun:
     def poll(self) -> int | None:
         """The exit code, as a shell reports it (128 + signal for a killed process)."""
         code = self.process.poll()
-        return 128 - code if code is not None and code < 0 else code
+        return signal_exit_code(-code) if code is not None and code < 0 else code
 
     def stop(self) -> None:
         """Send SIGTERM."""

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aligntune.core.backends import BACKEND_NAMES, BACKENDS
-from aligntune.core.errors import AlignTuneError
+from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode
 from aligntune.core.version import VERSION
 
 app = typer.Typer(
@@ -230,17 +230,15 @@ def main() -> None:
     try:
         app()
     except AlignTuneError as exc:
-        if os.environ.get("ALIGNTUNE_DEBUG") == "1":
+        if os.environ.get(DEBUG_ENV) == "1":
             raise
         from aligntune.cli.output import echo_error
 
-        echo_error(exc)
-        hint = exc.hint or "set ALIGNTUNE_DEBUG=1 for a traceback"
-        typer.echo(f"hint: {hint}", err=True)
+        echo_error(exc, default_hint=f"set {DEBUG_ENV}=1 for a traceback")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED_SIGINT)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ from aligntune.cli.container import (
 from aligntune.cli.progress import format_duration, make_display, summary_text
 from aligntune.cli.topology import Topology
 from aligntune.core.backends import get_backend
-from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.errors import BackendUnavailableError, ExitCode, UsageError, signal_exit_code
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import Plan, select_backend
 
 Mode = Literal["auto", "resume", "restart"]
 POLL_S = 0.5
-INTERRUPTED = (130, 143)
+INTERRUPTED = (ExitCode.INTERRUPTED_SIGINT, ExitCode.INTERRUPTED_SIGTERM)
 
 
 @dataclass
@@ -267,7 +267,7 @@ def report(
     """Print the outcome; return the launcher's exit code."""
     status = run_dir.read_status() or {}
     end = next((e for e in reversed(list(run_dir.iter_events())) if e.get("event") == "end"), {})
-    if code == 0:
+    if code == ExitCode.OK:
         metrics = status.get("metrics") or end.get("metrics") or {}
         steps = metrics.get("global_step", status.get("step", "?"))
         typer.echo(f"finished {options.recipe}: {steps} steps in {format_duration(took)}")
@@ -275,14 +275,14 @@ def report(
         if run_dir.final.is_dir():
             typer.echo(f"model: {run_dir.final}")
         typer.echo(f"run directory: {run_dir.root}")
-        return 0
+        return ExitCode.OK
     if code in INTERRUPTED or signum is not None:
         checkpoint = end.get("checkpoint") or status.get("checkpoint")
         where = f"; checkpoint {checkpoint}" if checkpoint else "; no checkpoint was saved"
         typer.echo(f"interrupted at step {status.get('step', '?')}{where}", err=True)
         typer.echo(f"resume with: {resume_command(options, run_dir)}", err=True)
         if signum is not None:
-            return 130 if signum == signal.SIGINT else 143
+            return signal_exit_code(signum)
         return code
     typer.echo(f"the run failed (exit {code}); the end of {run_dir.log}:", err=True)
     for line in log_tail(run_dir.log):

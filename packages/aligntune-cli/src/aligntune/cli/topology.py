@@ -13,7 +13,6 @@ from aligntune.core.errors import UsageError
 
 DEFAULT_PORT = 29500
 """torchrun's default rendezvous port."""
-TOPOLOGY_ENV = ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,6 @@ class RunDirectory:
     def final(self) -> Path:
         return self.root / "final"
 
-    def exists(self) -> bool:
-        """Whether a run was started here before (its plan was written)."""
-        return self.plan.is_file()
-
     def write_json(self, path: Path, data: Any) -> None:
         """Write one of the run directory's JSON files atomically."""
         write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
@@ -90,13 +86,6 @@ class RunDirectory:
     def write_recipe(self, data: dict[str, Any]) -> None:
         """Save the resolved recipe (every default spelled out, paths as the runner sees them)."""
         write_atomic(self.recipe, yaml.safe_dump(data, sort_keys=False))
-
-    def read_recipe(self) -> dict[str, Any] | None:
-        """The resolved recipe saved by an earlier run, if any."""
-        try:
-            return yaml.safe_load(self.recipe.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
 
     def append_event(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event line to events.jsonl (the only channel the launcher reads)."""

@@ -8,4 +8,6 @@ Importing this package (or `backend`, `cli`, `settings`) loads no torch, transfo
 the Unsloth runner can import `unsloth` before any of them.
 """
 
-__version__ = "0.1.0"
+from aligntune.core.version import VERSION as __version__
+
+__all__ = ["__version__"]

@@ -3,9 +3,8 @@
     run RECIPE --output RUN_DIR [--resume | --restart]
     selftest
 
-Exit codes: 0 finished; 1 bad recipe, data or model (one line per problem, nothing written);
-3 backend unavailable; 4 training diverged; 130/143 interrupted after saving a checkpoint;
-70 a crash (traceback on stderr).
+Exit codes: `aligntune.core.errors.ExitCode` (a bad recipe, data or model prints one line per
+problem and writes nothing; a crash prints its traceback on stderr).
 """
 
 from __future__ import annotations
@@ -17,15 +16,13 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from aligntune.core.errors import AlignTuneError
+from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
 from aligntune.core.loader import load_recipe
 from aligntune.core.recipe import Recipe, SFTAlgorithm, algorithm_names
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
 from aligntune.runners.common import distributed
 from aligntune.runners.common.backend import Backend
-
-CRASH_EXIT = 70
 
 
 def make_parser(backend: Backend) -> argparse.ArgumentParser:
@@ -85,7 +82,7 @@ def run(backend: Backend, recipe_path: Path, output: Path | None, mode: str) -> 
         f"aligntune: finished {recipe.run_name} at step {metrics.get('global_step')} "
         f"(loss {loss}); run directory {run_dir.root}"
     )
-    return 0
+    return ExitCode.OK
 
 
 def selftest(backend: Backend) -> int:
@@ -120,15 +117,7 @@ def selftest(backend: Backend) -> int:
         f"aligntune {backend.name} runner selftest: {'ok' if ok else 'FAILED'} "
         f"(device {plan.device}, 3 SFT steps, loss {metrics.get('loss')})"
     )
-    return 0 if ok else 1
-
-
-def report(error: AlignTuneError) -> None:
-    """Print a known error as clean lines on stderr."""
-    for line in error.lines:
-        print(f"error: {line}", file=sys.stderr)
-    if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
+    return ExitCode.OK if ok else ExitCode.CRASH
 
 
 def main(backend: Backend, argv: list[str] | None = None) -> int:
@@ -140,13 +129,13 @@ def main(backend: Backend, argv: list[str] | None = None) -> int:
         mode = "restart" if args.restart else "resume" if args.resume else "auto"
         return run(backend, args.recipe, args.output, mode)
     except AlignTuneError as exc:
-        report(exc)
-        if os.environ.get("ALIGNTUNE_DEBUG"):
+        print("\n".join(error_lines(exc)), file=sys.stderr)
+        if os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted twice; stopped without saving", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED_SIGINT
     except Exception:
         traceback.print_exc()
-        return CRASH_EXIT
+        return ExitCode.CRASH

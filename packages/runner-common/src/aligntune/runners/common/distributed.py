@@ -21,7 +21,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.errors import (
+    BackendUnavailableError,
+    ExitCode,
+    UsageError,
+    error_lines,
+    signal_exit_code,
+)
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
 
@@ -33,7 +39,6 @@ DEFAULT_RDZV_TIMEOUT_S = 300
 SHUTDOWN_TIMEOUT_S = 110
 """How long torchrun lets stopping workers save their checkpoint; under the CLI's 120 s."""
 DEFAULT_PORT = 29500
-RENDEZVOUS_FAILED_EXIT = 3
 
 T = TypeVar("T")
 
@@ -152,11 +157,11 @@ def launch_workers(group: WorkerGroup, module: str, args: list[str]) -> int:
         return failed_exit_code(exc.failures)
     except SignalException as exc:
         # torchrun passed the signal on and waited for the workers to save and stop.
-        return 128 + int(exc.sigval)
+        return signal_exit_code(int(exc.sigval))
     except Exception as exc:  # rendezvous and store errors: one clear message, never a hang
         report_rendezvous_failure(group, exc)
-        return RENDEZVOUS_FAILED_EXIT
-    return 0
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK
 
 
 def launch_run(
@@ -177,14 +182,14 @@ def failed_exit_code(failures: Mapping[int, Any]) -> int:
     A worker that exited with an error comes before one killed by a signal (torchrun kills the
     rest of the group when one fails), then the earliest, then the lowest rank.
     """
-    if not failures:
-        return 1
+    if not failures:  # torchrun reported a failure without saying whose: its own bug
+        return ExitCode.CRASH
     _, first = min(
         failures.items(),
         key=lambda item: (int(item[1].exitcode) < 0, item[1].timestamp, item[0]),
     )
     code = int(first.exitcode)
-    return 128 - code if code < 0 else code
+    return signal_exit_code(-code) if code < 0 else code
 
 
 def report_rendezvous_failure(group: WorkerGroup, exc: BaseException) -> None:
@@ -197,9 +202,7 @@ def report_rendezvous_failure(group: WorkerGroup, exc: BaseException) -> None:
         hint="start every node within that time, with the same NNODES, MASTER_ADDR and "
         f"MASTER_PORT; check that node 0's port is reachable ({RDZV_TIMEOUT_ENV} sets the wait)",
     )
-    for line in error.lines:
-        print(f"error: {line}", file=sys.stderr)
-    print(f"hint: {error.hint}", file=sys.stderr)
+    print("\n".join(error_lines(error)), file=sys.stderr)
 
 
 # --- worker half ---------------------------------------------------------------------------

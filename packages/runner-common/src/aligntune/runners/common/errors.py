@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import signal
 
-from aligntune.core.errors import AlignTuneError
+from aligntune.core.errors import AlignTuneError, ExitCode, signal_exit_code
 
 
 class TrainingDivergedError(AlignTuneError):
     """The loss (or a weight) became NaN or infinite: the run stops, older checkpoints stay."""
 
-    exit_code = 4
+    exit_code = ExitCode.DIVERGED
 
 
 class RunInterrupted(AlignTuneError):
@@ -22,10 +22,10 @@ class RunInterrupted(AlignTuneError):
         super().__init__(f"interrupted by {name}; saved {where}; run again to resume")
         self.signum = signum
         self.checkpoint = checkpoint
-        self.exit_code = 128 + signum
+        self.exit_code = signal_exit_code(signum)
 
 
 class ResumeRefused(AlignTuneError):
     """The run directory holds a different run: resuming it would mix two recipes."""
 
-    exit_code = 1
+    exit_code = ExitCode.USER_INPUT

@@ -115,12 +115,3 @@ def lora_config(peft: dict[str, Any] | None) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(**peft)
-
-
-def trainable_snapshot(model: Any) -> dict[str, Any]:
-    """A copy of every trainable parameter (tests and sanity checks compare against it)."""
-    return {
-        name: param.detach().clone()
-        for name, param in model.named_parameters()
-        if param.requires_grad
-    }

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["TrlRun", "__version__", "create_trainer"]
+from aligntune.core.version import VERSION as __version__
+
+__all__ = ["__version__", "create_trainer"]
 
 if TYPE_CHECKING:
-    from aligntune.runners.trl.trainer import TrlRun, create_trainer
+    from aligntune.runners.trl.trainer import create_trainer
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("TrlRun", "create_trainer"):
-        from aligntune.runners.trl import trainer
+    if name == "create_trainer":
+        from aligntune.runners.trl.trainer import create_trainer
 
-        return getattr(trainer, name)
+        return create_trainer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

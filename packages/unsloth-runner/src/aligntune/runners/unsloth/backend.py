@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from aligntune.core.backends import backend_of_runner
-from aligntune.core.errors import AlignTuneError, BackendUnavailableError
+from aligntune.core.errors import AlignTuneError, BackendUnavailableError, ExitCode
 from aligntune.core.recipe import Recipe
 from aligntune.core.selection import Plan
 from aligntune.runners.common.backend import Backend
@@ -22,7 +22,7 @@ from aligntune.runners.common.settings import TrainerSettings
 class SettingsRewritten(AlignTuneError):
     """Unsloth's patched TRL config changed a resolved setting (another objective)."""
 
-    exit_code = 3
+    exit_code = ExitCode.UNAVAILABLE
 
 
 def import_stack() -> None:

@@ -19,13 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         args = ["--help"]
     found = preflight.check()
     if found:
-        for problem in found:
-            print(f"error: {problem}", file=sys.stderr)
-        print(
-            f"hint: set {preflight.ALLOW_CPU_ENV}=1 to skip this check (Unsloth's CPU mode)",
-            file=sys.stderr,
-        )
-        return preflight.EXIT_UNAVAILABLE
+        return preflight.refuse(found)
     from aligntune.runners.unsloth.cli import main as runner_main
 
     return runner_main(args)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from aligntune.core.errors import BackendUnavailableError, ExitCode, error_lines
 
 ALLOW_CPU_ENV = "ALIGNTUNE_UNSLOTH_ALLOW_CPU"
 """Set to 1 to run without a GPU (Unsloth's CPU mode)."""
@@ -23,7 +26,6 @@ MIN_DRIVER = (580, 65)
 """The image's torch (PyPI's default build) and triton target CUDA 13, which needs 580.65+."""
 MIN_COMPUTE_CAPABILITY = (7, 5)
 """CUDA 13 builds of torch ship kernels for Turing (sm_75) and newer only."""
-EXIT_UNAVAILABLE = 3
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,18 @@ def check(environ: Mapping[str, str] | None = None) -> list[str]:
     return problems(*probe_gpus())
 
 
+def refuse(found: list[str]) -> int:
+    """Print the problems `check` found, the opt-out as the hint; the exit code to stop with."""
+    error = BackendUnavailableError(
+        "\n".join(found), hint=f"set {ALLOW_CPU_ENV}=1 to skip this check (Unsloth's CPU mode)"
+    )
+    print("\n".join(error_lines(error)), file=sys.stderr)
+    return error.exit_code
+
+
 if __name__ == "__main__":
     # `python -m aligntune.runners.unsloth.preflight`: the check alone, for scripts and people.
-    import sys
-
     found = check()
-    for problem in found:
-        print(f"error: {problem}", file=sys.stderr)
+    code = refuse(found) if found else ExitCode.OK
     print("preflight: ok" if not found else "preflight: failed")
-    sys.exit(EXIT_UNAVAILABLE if found else 0)
+    sys.exit(code)
