@@ -26,6 +26,11 @@ echo "== test: lint"
 echo "== test: lint took $((SECONDS - start)) s"
 
 start=$SECONDS
+echo "== test: types (mypy, configured in pyproject.toml)"
+.venv/bin/mypy
+echo "== test: types took $((SECONDS - start)) s"
+
+start=$SECONDS
 echo "== test: pytest"
 status=0
 .venv/bin/python -m pytest --durations=15 "$@" || status=$?

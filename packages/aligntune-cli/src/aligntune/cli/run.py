@@ -266,7 +266,8 @@ def report(
 ) -> int:
     """Print the outcome; return the launcher's exit code."""
     status = run_dir.read_status() or {}
-    end = next((e for e in reversed(list(run_dir.iter_events())) if e.get("event") == "end"), {})
+    events = reversed(list(run_dir.iter_events()))
+    end: dict[str, Any] = next((e for e in events if e.get("event") == "end"), {})
     if code == ExitCode.OK:
         metrics = status.get("metrics") or end.get("metrics") or {}
         steps = metrics.get("global_step", status.get("step", "?"))

@@ -181,7 +181,7 @@ def preview_local_data(
     for number, row in _read_rows(path, kind):
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        keys = {renamed.get(key, key) for key in row}
+        keys = {renamed.get(str(key), str(key)) for key in row}
         if columns is None:
             columns = keys
         rows += 1

@@ -249,7 +249,7 @@ def select_backend(
         image=image,
         image_available=image is None or image in host.images,
         algorithm=recipe.algorithm.name,
-        requested_backend=requested,  # type: ignore[arg-type]  # checked above
+        requested_backend=requested,
         gpus=len(host.gpus) if gpu_usable else 0,
         nnodes=host.nnodes,
         processes_per_node=recipe.distributed.processes_per_node,

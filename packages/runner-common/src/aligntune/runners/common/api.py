@@ -180,7 +180,7 @@ def create_trainer_from_recipe(
 def create_sft_trainer(
     model_name: str,
     dataset_name: str,
-    backend: str | BackendType = BackendType.AUTO,
+    backend: str | BackendType = "auto",
     output_dir: str = "./output",
     num_epochs: float = 3,
     max_steps: int | None = None,
@@ -203,7 +203,7 @@ def create_rl_trainer(
     model_name: str,
     dataset_name: str,
     algorithm: str,
-    backend: str | BackendType = BackendType.AUTO,
+    backend: str | BackendType = "auto",
     output_dir: str = "./output",
     num_epochs: float = 1,
     max_steps: int | None = None,

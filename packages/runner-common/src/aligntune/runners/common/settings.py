@@ -61,7 +61,7 @@ def resolve_precision(recipe: Recipe, plan: Plan, bf16_supported: bool) -> str:
 def resolve_model_init(recipe: Recipe, precision: str) -> dict[str, Any]:
     """from_pretrained keyword arguments; dtype `auto` becomes a concrete dtype."""
     model = recipe.model
-    dtype = model.dtype
+    dtype: str = model.dtype
     if dtype == "auto":
         # Frozen LoRA bases can sit in half precision; trained weights stay fp32 for AMP.
         lora_half = model.peft.method == "lora" and precision in ("bf16", "fp16")

@@ -46,5 +46,5 @@ class InterruptRequest:
         try:
             yield self
         finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+            for restored, old in previous.items():
+                signal.signal(restored, old)
