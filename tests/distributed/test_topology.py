@@ -71,10 +71,9 @@ def _plan(nnodes: int = 1) -> Plan:
 def _spec(tmp_path: Path, topology: Topology, network: str | None = None) -> Any:
     recipe = load_recipe(TINY / "sft.yaml")
     paths = RunPaths(TINY / "sft.yaml", tmp_path / "run", tmp_path / "hf")
-    spec, _ = build_container_spec(
+    return build_container_spec(
         _plan(topology.nnodes), recipe, paths, user="0:0", topology=topology, network=network
     )
-    return spec
 
 
 def test_topology_enters_the_container_by_value(tmp_path: Path) -> None:
