@@ -47,19 +47,34 @@ def paths(tmp_path: Path, recipe_file: Path = TINY / "sft.yaml") -> RunPaths:
     return RunPaths(recipe_file, tmp_path / "run", tmp_path / "hf")
 
 
-def spec_for(tmp_path: Path, **kwargs: object) -> tuple[ContainerSpec, dict]:
+def spec_for(tmp_path: Path, **kwargs: object) -> ContainerSpec:
     recipe = load_recipe(TINY / "sft.yaml")
     plan = kwargs.pop("plan", make_plan())
     return build_container_spec(plan, recipe, paths(tmp_path), user="1000:1000", **kwargs)  # type: ignore[arg-type]
 
 
+def references(spec: ContainerSpec) -> dict[str, str]:
+    """The `--reference FIELD=PATH` pairs the container's command hands the runner."""
+    args = spec.command
+    return dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == "--reference")
+
+
 def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
-    spec, resolved = spec_for(tmp_path)
+    spec = spec_for(tmp_path)
     recipe = load_recipe(TINY / "sft.yaml")
     assert spec == ContainerSpec(
         image=image_tag("trl", "cpu"),
         name=container_name(tmp_path / "run", recipe),
-        command=("run", "/aligntune/run/recipe.resolved.yaml", "--output", "/aligntune/run"),
+        command=(
+            "run",
+            "/aligntune/recipe/sft.yaml",
+            "--output",
+            "/aligntune/run",
+            "--reference",
+            "model.name_or_path=/aligntune/recipe/model",
+            "--reference",
+            "data.train.path=/aligntune/recipe/data/sft.jsonl",
+        ),
         mounts=(
             Mount(str(TINY), "/aligntune/recipe", read_only=True),
             Mount(str(tmp_path / "run"), "/aligntune/run", read_only=False),
@@ -81,13 +96,10 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
         gpus=None,
         ulimits=None,
     )
-    assert resolved["model"]["name_or_path"] == "/aligntune/recipe/model"
-    assert resolved["data"]["train"]["path"] == "/aligntune/recipe/data/sft.jsonl"
-    assert resolved["output"]["dir"] == "/aligntune/run"
 
 
 def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
-    spec, _ = spec_for(tmp_path, plan=make_plan("cuda"))
+    spec = spec_for(tmp_path, plan=make_plan("cuda"))
     assert spec.image == image_tag("trl", "cuda")
     assert spec.gpus == GpuRequest(count=-1)
     arguments = run_arguments(spec, {})
@@ -100,14 +112,14 @@ def test_cuda_spec_requests_all_gpus_by_default(tmp_path: Path) -> None:
 
 def test_unsloth_cpu_mode_runs_the_cpu_image_without_gpus(tmp_path: Path) -> None:
     """The cpu image passes its own preflight: the spec needs no opt-out variable."""
-    spec, _ = spec_for(tmp_path, plan=make_plan("cpu", backend="unsloth"))
+    spec = spec_for(tmp_path, plan=make_plan("cpu", backend="unsloth"))
     assert spec.image == image_tag("unsloth", "cpu")
     assert spec.gpus is None and spec.ulimits is None
     assert "ALIGNTUNE_UNSLOTH_ALLOW_CPU" not in spec.environment
 
 
 def test_cuda_spec_takes_given_gpus(tmp_path: Path) -> None:
-    spec, _ = spec_for(tmp_path, plan=make_plan("cuda"), gpus=parse_gpus("device=0,2"))
+    spec = spec_for(tmp_path, plan=make_plan("cuda"), gpus=parse_gpus("device=0,2"))
     assert spec.gpus == GpuRequest(device_ids=("0", "2"))
     (request,) = run_arguments(spec, {})["device_requests"]
     assert request["DeviceIDs"] == ["0", "2"]
@@ -148,17 +160,63 @@ def test_inputs_outside_the_recipe_folder_get_their_own_read_only_mounts(tmp_pat
         "data: {train: {path: ../elsewhere/train.jsonl}}\n"
     )
     recipe = load_recipe(recipe_file)
-    spec, resolved = build_container_spec(
-        make_plan(), recipe, paths(tmp_path, recipe_file), user="0:0"
-    )
+    spec = build_container_spec(make_plan(), recipe, paths(tmp_path, recipe_file), user="0:0")
     assert spec.mounts[:3] == (
         Mount(str(recipe_file.parent), "/aligntune/recipe"),
         Mount(str(TINY / "model"), "/aligntune/inputs/1-model"),
         Mount(str(data), "/aligntune/inputs/2-train.jsonl"),
     )
     assert all(m.read_only for m in spec.mounts[:3])
-    assert resolved["model"]["name_or_path"] == "/aligntune/inputs/1-model"
-    assert resolved["data"]["train"]["path"] == "/aligntune/inputs/2-train.jsonl"
+    assert references(spec) == {
+        "model.name_or_path": "/aligntune/inputs/1-model",
+        "data.train.path": "/aligntune/inputs/2-train.jsonl",
+    }
+
+
+def test_every_local_input_is_mounted_and_handed_to_the_runner(  # type: ignore[no-untyped-def]
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch, write_recipe
+) -> None:
+    """Model, data, eval, reward and value models and the DeepSpeed config, inside the recipe's
+    folder or not: each has a container path, and the runner sees each as a local input there."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "ds.json").write_text("{}")
+    recipe_file = write_recipe(
+        {
+            "algorithm": {
+                "name": "ppo",
+                "reward_model": "~/models/rm",
+                "value_model": "../shared/value",
+            },
+            "model": {"name_or_path": "./model"},
+            "data": {
+                "train": {"path": "./data/train.jsonl"},
+                "eval": {"path": str(tmp_path.parent / "shared" / "eval.jsonl")},
+            },
+            "distributed": {"strategy": "deepspeed", "config_file": "ds.json"},
+        }
+    )
+    recipe = load_recipe(recipe_file)
+    spec = build_container_spec(make_plan(), recipe, paths(tmp_path, recipe_file), user="0:0")
+    assert spec.mounts[:4] == (
+        Mount(str(tmp_path), "/aligntune/recipe"),
+        Mount(str(home / "models" / "rm"), "/aligntune/inputs/1-rm"),
+        Mount(str(tmp_path.parent / "shared" / "value"), "/aligntune/inputs/2-value"),
+        Mount(str(tmp_path.parent / "shared" / "eval.jsonl"), "/aligntune/inputs/3-eval.jsonl"),
+    )
+    expected = {
+        "algorithm.reward_model": "/aligntune/inputs/1-rm",
+        "algorithm.value_model": "/aligntune/inputs/2-value",
+        "model.name_or_path": "/aligntune/recipe/model",
+        "data.train.path": "/aligntune/recipe/data/train.jsonl",
+        "data.eval.path": "/aligntune/inputs/3-eval.jsonl",
+        "distributed.config_file": "/aligntune/recipe/ds.json",
+    }
+    assert references(spec) == expected
+    assert spec.command[:2] == ("run", "/aligntune/recipe/recipe.yaml")
+    in_container = recipe.with_references(references(spec))
+    assert in_container.local_references() == {k: Path(v) for k, v in expected.items()}
+    assert in_container.algorithm.reward_model == "/aligntune/inputs/1-rm"  # type: ignore[union-attr]
 
 
 def test_hub_ids_are_left_alone(tmp_path: Path, write_recipe) -> None:  # type: ignore[no-untyped-def]
@@ -169,11 +227,10 @@ def test_hub_ids_are_left_alone(tmp_path: Path, write_recipe) -> None:  # type: 
             "data": {"train": {"path": "trl-lib/Capybara"}},
         }
     )
-    spec, resolved = build_container_spec(
+    spec = build_container_spec(
         make_plan(), load_recipe(recipe_file), paths(tmp_path, recipe_file), user="0:0"
     )
-    assert resolved["model"]["name_or_path"] == "Qwen/Qwen3-0.6B"
-    assert resolved["data"]["train"]["path"] == "trl-lib/Capybara"
+    assert references(spec) == {}
     assert [m.target for m in spec.mounts if m.read_only] == ["/aligntune/recipe"]
 
 
@@ -181,8 +238,8 @@ def test_secrets_pass_by_name_and_never_enter_the_spec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_marker_secret")
-    spec, resolved = spec_for(tmp_path)
-    assert "hf_marker_secret" not in repr(spec) + repr(spec.describe()) + repr(resolved)
+    spec = spec_for(tmp_path)
+    assert "hf_marker_secret" not in repr(spec) + repr(spec.describe())
     assert "HF_TOKEN" in spec.passthrough_env
     env = {"HF_TOKEN": "hf_marker_secret", "UNRELATED": "x"}
     arguments = run_arguments(spec, env)
@@ -196,7 +253,7 @@ def test_secrets_pass_by_name_and_never_enter_the_spec(
 
 
 def test_unset_passthrough_names_are_not_sent(tmp_path: Path) -> None:
-    spec, _ = spec_for(tmp_path)
+    spec = spec_for(tmp_path)
     assert container_environment(spec, {}) == [
         "HF_HOME=/aligntune/hf-cache",
         "PYTHONPATH=/aligntune/recipe",
@@ -204,7 +261,7 @@ def test_unset_passthrough_names_are_not_sent(tmp_path: Path) -> None:
 
 
 def test_run_arguments_carry_init_shm_user_and_read_only_binds(tmp_path: Path) -> None:
-    spec, _ = spec_for(tmp_path, mode="resume")
+    spec = spec_for(tmp_path, mode="resume")
     arguments = run_arguments(spec, {})
     assert arguments["init"] is True
     assert arguments["shm_size"] == "2g"

@@ -72,10 +72,9 @@ def _plan(nnodes: int = 1) -> Plan:
 def _spec(tmp_path: Path, topology: Topology, network: str | None = None) -> Any:
     recipe = load_recipe(TINY / "sft.yaml")
     paths = RunPaths(TINY / "sft.yaml", tmp_path / "run", tmp_path / "hf")
-    spec, _ = build_container_spec(
+    return build_container_spec(
         _plan(topology.nnodes), recipe, paths, user="0:0", topology=topology, network=network
     )
-    return spec
 
 
 def test_topology_enters_the_container_by_value(tmp_path: Path) -> None:
@@ -139,3 +138,25 @@ def test_the_root_failure_decides_the_exit_code_not_the_ranks_torchrun_killed() 
     assert failed_exit_code({0: killed, 1: crashed}) == 70
     assert failed_exit_code({0: killed}) == 143
     assert failed_exit_code({1: SimpleNamespace(exitcode=4, timestamp=5), 0: crashed}) == 4
+
+
+def test_every_worker_gets_the_launchers_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchrun's workers re-read the recipe: they need the same `--reference` paths."""
+    from aligntune.runners.common import distributed
+    from aligntune.runners.trl.cli import main
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(distributed, "launch_workers", lambda g, m, args: started.append(args) or 0)
+    for name in ("LOCAL_RANK", "WORLD_SIZE", "NNODES"):
+        monkeypatch.delenv(name, raising=False)
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text((TINY / "sft.yaml").read_text() + "distributed: {processes_per_node: 2}\n")
+    reference = f"model.name_or_path={TINY / 'model'}"
+    assert (
+        main(["run", str(recipe), "--output", str(tmp_path / "run"), "--reference", reference]) == 0
+    )
+    assert started == [
+        ["run", str(recipe), "--output", str(tmp_path / "run"), "--reference", reference]
+    ]

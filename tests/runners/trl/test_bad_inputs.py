@@ -94,3 +94,17 @@ def test_bad_recipe_lists_every_problem(
     err = capsys.readouterr().err
     assert "model.dtyp" in err and "data: required field is missing" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_reference_flags_re_root_the_recipe_before_anything_is_written(
+    tiny_recipe: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--reference FIELD=PATH` is how the launcher hands the runner its container paths."""
+    recipe = str(tiny_recipe("sft"))
+    run_dir = str(tmp_path / "run")
+    moved = ["--reference", "model.name_or_path=/aligntune/inputs/1-model"]
+    assert main(["run", recipe, "--output", run_dir, *moved]) == 1
+    assert "/aligntune/inputs/1-model not found" in capsys.readouterr().err
+    assert main(["run", recipe, "--output", run_dir, "--reference", "training.seed=/x"]) == 2
+    assert "training.seed: not a path field" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -65,6 +65,9 @@ def check_run_dir(run_dir: Path, algorithm: str) -> list[dict[str, Any]]:
     for name in ("plan.json", "recipe.resolved.yaml", "manifest.json", "trainer_settings.json"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    resolved = load_recipe(run_dir / "recipe.resolved.yaml")  # the saved recipe is a recipe
+    assert resolved.output.dir == str(run_dir)
+    assert resolved.model.name_or_path == str(resolved.local_references()["model.name_or_path"])
     final = run_dir / "final"
     weights = list(final.glob("*.safetensors"))
     assert weights and (final / "tokenizer.json").is_file()

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.cli.topology import Topology
-from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import UsageError
+from aligntune.core.paths import reference_arguments
 from aligntune.core.recipe import Recipe
 from aligntune.core.selection import Plan
 from aligntune.core.version import VERSION
@@ -24,7 +24,6 @@ RECIPE_MOUNT = f"{CONTAINER_ROOT}/recipe"
 INPUTS_MOUNT = f"{CONTAINER_ROOT}/inputs"
 RUN_MOUNT = f"{CONTAINER_ROOT}/run"
 HF_CACHE_MOUNT = f"{CONTAINER_ROOT}/hf-cache"
-RESOLVED_RECIPE = f"{RUN_MOUNT}/recipe.resolved.yaml"
 
 PASSTHROUGH_ENV = (
     "HF_TOKEN",
@@ -160,17 +159,15 @@ def container_network(
 
 
 class InputMounts:
-    """Maps local inputs to container paths: inside the recipe folder, or one mount each."""
+    """Container paths for a recipe's local references: under the recipe folder's mount, or
+    one read-only mount each."""
 
     def __init__(self, recipe_dir: Path) -> None:
         self.recipe_dir = recipe_dir.resolve()
         self.mounts: list[Mount] = [Mount(str(self.recipe_dir), RECIPE_MOUNT)]
 
-    def container_path(self, reference: str) -> str:
-        """The path the runner will see for a local `reference`; hub ids are returned as given."""
-        path = resolve_local(reference, self.recipe_dir)
-        if not (is_local_path(reference) or path.exists()):
-            return reference
+    def container_path(self, path: Path) -> str:
+        """Where the runner finds the local file or folder at the absolute host `path`."""
         if path.is_relative_to(self.recipe_dir):
             return f"{RECIPE_MOUNT}/{path.relative_to(self.recipe_dir).as_posix()}".rstrip("/")
         for mount in self.mounts:
@@ -180,40 +177,10 @@ class InputMounts:
         self.mounts.append(Mount(str(path), target))
         return target
 
-
-class HostPaths:
-    """For --runtime local: local inputs become absolute host paths, hub ids stay as given."""
-
-    def __init__(self, recipe_dir: Path) -> None:
-        self.recipe_dir = recipe_dir.resolve()
-
-    def container_path(self, reference: str) -> str:
-        """The absolute host path of a local `reference`."""
-        path = resolve_local(reference, self.recipe_dir)
-        return str(path) if is_local_path(reference) or path.exists() else reference
-
-
-def container_recipe(
-    recipe: Recipe, inputs: InputMounts | HostPaths, run_dir: str = RUN_MOUNT
-) -> dict[str, Any]:
-    """The recipe as data with every local path rewritten to where the runner will find it."""
-    data = recipe.to_yaml_dict()
-    data["model"]["name_or_path"] = inputs.container_path(recipe.model.name_or_path)
-    for key in ("train", "eval"):
-        if data["data"].get(key):
-            data["data"][key]["path"] = inputs.container_path(data["data"][key]["path"])
-    algorithm = data["algorithm"]
-    for key in ("reward_model", "value_model"):
-        if algorithm.get(key):
-            algorithm[key] = inputs.container_path(algorithm[key])
-    if algorithm.get("train_reward_model"):
-        source = algorithm["train_reward_model"]["data"]
-        source["path"] = inputs.container_path(source["path"])
-    if data["distributed"].get("config_file"):
-        config = data["distributed"]["config_file"]
-        data["distributed"]["config_file"] = inputs.container_path(config)
-    data["output"]["dir"] = run_dir
-    return data
+    def references(self, recipe: Recipe) -> dict[str, str]:
+        """Each local reference of `recipe` -> its container path (mounted as needed)."""
+        local = recipe.local_references()
+        return {field: self.container_path(path) for field, path in local.items()}
 
 
 @dataclass(frozen=True)
@@ -235,8 +202,9 @@ def build_container_spec(
     mode: str = "auto",
     topology: Topology | None = None,
     network: str | None = None,
-) -> tuple[ContainerSpec, dict[str, Any]]:
-    """The container for `plan`, and the recipe rewritten to the container's paths."""
+) -> ContainerSpec:
+    """The container for `plan`: the runner reads the recipe from its folder's mount, and the
+    command hands it the container path of each local reference (`--reference FIELD=PATH`)."""
     if plan.image is None:
         raise UsageError("the docker runtime needs an image; this plan has none")
     if gpus is not None and plan.device != "cuda":
@@ -245,8 +213,8 @@ def build_container_spec(
             "(no GPU usable by docker here)"
         )
     inputs = InputMounts(paths.recipe_file.parent)
-    resolved = container_recipe(recipe, inputs)
-    command = ["run", RESOLVED_RECIPE, "--output", RUN_MOUNT]
+    command = ["run", f"{RECIPE_MOUNT}/{paths.recipe_file.name}", "--output", RUN_MOUNT]
+    command += reference_arguments(inputs.references(recipe))
     if mode in ("resume", "restart"):
         command.append(f"--{mode}")
     mounts = (
@@ -264,8 +232,8 @@ def build_container_spec(
         name=container_name(paths.run_dir, recipe, topology),
         command=tuple(command),
         mounts=mounts,
-        # PYTHONPATH: `module:function` rewards are imported from the recipe's folder, as on
-        # the host, although the runner reads the resolved recipe from the run directory.
+        # PYTHONPATH: `module:function` rewards (and what they import) come from the recipe's
+        # folder, as on the host.
         environment=environment,
         passthrough_env=PASSTHROUGH_ENV,
         user=user,
@@ -281,4 +249,4 @@ def build_container_spec(
         network=network,
         network_aliases=aliases,
     )
-    return spec, resolved
+    return spec

@@ -22,10 +22,8 @@ from aligntune.cli import launch
 from aligntune.cli.commands import load_checked
 from aligntune.cli.container import (
     STOP_TIMEOUT_S,
-    HostPaths,
     RunPaths,
     build_container_spec,
-    container_recipe,
     parse_gpus,
 )
 from aligntune.cli.progress import format_duration, make_display, summary_text
@@ -134,12 +132,12 @@ def resume_command(options: RunOptions, run_dir: RunDirectory) -> str:
 def prepare(
     recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions
 ) -> Callable[[], launch.RunHandle]:
-    """Write plan.json and recipe.resolved.yaml; return what starts the run."""
+    """Write plan.json; return what starts the run (the runner writes recipe.resolved.yaml)."""
     if options.runtime == "docker":
         paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
         gpus = parse_gpus(options.gpus)
         user = options.user or default_user()
-        spec, resolved = build_container_spec(
+        spec = build_container_spec(
             plan,
             recipe,
             paths,
@@ -160,8 +158,6 @@ def prepare(
         if options.network is not None:
             raise UsageError("--network applies to the docker runtime")
         argv = local_command(plan, options, run_dir)
-        host_paths = HostPaths(options.recipe.parent)
-        resolved = container_recipe(recipe, host_paths, str(run_dir.root))
         topology_env = options.topology.environment()
         launch_info = {"runtime": "local", "argv": argv, "environment": topology_env}
 
@@ -172,7 +168,6 @@ def prepare(
     # Only now, with every check passed, does the run directory come into being.
     run_dir.root.mkdir(parents=True, exist_ok=True)
     run_dir.write_json(run_dir.plan, {**plan.model_dump(mode="json"), "launch": launch_info})
-    run_dir.write_recipe(resolved)
     return start
 
 

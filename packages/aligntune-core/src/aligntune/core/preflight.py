@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import DataPreview, is_local_path, preview_local_data, resolve_local
+from aligntune.core.data import DataPreview, preview_local_data
 from aligntune.core.errors import DataError, UserInputError
+from aligntune.core.paths import local_path
 from aligntune.core.recipe import DataSource, Recipe
 
 
@@ -35,15 +36,15 @@ def check_inputs(recipe: Recipe) -> list[DataPreview]:
     problems: list[str] = []
     previews: list[DataPreview] = []
     for field, reference in _local_model_paths(recipe):
-        path = resolve_local(reference, recipe.base_dir)
-        if is_local_path(reference) or path.exists():
+        path = local_path(reference, recipe.base_dir)
+        if path is not None:
             if not path.is_dir():
                 problems.append(f"{field}: model folder {path} not found")
             elif not (path / "config.json").is_file():
                 problems.append(f"{field}: {path} has no config.json (not a transformers model)")
     for field, source, accepted in _data_sources(recipe):
-        path = resolve_local(source.path, recipe.base_dir)
-        if not (is_local_path(source.path) or path.exists()):
+        path = local_path(source.path, recipe.base_dir)
+        if path is None:
             continue
         try:
             previews.append(preview_local_data(path, source.columns, source.format, accepted))

@@ -7,11 +7,13 @@ JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from aligntune.core import paths
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.backends import BackendChoice
 
@@ -62,11 +64,11 @@ class PPOAlgorithm(Section):
     """Proximal Policy Optimization with a reward model and a value model (TRL <= 1.12)."""
 
     name: Literal["ppo"]
-    reward_model: str | None = None
+    reward_model: Annotated[str | None, paths.PATH_FIELD] = None
     """Sequence-classification reward model: hub id or local folder."""
     train_reward_model: PPORewardModelTraining | None = None
     """Train the reward model from preference data before PPO (instead of `reward_model`)."""
-    value_model: str | None = None
+    value_model: Annotated[str | None, paths.PATH_FIELD] = None
     """Value model: hub id or local folder (default: initialised from the reward model)."""
     kl_coef: float = Field(0.05, ge=0)
     """KL penalty coefficient towards the reference policy."""
@@ -199,7 +201,7 @@ class PeftSettings(Section):
 class ModelSettings(Section):
     """The model to train."""
 
-    name_or_path: str = Field(min_length=1)
+    name_or_path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
     """Hub id (e.g. `Qwen/Qwen3-0.6B`) or a local folder, relative to the recipe's folder."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) to pin."""
@@ -237,7 +239,7 @@ DataFormat = Literal[
 class DataSource(Section):
     """One dataset: a hub id or a local json/jsonl/csv/parquet file."""
 
-    path: str = Field(min_length=1)
+    path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
     """Hub dataset id, or a local file relative to the recipe's folder."""
     split: str = "train"
     """Split to read (hub datasets; local files have one split, `train`)."""
@@ -358,7 +360,7 @@ class DistributedSettings(Section):
     """Training processes per machine (usually one per GPU)."""
     zero_stage: Literal[0, 1, 2, 3] | None = None
     """DeepSpeed ZeRO stage (strategy deepspeed)."""
-    config_file: str | None = None
+    config_file: Annotated[str | None, paths.PATH_FIELD] = None
     """An accelerate or DeepSpeed config file, relative to the recipe's folder."""
 
     @model_validator(mode="after")
@@ -446,6 +448,17 @@ class Recipe(Section):
     def to_yaml_dict(self) -> dict[str, Any]:
         """The recipe as plain data, every default spelled out."""
         return self.model_dump(mode="json")
+
+    def local_references(self) -> dict[str, Path]:
+        """Each field naming a local file or folder (`data.train.path`, ...) -> its absolute path.
+
+        Hub ids are left out; the fields that may hold a path carry `paths.PATH_FIELD`.
+        """
+        return paths.local_references(self)
+
+    def with_references(self, new: Mapping[str, str]) -> Recipe:
+        """A copy with these path fields replaced (container paths, absolute paths), unchecked."""
+        return paths.with_references(self, new)
 
 
 PPORewardModelTraining.model_rebuild()

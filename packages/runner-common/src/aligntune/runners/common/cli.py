@@ -1,6 +1,6 @@
 """The runners' command line, `python -m aligntune.runners.<backend>`: what the images run.
 
-    run RECIPE --output RUN_DIR [--resume | --restart]
+    run RECIPE --output RUN_DIR [--resume | --restart] [--reference FIELD=PATH ...]
     selftest
 
 Exit codes: `aligntune.core.errors.ExitCode` (a bad recipe, data or model prints one line per
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
 from aligntune.core.loader import load_recipe
+from aligntune.core.paths import REFERENCE_FLAG
 from aligntune.core.recipe import Recipe, SFTAlgorithm, algorithm_names
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
@@ -37,8 +38,24 @@ def make_parser(backend: Backend) -> argparse.ArgumentParser:
     mode.add_argument(
         "--restart", action="store_true", help="discard an earlier run and start over"
     )
+    run.add_argument(
+        REFERENCE_FLAG,
+        dest="references",
+        action="append",
+        type=_reference,
+        default=[],
+        metavar="FIELD=PATH",
+        help="where a local input of the recipe is found here (the launcher's container paths)",
+    )
     commands.add_parser("selftest", help="train a tiny model for a few steps (no download)")
     return parser
+
+
+def _reference(text: str) -> tuple[str, str]:
+    field, _, path = text.partition("=")
+    if not (field and path):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=PATH, e.g. data.train.path=/d")
+    return field, path
 
 
 def _host(backend: Backend) -> HostInfo:
@@ -61,12 +78,19 @@ def plan_for(backend: Backend, recipe: Recipe, run_dir: RunDirectory) -> Plan:
     return select_backend(recipe, _host(backend), backend=backend.name, runtime="local")
 
 
-def run(backend: Backend, recipe_path: Path, output: Path | None, mode: str) -> int:
-    """Train one recipe; the return value is the exit code."""
-    recipe = load_recipe(recipe_path)  # before importing the stack (seconds): a typo fails fast
+def run(
+    backend: Backend,
+    recipe_path: Path,
+    output: Path | None,
+    mode: str,
+    references: dict[str, str] | None = None,
+) -> int:
+    """Train one recipe, its path fields re-rooted by `references`; returns the exit code."""
+    # Loaded before importing the stack (seconds): a typo fails fast.
+    recipe = load_recipe(recipe_path).with_references(references or {})
     group = distributed.worker_group(recipe)
     if group is not None:  # several processes: torchrun starts them, each runs this path
-        return distributed.launch_run(group, backend.name, recipe_path, output, mode)
+        return distributed.launch_run(group, backend.name, recipe_path, output, mode, references)
     backend.import_stack()
     from aligntune.runners.common.trainer import Run, default_run_dir
 
@@ -127,7 +151,7 @@ def main(backend: Backend, argv: list[str] | None = None) -> int:
         if args.command == "selftest":
             return selftest(backend)
         mode = "restart" if args.restart else "resume" if args.resume else "auto"
-        return run(backend, args.recipe, args.output, mode)
+        return run(backend, args.recipe, args.output, mode, dict(args.references))
     except AlignTuneError as exc:
         print("\n".join(error_lines(exc)), file=sys.stderr)
         if os.environ.get(DEBUG_ENV) == "1":

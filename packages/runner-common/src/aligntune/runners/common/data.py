@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import is_local_path, local_kind, resolve_format, resolve_local
+from aligntune.core.data import local_kind, resolve_format
 from aligntune.core.errors import DataError
+from aligntune.core.paths import local_path
 from aligntune.core.recipe import DataSource, Recipe
 
 _KEEP = {
@@ -30,17 +31,11 @@ class PreparedData:
     format: str
 
 
-def local_data_path(source: DataSource, base_dir: Path) -> Path | None:
-    """The local file a data source names, or None for a hub dataset."""
-    path = resolve_local(source.path, base_dir)
-    return path if is_local_path(source.path) or path.exists() else None
-
-
 def load_source(source: DataSource, base_dir: Path, where: str) -> Any:
     """One data source as a `datasets.Dataset`, columns renamed, first max_samples rows."""
     from datasets import load_dataset
 
-    local = local_data_path(source, base_dir)
+    local = local_path(source.path, base_dir)
     try:
         if local is not None:
             kind = local_kind(local)

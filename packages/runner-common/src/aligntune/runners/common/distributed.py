@@ -28,6 +28,7 @@ from aligntune.core.errors import (
     error_lines,
     signal_exit_code,
 )
+from aligntune.core.paths import reference_arguments
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
 
@@ -165,7 +166,12 @@ def launch_workers(group: WorkerGroup, module: str, args: list[str]) -> int:
 
 
 def launch_run(
-    group: WorkerGroup, backend: str, recipe: Path, output: Path | None, mode: str
+    group: WorkerGroup,
+    backend: str,
+    recipe: Path,
+    output: Path | None,
+    mode: str,
+    references: Mapping[str, str] | None = None,
 ) -> int:
     """Start the worker group on `python -m aligntune.runners.<backend> run ...`; its exit code."""
     args = ["run", str(recipe.resolve())]
@@ -173,6 +179,7 @@ def launch_run(
         args += ["--output", str(output.resolve())]
     if mode != "auto":
         args.append(f"--{mode}")
+    args += reference_arguments(references or {})
     return launch_workers(group, f"aligntune.runners.{backend}", args)
 
 

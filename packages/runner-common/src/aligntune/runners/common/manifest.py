@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.data import is_local_path, resolve_local
+from aligntune.core.paths import local_path
 from aligntune.core.recipe import DataSource, Recipe
 
 STACK_PACKAGES = (
@@ -47,8 +47,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _source_fingerprint(field: str, source: DataSource, base_dir: Path) -> dict[str, Any]:
-    path = resolve_local(source.path, base_dir)
-    if is_local_path(source.path) or path.exists():
+    path = local_path(source.path, base_dir)
+    if path is not None:
         return {"field": field, "path": str(path), "sha256": file_sha256(path)}
     return {
         "field": field,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import BackendUnavailableError, ModelError
+from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 
 
 def model_reference(reference: str, base_dir: Path) -> str:
     """A local folder made absolute (checked to exist), or the hub id unchanged."""
-    path = resolve_local(reference, base_dir)
-    if is_local_path(reference) or path.exists():
+    path = local_path(reference, base_dir)
+    if path is not None:
         if not path.is_dir():
             raise ModelError(f"model folder {path} not found")
         if not (path / "config.json").is_file():

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import BackendUnavailableError, UserInputError
+from aligntune.core.paths import resolved_recipe
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import PPOAlgorithm, Recipe
 from aligntune.core.rewards import check_reward_signature, load_reward
@@ -32,29 +32,6 @@ from aligntune.runners.common.signals import InterruptRequest
 def default_run_dir(recipe: Recipe) -> Path:
     """The recipe's output.dir, else runs/<run name>, relative to the current directory."""
     return Path(recipe.output.dir or f"runs/{recipe.run_name}").resolve()
-
-
-def _absolute(reference: str, base_dir: Path) -> str:
-    path = resolve_local(reference, base_dir)
-    return str(path) if is_local_path(reference) or path.exists() else reference
-
-
-def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as plain data with every default, local paths made absolute."""
-    data = recipe.to_yaml_dict()
-    base = recipe.base_dir
-    data["model"]["name_or_path"] = _absolute(recipe.model.name_or_path, base)
-    for key in ("train", "eval"):
-        if data["data"].get(key):
-            data["data"][key]["path"] = _absolute(data["data"][key]["path"], base)
-    algorithm = data["algorithm"]
-    for key in ("reward_model", "value_model"):
-        if algorithm.get(key):
-            algorithm[key] = _absolute(algorithm[key], base)
-    if algorithm.get("train_reward_model"):
-        source = algorithm["train_reward_model"]["data"]
-        source["path"] = _absolute(source["path"], base)
-    return data
 
 
 def load_rewards(
@@ -193,7 +170,7 @@ class Run:
 
     def train(self) -> dict[str, Any]:
         """Train (resuming this run directory's newest complete checkpoint); return metrics."""
-        resolved = resolved_recipe(self.recipe)
+        resolved = resolved_recipe(self.recipe, self.run_dir.root).to_yaml_dict()
         can_resume = get_algorithm(self.recipe.algorithm.name).resumable
         name = self.backend.name
         # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.

@@ -1,0 +1,106 @@
+"""The path model: which recipe fields are local inputs, re-rooting them, the resolved recipe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aligntune.core.errors import UsageError
+from aligntune.core.loader import load_recipe
+from aligntune.core.paths import resolved_recipe
+from aligntune.core.recipe import Recipe
+
+RecipeWriter = Callable[..., Path]
+
+
+def ppo_recipe(**algorithm: Any) -> dict[str, Any]:
+    """A PPO recipe naming every kind of input: model, data, eval, models, DeepSpeed config."""
+    return {
+        "algorithm": {"name": "ppo", **algorithm},
+        "model": {"name_or_path": "./model"},
+        "data": {"train": {"path": "data/train.jsonl"}, "eval": {"path": "../eval.csv"}},
+        "distributed": {"strategy": "deepspeed", "config_file": "./ds.json"},
+    }
+
+
+def test_every_local_input_is_listed_absolute(write_recipe: RecipeWriter, tmp_path: Path) -> None:
+    recipe = load_recipe(write_recipe(ppo_recipe(reward_model="./rm", value_model="/abs/value")))
+    assert recipe.local_references() == {
+        "algorithm.reward_model": tmp_path / "rm",
+        "algorithm.value_model": Path("/abs/value"),
+        "model.name_or_path": tmp_path / "model",
+        "data.train.path": tmp_path / "data" / "train.jsonl",
+        "data.eval.path": tmp_path.parent / "eval.csv",
+        "distributed.config_file": tmp_path / "ds.json",
+    }
+
+
+def test_reward_model_training_data_is_a_local_input(write_recipe: RecipeWriter) -> None:
+    training = {"data": {"path": "./prefs.jsonl"}}
+    recipe = load_recipe(write_recipe(ppo_recipe(train_reward_model=training)))
+    assert recipe.local_references()["algorithm.train_reward_model.data.path"].name == "prefs.jsonl"
+
+
+def test_hub_ids_are_not_local(write_recipe: RecipeWriter, tmp_path: Path) -> None:
+    data = ppo_recipe(reward_model="OpenAssistant/reward-model-deberta-v3-base")
+    data["model"]["name_or_path"] = "Qwen/Qwen3-0.6B"
+    data["data"]["train"]["path"] = "trl-lib/Capybara"
+    references = load_recipe(write_recipe(data)).local_references()
+    assert set(references) == {"data.eval.path", "distributed.config_file"}
+
+
+def test_an_existing_folder_named_like_a_hub_id_is_local(
+    write_recipe: RecipeWriter, tmp_path: Path
+) -> None:
+    (tmp_path / "Qwen" / "Qwen3-0.6B").mkdir(parents=True)
+    data = ppo_recipe(reward_model="./rm")
+    data["model"]["name_or_path"] = "Qwen/Qwen3-0.6B"
+    references = load_recipe(write_recipe(data)).local_references()
+    assert references["model.name_or_path"] == tmp_path / "Qwen" / "Qwen3-0.6B"
+
+
+def test_with_references_replaces_only_those_fields_and_round_trips(
+    write_recipe: RecipeWriter,
+) -> None:
+    recipe = load_recipe(write_recipe(ppo_recipe(reward_model="./rm")))
+    container = {
+        "model.name_or_path": "/c/model",
+        "data.eval.path": "/c/eval.csv",
+        "algorithm.reward_model": "/c/rm",
+    }
+    moved = recipe.with_references(container)
+    assert moved.model.name_or_path == "/c/model" and moved.data.eval is not None
+    assert moved.data.eval.path == "/c/eval.csv"
+    assert moved.algorithm.reward_model == "/c/rm"  # type: ignore[union-attr]
+    assert moved.data.train.path == "data/train.jsonl" and moved.base_dir == recipe.base_dir
+    assert recipe.model.name_or_path == "./model"  # the original is untouched
+    back = moved.with_references({"model.name_or_path": "./model", "data.eval.path": "../eval.csv"})
+    assert back.with_references({"algorithm.reward_model": "./rm"}) == recipe
+
+
+def test_with_references_refuses_a_field_that_is_not_a_path(write_recipe: RecipeWriter) -> None:
+    recipe = load_recipe(write_recipe(ppo_recipe(reward_model="./rm")))
+    for field in ("training.seed", "model.no_such_field", "data.nothing.path"):
+        with pytest.raises(UsageError, match="not a path field"):
+            recipe.with_references({field: "/x"})
+
+
+def test_resolved_recipe_is_absolute_names_the_run_dir_and_reloads(
+    write_recipe: RecipeWriter, tmp_path: Path
+) -> None:
+    recipe = load_recipe(write_recipe(ppo_recipe(reward_model="./rm"), name="my-ppo.yaml"))
+    resolved = resolved_recipe(recipe, tmp_path / "run")
+    data = resolved.to_yaml_dict()
+    assert data["model"]["name_or_path"] == str(tmp_path / "model")
+    assert data["distributed"]["config_file"] == str(tmp_path / "ds.json")
+    assert data["output"]["dir"] == str(tmp_path / "run") and data["name"] == "my-ppo"
+    saved = tmp_path / "run" / "recipe.resolved.yaml"
+    saved.parent.mkdir()
+    saved.write_text(yaml.safe_dump(data, sort_keys=False))
+    reloaded: Recipe = load_recipe(saved)
+    assert reloaded.to_yaml_dict() == data
+    assert reloaded.local_references() == recipe.local_references()
