@@ -129,7 +129,8 @@ if backend == "unsloth":
     import unsloth  # noqa: F401  (first, as the runner does)
 import torch
 from aligntune.core.loader import load_recipe
-from aligntune.core.selection import GpuInfo, HostInfo, select_backend
+from aligntune.core.plan import GpuInfo, HostInfo
+from aligntune.core.selection import select_backend
 import importlib
 runner = importlib.import_module(f"aligntune.runners.{backend}")
 recipe = load_recipe(recipe_path)

@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from aligntune.core.loader import load_recipe
-from aligntune.core.selection import HostInfo, select_backend
+from aligntune.core.plan import HostInfo
+from aligntune.core.selection import select_backend
 from aligntune.runners.trl import create_trainer
 
 ROOT = Path(__file__).resolve().parent.parent

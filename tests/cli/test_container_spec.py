@@ -20,7 +20,7 @@ from aligntune.cli.launch import container_environment, run_arguments
 from aligntune.core.backends import image_tag
 from aligntune.core.errors import UsageError
 from aligntune.core.loader import load_recipe
-from aligntune.core.selection import Plan
+from aligntune.core.plan import Plan
 from aligntune.core.version import VERSION
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"

@@ -17,8 +17,8 @@ import pytest
 
 from aligntune.cli import host, launch, main
 from aligntune.core.backends import image_tag
+from aligntune.core.plan import HostInfo
 from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import HostInfo
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 IMAGE = image_tag("trl", "cpu")

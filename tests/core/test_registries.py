@@ -7,24 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS
 from aligntune.core.algorithms import ALGORITHM_NAMES, ALGORITHMS, get_algorithm
 from aligntune.core.backends import BACKEND_NAMES, BACKENDS, get_backend
 from aligntune.core.loader import recipe_from_dict
-from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe
+from aligntune.core.recipe import Recipe
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRIES = {"aligntune/core/backends.py", "aligntune/core/algorithms.py"}
 ALLOWED = {
     # The discriminated union needs each section's name as a Literal; the test below checks that
     # these Literals are exactly the registry's names.
-    ("aligntune/core/recipe.py", "sft"),
-    ("aligntune/core/recipe.py", "dpo"),
-    ("aligntune/core/recipe.py", "ppo"),
+    ("aligntune/core/algorithm_sections.py", "sft"),
+    ("aligntune/core/algorithm_sections.py", "dpo"),
+    ("aligntune/core/algorithm_sections.py", "ppo"),
     # TRL's loss_type values, which happen to share the algorithms' names.
-    ("aligntune/core/recipe.py", "grpo"),
-    ("aligntune/core/recipe.py", "gspo"),
-    ("aligntune/core/recipe.py", "dapo"),
-    ("aligntune/core/recipe.py", "dr_grpo"),
+    ("aligntune/core/algorithm_sections.py", "grpo"),
+    ("aligntune/core/algorithm_sections.py", "gspo"),
+    ("aligntune/core/algorithm_sections.py", "dapo"),
+    ("aligntune/core/algorithm_sections.py", "dr_grpo"),
     # The trl library (a package name), not the backend.
     ("aligntune/runners/common/manifest.py", "trl"),
     ("aligntune/runners/unsloth/stack.py", "trl"),

@@ -11,7 +11,8 @@ import pytest
 from aligntune.core.backends import image_tag
 from aligntune.core.errors import BackendUnavailableError
 from aligntune.core.loader import recipe_from_dict
-from aligntune.core.selection import GpuInfo, HostInfo, select_backend
+from aligntune.core.plan import GpuInfo, HostInfo
+from aligntune.core.selection import select_backend
 from aligntune.core.version import VERSION
 
 H100 = GpuInfo("NVIDIA H100", 81559, "9.0")

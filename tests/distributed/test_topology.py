@@ -12,7 +12,8 @@ from aligntune.cli.topology import Topology, resolve_topology
 from aligntune.core.backends import image_tag
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.loader import load_recipe, recipe_from_dict
-from aligntune.core.selection import HostInfo, Plan, select_backend
+from aligntune.core.plan import HostInfo, Plan
+from aligntune.core.selection import select_backend
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 

@@ -113,7 +113,7 @@ def test_data_mount_is_read_only_inside(trl_cpu_image: str, tmp_path: Path) -> N
     from aligntune.cli.container import RunPaths, build_container_spec
     from aligntune.cli.launch import _client, run_arguments
     from aligntune.core.loader import load_recipe
-    from aligntune.core.selection import Plan
+    from aligntune.core.plan import Plan
 
     recipe = load_recipe(TINY / "sft.yaml")
     plan = Plan(

@@ -9,7 +9,8 @@ import pytest
 from aligntune.core.algorithms import ALGORITHM_NAMES, get_algorithm
 from aligntune.core.errors import UserInputError
 from aligntune.core.loader import load_recipe, recipe_from_dict
-from aligntune.core.selection import GpuInfo, HostInfo, select_backend
+from aligntune.core.plan import GpuInfo, HostInfo
+from aligntune.core.selection import select_backend
 from aligntune.runners.common.settings import resolve_settings
 
 ROOT = Path(__file__).resolve().parents[3]

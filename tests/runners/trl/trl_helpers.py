@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.loader import load_recipe
-from aligntune.core.selection import HostInfo, select_backend
+from aligntune.core.plan import HostInfo
+from aligntune.core.selection import select_backend
 
 HOST = HostInfo(runner_packages=frozenset({"trl"}))
 

@@ -17,7 +17,7 @@ from aligntune.core.recipe import Recipe
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
     from aligntune.cli.engine import EngineProbe
-    from aligntune.core.selection import HostInfo, Plan, Runtime
+    from aligntune.core.plan import HostInfo, Plan, Runtime
 
 
 def load_checked(path: Path) -> Recipe:

@@ -15,8 +15,8 @@ from typing import Any
 from aligntune.cli.topology import Topology
 from aligntune.core.errors import UsageError
 from aligntune.core.paths import reference_arguments
+from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
-from aligntune.core.selection import Plan
 from aligntune.core.version import VERSION
 
 CONTAINER_ROOT = "/aligntune"

@@ -12,7 +12,7 @@ import subprocess
 
 from aligntune.cli.engine import DockerState, probe_docker
 from aligntune.core.backends import BACKENDS
-from aligntune.core.selection import GpuInfo, HostInfo
+from aligntune.core.plan import GpuInfo, HostInfo
 
 
 def probe_gpus() -> tuple[tuple[GpuInfo, ...], str | None]:

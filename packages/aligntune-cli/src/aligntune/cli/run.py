@@ -30,9 +30,10 @@ from aligntune.cli.progress import format_duration, make_display, summary_text
 from aligntune.cli.topology import Topology
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, ExitCode, UsageError, signal_exit_code
+from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import Plan, select_backend
+from aligntune.core.selection import select_backend
 
 Mode = Literal["auto", "resume", "restart"]
 POLL_S = 0.5

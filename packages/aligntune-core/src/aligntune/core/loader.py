@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS
 from aligntune.core.errors import RecipeError
-from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe
+from aligntune.core.recipe import Recipe
 
 Loc = tuple[str | int, ...]
 

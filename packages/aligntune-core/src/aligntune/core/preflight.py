@@ -6,7 +6,8 @@ from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import DataPreview, preview_local_data
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import local_path
-from aligntune.core.recipe import DataSource, Recipe
+from aligntune.core.recipe import Recipe
+from aligntune.core.sections import DataSource
 
 
 def _local_model_paths(recipe: Recipe) -> list[tuple[str, str]]:

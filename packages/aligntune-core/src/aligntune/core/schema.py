@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from aligntune.core import recipe as recipe_module
+from aligntune.core import algorithm_sections, recipe, sections
 from aligntune.core.recipe import Recipe
+
+RECIPE_MODULES = (recipe, sections, algorithm_sections)
+"""The modules whose classes are recipe sections, with their field docs."""
 
 
 def attribute_docstrings(module: ModuleType) -> dict[str, dict[str, str]]:
@@ -42,7 +45,11 @@ def attribute_docstrings(module: ModuleType) -> dict[str, dict[str, str]]:
 def recipe_schema_text() -> str:
     """The JSON Schema of a recipe, as the text written to recipes/recipe.schema.json."""
     schema = Recipe.model_json_schema()
-    docs = attribute_docstrings(recipe_module)
+    docs = {
+        name: fields
+        for module in RECIPE_MODULES
+        for name, fields in attribute_docstrings(module).items()
+    }
     definitions = {**schema["$defs"], Recipe.__name__: schema}
     for name, definition in definitions.items():
         for field, prop in definition.get("properties", {}).items():

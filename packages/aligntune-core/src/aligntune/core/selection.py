@@ -7,28 +7,20 @@ An explicit backend that cannot run is an error that says why; there is no silen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
 
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.backends import (
     BACKEND_NAMES,
     BACKENDS,
-    BackendChoice,
-    BackendName,
     BackendSpec,
     Device,
     get_backend,
 )
-from aligntune.core.data import is_local_path, resolve_local
 from aligntune.core.errors import BackendUnavailableError, RunnerNotInstalledError
+from aligntune.core.paths import local_path
+from aligntune.core.plan import HostInfo, Plan, Runtime
 from aligntune.core.recipe import Recipe
-from aligntune.core.version import VERSION
-
-Runtime = Literal["docker", "local", "in-process"]
 
 _HUB_NAME_HINTS = {
     "llama": "llama",
@@ -46,77 +38,14 @@ _HUB_NAME_HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class GpuInfo:
-    """One GPU as the host reports it."""
-
-    name: str
-    memory_mib: int = 0
-    compute_capability: str | None = None
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    """What the launcher found out about this machine; built by the CLI, never by core."""
-
-    gpus: tuple[GpuInfo, ...] = ()
-    driver_version: str | None = None
-    docker_available: bool = False
-    docker_version: str | None = None
-    nvidia_runtime: bool = False
-    """The docker engine can give containers GPUs (nvidia container toolkit)."""
-    images: frozenset[str] = frozenset()
-    """aligntune image tags present in the local docker engine."""
-    runner_packages: frozenset[str] = frozenset()
-    """Backends whose runner package is installed in the launcher's Python environment."""
-    nnodes: int = 1
-    """Number of machines taking part (from NNODES or the run's flags)."""
-    notes: tuple[str, ...] = field(default=())
-    """Why something is missing (e.g. the docker engine's error), for the reasons."""
-
-
-class Plan(BaseModel):
-    """The chosen way to run a recipe on this host, with the reasons."""
-
-    backend: BackendName
-    device: Device
-    runtime: Runtime
-    image: str | None
-    """The image the run uses (docker runtime)."""
-    image_available: bool
-    algorithm: str
-    requested_backend: BackendChoice
-    gpus: int
-    nnodes: int
-    processes_per_node: int
-    reasons: list[str]
-    warnings: list[str]
-    version: str = VERSION
-
-    def summary_lines(self) -> list[str]:
-        """The plan as `key: value` lines, then the reasons and warnings."""
-        lines = [
-            f"backend:   {self.backend} (requested: {self.requested_backend})",
-            f"device:    {self.device}" + (f" ({self.gpus} GPU)" if self.gpus else ""),
-            f"runtime:   {self.runtime}",
-        ]
-        if self.image:
-            state = "present" if self.image_available else "not built"
-            lines.append(f"image:     {self.image} ({state})")
-        if self.nnodes > 1 or self.processes_per_node > 1:
-            lines.append(f"processes: {self.nnodes} node(s) x {self.processes_per_node}")
-        lines.extend(f"why:       {reason}" for reason in self.reasons)
-        lines.extend(f"warning:   {warning}" for warning in self.warnings)
-        return lines
-
-
 def model_architecture(recipe: Recipe) -> tuple[str | None, str]:
     """The model's model_type and how it was found (recipe, config.json, or the hub id)."""
     if recipe.model.architecture:
         return recipe.model.architecture, "the recipe's model.architecture"
     reference = recipe.model.name_or_path
-    if is_local_path(reference) or resolve_local(reference, recipe.base_dir).exists():
-        config = resolve_local(reference, recipe.base_dir) / "config.json"
+    folder = local_path(reference, recipe.base_dir)
+    if folder is not None:
+        config = folder / "config.json"
         try:
             model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
         except (OSError, ValueError):

@@ -19,12 +19,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_args
 
+from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS, SFTAlgorithm, algorithm_names
 from aligntune.core.algorithms import ALGORITHMS
 from aligntune.core.backends import BACKENDS, BackendChoice, get_backend
 from aligntune.core.errors import RecipeError
 from aligntune.core.loader import load_recipe, recipe_from_dict
-from aligntune.core.recipe import ALGORITHM_SECTIONS, Recipe, SFTAlgorithm, algorithm_names
-from aligntune.core.selection import GpuInfo, HostInfo, select_backend
+from aligntune.core.plan import GpuInfo, HostInfo
+from aligntune.core.recipe import Recipe
+from aligntune.core.selection import select_backend
 
 BackendType = StrEnum(  # type: ignore[misc]  # members come from the registry
     "BackendType", {choice.upper(): choice for choice in get_args(BackendChoice)}

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aligntune.core.backends import BackendName, BackendSpec
+from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
-from aligntune.core.selection import Plan
 from aligntune.runners.common.settings import TrainerSettings
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.recipe import (
+from aligntune.core.algorithm_sections import (
     DPOAlgorithm,
     GroupRLAlgorithm,
     PPOAlgorithm,
-    Recipe,
     SFTAlgorithm,
 )
+from aligntune.core.recipe import Recipe
 from aligntune.runners.common.data import load_source, prepare, tokenize_prompts
 from aligntune.runners.common.models import (
     load_causal_lm,

@@ -16,12 +16,14 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
 from aligntune.core.loader import load_recipe
 from aligntune.core.paths import REFERENCE_FLAG
-from aligntune.core.recipe import Recipe, SFTAlgorithm, algorithm_names
+from aligntune.core.plan import GpuInfo, HostInfo, Plan
+from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import GpuInfo, HostInfo, Plan, select_backend
+from aligntune.core.selection import select_backend
 from aligntune.runners.common import distributed
 from aligntune.runners.common.backend import Backend
 

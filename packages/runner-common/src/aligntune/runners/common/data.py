@@ -10,7 +10,8 @@ from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import local_kind, resolve_format
 from aligntune.core.errors import DataError
 from aligntune.core.paths import local_path
-from aligntune.core.recipe import DataSource, Recipe
+from aligntune.core.recipe import Recipe
+from aligntune.core.sections import DataSource
 
 _KEEP = {
     "messages": ("messages",),

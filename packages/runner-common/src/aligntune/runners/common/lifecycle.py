@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aligntune.core.errors import UserInputError
+from aligntune.core.plan import Plan
 from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import Plan
 from aligntune.runners.common import checkpoints, distributed
 from aligntune.runners.common.errors import ResumeRefused
 from aligntune.runners.common.manifest import recipe_fingerprint

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.paths import local_path
-from aligntune.core.recipe import DataSource, Recipe
+from aligntune.core.recipe import Recipe
+from aligntune.core.sections import DataSource
 
 STACK_PACKAGES = (
     "aligntune-runner-common",

@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aligntune.core.algorithms import get_algorithm
-from aligntune.core.errors import UserInputError
-from aligntune.core.recipe import (
+from aligntune.core.algorithm_sections import (
     DPOAlgorithm,
     GroupRLAlgorithm,
     PPOAlgorithm,
-    Recipe,
     SFTAlgorithm,
 )
-from aligntune.core.selection import Plan
+from aligntune.core.algorithms import get_algorithm
+from aligntune.core.errors import UserInputError
+from aligntune.core.plan import Plan
+from aligntune.core.recipe import Recipe
 from aligntune.runners.common import distributed
 
 

@@ -9,14 +9,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.errors import BackendUnavailableError, UserInputError
 from aligntune.core.paths import resolved_recipe
+from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
-from aligntune.core.recipe import PPOAlgorithm, Recipe
+from aligntune.core.recipe import Recipe
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
-from aligntune.core.selection import Plan
 from aligntune.runners.common import checkpoints, distributed, lifecycle
 from aligntune.runners.common.backend import Backend
 from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    from aligntune.core.plan import Plan
     from aligntune.core.recipe import Recipe
-    from aligntune.core.selection import Plan
 
 __all__ = ["create_trainer"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from aligntune.core.backends import backend_of_runner
 from aligntune.core.errors import AlignTuneError, BackendUnavailableError, ExitCode
+from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
-from aligntune.core.selection import Plan
 from aligntune.runners.common.backend import Backend
 from aligntune.runners.common.settings import TrainerSettings
 

@@ -1,0 +1,223 @@
+"""The recipe's sections besides the algorithm's: model, data, training, rewards, distributed and
+output, and `Section`, the base of every section.
+
+Every section is strict (`extra="forbid"`): a misspelt key is an error, never ignored. The
+docstring under each field is its documentation: `aligntune.core.schema` puts it in the exported
+JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aligntune.core import paths
+
+
+class Section(BaseModel):
+    """Base of every recipe section: strict keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- model ---------------------------------------------------------------------------------
+
+
+class PeftSettings(Section):
+    """Parameter-efficient fine-tuning: LoRA adapters, or full fine-tuning."""
+
+    method: Literal["lora", "full"] = "lora"
+    """`lora` trains adapters; `full` trains every weight."""
+    r: int = Field(16, gt=0)
+    """LoRA rank."""
+    alpha: int = Field(32, gt=0)
+    """LoRA scaling numerator (lora_alpha)."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the LoRA path."""
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """Module names to adapt, or `all-linear`."""
+
+
+class ModelSettings(Section):
+    """The model to train."""
+
+    name_or_path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
+    """Hub id (e.g. `Qwen/Qwen3-0.6B`) or a local folder, relative to the recipe's folder."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) to pin."""
+    architecture: str | None = None
+    """The model's `model_type` (e.g. `qwen2`) when it cannot be read from a local config.json."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights' dtype when loading; `auto` keeps the checkpoint's."""
+    trust_remote_code: bool = False
+    """Run the model repository's own Python code (only for repositories you trust)."""
+    quantization: Literal["none", "4bit", "8bit"] = "none"
+    """Load the base weights quantized with bitsandbytes (QLoRA); CUDA only."""
+    peft: PeftSettings = Field(default_factory=PeftSettings)
+    """LoRA or full fine-tuning."""
+    chat_template: str | None = None
+    """A Jinja chat template that replaces the tokenizer's."""
+
+    @model_validator(mode="after")
+    def check_quantization_needs_lora(self) -> ModelSettings:
+        """Quantized weights cannot be trained directly: QLoRA needs LoRA adapters."""
+        if self.quantization != "none" and self.peft.method != "lora":
+            raise ValueError(
+                f"quantization {self.quantization!r} needs peft.method 'lora' (QLoRA); "
+                "use quantization 'none' for full fine-tuning"
+            )
+        return self
+
+
+# --- data ----------------------------------------------------------------------------------
+
+DataFormat = Literal[
+    "auto", "messages", "prompt_completion", "alpaca", "text", "preference", "prompt"
+]
+
+
+class DataSource(Section):
+    """One dataset: a hub id or a local json/jsonl/csv/parquet file."""
+
+    path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
+    """Hub dataset id, or a local file relative to the recipe's folder."""
+    split: str = "train"
+    """Split to read (hub datasets; local files have one split, `train`)."""
+    subset: str | None = None
+    """Hub dataset configuration name."""
+    revision: str | None = None
+    """Hub revision to pin."""
+    format: DataFormat = "auto"
+    """Row format; `auto` detects it from the columns."""
+    columns: dict[str, str] = {}
+    """Map from aligntune's column names (prompt, chosen, ...) to this dataset's columns."""
+    max_samples: int | None = Field(None, gt=0)
+    """Use only the first N rows."""
+
+    @model_validator(mode="after")
+    def check_column_names(self) -> DataSource:
+        """Mapping keys are aligntune's canonical column names."""
+        from aligntune.core.data import CANONICAL_COLUMNS
+
+        unknown = sorted(set(self.columns) - set(CANONICAL_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"columns: unknown column name(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(CANONICAL_COLUMNS)}"
+            )
+        return self
+
+
+class DataSettings(Section):
+    """Training and evaluation data."""
+
+    train: DataSource
+    """The training dataset."""
+    eval: DataSource | None = None
+    """An evaluation dataset."""
+    eval_fraction: float | None = Field(None, gt=0, lt=1)
+    """Hold out this fraction of the training rows for evaluation (instead of `eval`)."""
+    max_length: int = Field(1024, gt=0)
+    """Longest tokenized sequence (prompt + completion); longer ones are truncated."""
+    system_prompt: str | None = None
+    """A system message put before every conversation or prompt."""
+
+    @model_validator(mode="after")
+    def check_one_eval_source(self) -> DataSettings:
+        """Evaluation data comes from one place."""
+        if self.eval is not None and self.eval_fraction is not None:
+            raise ValueError("set eval or eval_fraction, not both")
+        return self
+
+
+# --- training, rewards, distributed, output ------------------------------------------------
+
+
+class TrainingSettings(Section):
+    """Optimisation, schedule and bookkeeping."""
+
+    max_steps: int | None = Field(None, gt=0)
+    """Optimizer steps to run; overrides `epochs` when set."""
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the training data."""
+    batch_size: int = Field(4, gt=0)
+    """Examples per device per step (for the GRPO family: completions per device per step)."""
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    """Micro-batches accumulated into one optimizer step."""
+    learning_rate: float = Field(2e-4, gt=0)
+    """Peak learning rate."""
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    """Learning-rate schedule."""
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    """Fraction of steps spent warming up."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping norm."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Training precision; `auto` is bf16 on a GPU that supports it, else fp32."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory by recomputing activations."""
+    seed: int = 42
+    """Seed for weights init, data order and sampling."""
+    logging_steps: int = Field(1, gt=0)
+    """Write an event every N steps."""
+    save_steps: int = Field(100, gt=0)
+    """Publish a checkpoint every N steps."""
+    save_total_limit: int = Field(2, gt=0)
+    """Complete checkpoints kept; the newest is never deleted."""
+    eval_steps: int | None = Field(None, gt=0)
+    """Evaluate every N steps (needs eval data)."""
+    report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = []
+    """Experiment trackers to report to, besides the run directory's events."""
+
+
+class RewardSpec(Section):
+    """One reward function for the GRPO family, with its weight."""
+
+    function: str = Field(min_length=1)
+    """A built-in name (see `aligntune.core.rewards`) or `module:function` (TRL's contract)."""
+    weight: float = 1.0
+    """Weight of this reward in the sum."""
+    params: dict[str, Any] = {}
+    """Keyword arguments of a built-in reward (e.g. `column`, `pattern`)."""
+
+    @model_validator(mode="after")
+    def check_function(self) -> RewardSpec:
+        """A built-in with valid params, or a `module:function` reference."""
+        from aligntune.core.rewards import check_reward_spec
+
+        check_reward_spec(self.function, self.params)
+        return self
+
+
+class DistributedSettings(Section):
+    """Multi-process training. Topology (nodes, rank, rendezvous) comes from the environment."""
+
+    strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
+    """How processes share the work."""
+    processes_per_node: int = Field(1, gt=0)
+    """Training processes per machine (usually one per GPU)."""
+    zero_stage: Literal[0, 1, 2, 3] | None = None
+    """DeepSpeed ZeRO stage (strategy deepspeed)."""
+    config_file: Annotated[str | None, paths.PATH_FIELD] = None
+    """An accelerate or DeepSpeed config file, relative to the recipe's folder."""
+
+    @model_validator(mode="after")
+    def check_strategy_options(self) -> DistributedSettings:
+        """DeepSpeed needs a stage or a config; a stage needs DeepSpeed."""
+        if self.strategy == "deepspeed" and self.zero_stage is None and not self.config_file:
+            raise ValueError("strategy deepspeed needs zero_stage (0-3) or config_file")
+        if self.zero_stage is not None and self.strategy != "deepspeed":
+            raise ValueError(f"zero_stage needs strategy deepspeed, not {self.strategy!r}")
+        return self
+
+
+class OutputSettings(Section):
+    """Where the run directory goes."""
+
+    dir: str | None = None
+    """Run directory, relative to the current directory (default: `runs/<recipe name>`)."""
+    save_final: bool = True
+    """Write the trained model (or adapter) and tokenizer to `final/`."""
