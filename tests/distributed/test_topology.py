@@ -132,7 +132,7 @@ def test_fsdp_on_cpu_plans_trl() -> None:
 def test_the_root_failure_decides_the_exit_code_not_the_ranks_torchrun_killed() -> None:
     from types import SimpleNamespace
 
-    from aligntune.runners.common.distributed import failed_exit_code
+    from aligntune.runners.common.torchrun import failed_exit_code
 
     killed = SimpleNamespace(exitcode=-15, timestamp=100)
     crashed = SimpleNamespace(exitcode=70, timestamp=101)
@@ -145,11 +145,11 @@ def test_every_worker_gets_the_launchers_references(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """torchrun's workers re-read the recipe: they need the same `--reference` paths."""
-    from aligntune.runners.common import distributed
+    from aligntune.runners.common import torchrun
     from aligntune.runners.trl.cli import main
 
     started: list[list[str]] = []
-    monkeypatch.setattr(distributed, "launch_workers", lambda g, m, args: started.append(args) or 0)
+    monkeypatch.setattr(torchrun, "launch_workers", lambda g, m, args: started.append(args) or 0)
     for name in ("LOCAL_RANK", "WORLD_SIZE", "NNODES"):
         monkeypatch.delenv(name, raising=False)
     recipe = tmp_path / "two.yaml"

@@ -8,8 +8,10 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from aligntune.cli.engine import DockerState
 from aligntune.cli.host import probe_host
 from aligntune.core.backends import BACKENDS
+from aligntune.core.plan import HostInfo
 from aligntune.core.version import VERSION
 
 
@@ -94,7 +96,18 @@ def diagnose_report() -> Report:
             "install the NVIDIA Container Toolkit and restart the docker engine",
         )
     else:
-        report.add("NVIDIA GPUs", True, "none found (nvidia-smi absent or no GPU): TRL on CPU only")
+        cpu_backends = ", ".join(b.title for b in BACKENDS if not b.needs_gpu)
+        report.add(
+            "NVIDIA GPUs",
+            True,
+            f"none found (nvidia-smi absent or no GPU): {cpu_backends} on CPU only",
+        )
+    _add_backends(report, host, docker)
+    return report
+
+
+def _add_backends(report: Report, host: HostInfo, docker: DockerState) -> None:
+    """Each backend's images and whether its runner is installed here."""
     for backend in BACKENDS:
         for device in backend.devices:
             tag = backend.image_tag(device)
@@ -121,4 +134,3 @@ def diagnose_report() -> Report:
             if installed
             else "not installed (docker runtime only)",
         )
-    return report

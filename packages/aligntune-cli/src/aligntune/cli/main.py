@@ -12,6 +12,7 @@ import typer
 
 from aligntune.core.backends import BACKEND_NAMES, BACKENDS
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode
+from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK
 from aligntune.core.version import VERSION
 
 app = typer.Typer(
@@ -39,6 +40,44 @@ RuntimeOpt = Annotated[
     typer.Option(
         "--runtime", help="docker (the backend's image) or local (the runner installed here)."
     ),
+]
+
+
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Run directory (default: runs/<name>).")
+]
+GpusOpt = Annotated[
+    str | None, typer.Option(help="GPUs for a cuda image: all, a count, or device=0,1.")
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Resume; fail if there is no earlier run.")
+]
+RestartOpt = Annotated[
+    bool, typer.Option("--restart", help="Discard an earlier run and start over.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain progress lines.")]
+UserOpt = Annotated[
+    str | None, typer.Option(help="uid:gid the container runs as (default: yours).")
+]
+KeepContainerOpt = Annotated[
+    bool, typer.Option("--keep-container", help="Keep the stopped container for `docker inspect`.")
+]
+NnodesOpt = Annotated[
+    int | None, typer.Option(help=f"Machines in the job (default: {NNODES}, else 1).")
+]
+NodeRankOpt = Annotated[
+    int | None, typer.Option(help=f"This machine's rank, from 0 (default: {NODE_RANK}).")
+]
+MasterAddrOpt = Annotated[
+    str | None, typer.Option(help=f"Node 0's address (default: {MASTER_ADDR}).")
+]
+MasterPortOpt = Annotated[
+    int | None,
+    typer.Option(help=f"Rendezvous port (default: {MASTER_PORT}, else {DEFAULT_PORT})."),
+]
+NetworkOpt = Annotated[
+    str | None,
+    typer.Option(help="Docker network: host (default with several nodes) or a named network."),
 ]
 
 
@@ -121,48 +160,18 @@ def run(
     recipe: RecipeArg,
     backend: BackendOpt = None,
     runtime: RuntimeOpt = "docker",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Run directory (default: runs/<name>).")
-    ] = None,
-    gpus: Annotated[
-        str | None, typer.Option(help="GPUs for a cuda image: all, a count, or device=0,1.")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Resume; fail if there is no earlier run.")
-    ] = False,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Discard an earlier run and start over.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain progress lines.")] = False,
-    user: Annotated[
-        str | None, typer.Option(help="uid:gid the container runs as (default: yours).")
-    ] = None,
-    keep_container: Annotated[
-        bool,
-        typer.Option("--keep-container", help="Keep the stopped container for `docker inspect`."),
-    ] = False,
-    nnodes: Annotated[
-        int | None, typer.Option("--nnodes", help="Machines in the job (default: NNODES, else 1).")
-    ] = None,
-    node_rank: Annotated[
-        int | None,
-        typer.Option("--node-rank", help="This machine's rank, from 0 (default: NODE_RANK)."),
-    ] = None,
-    master_addr: Annotated[
-        str | None,
-        typer.Option("--master-addr", help="Node 0's address (default: MASTER_ADDR)."),
-    ] = None,
-    master_port: Annotated[
-        int | None,
-        typer.Option("--master-port", help="Rendezvous port (default: MASTER_PORT, else 29500)."),
-    ] = None,
-    network: Annotated[
-        str | None,
-        typer.Option(
-            "--network",
-            help="Docker network: host (default with several nodes) or a named network.",
-        ),
-    ] = None,
+    output: OutputOpt = None,
+    gpus: GpusOpt = None,
+    resume: ResumeOpt = False,
+    restart: RestartOpt = False,
+    quiet: QuietOpt = False,
+    user: UserOpt = None,
+    keep_container: KeepContainerOpt = False,
+    nnodes: NnodesOpt = None,
+    node_rank: NodeRankOpt = None,
+    master_addr: MasterAddrOpt = None,
+    master_port: MasterPortOpt = None,
+    network: NetworkOpt = None,
 ) -> None:
     """Train a recipe in its backend's container (or --runtime local), following its progress."""
     from aligntune.cli.run import RunOptions, run_recipe

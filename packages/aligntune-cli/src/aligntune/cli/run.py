@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 
 import typer
@@ -27,6 +25,7 @@ from aligntune.cli.container import (
     parse_gpus,
 )
 from aligntune.cli.progress import format_duration, make_display, summary_text
+from aligntune.cli.stopping import StopOnSignal
 from aligntune.cli.topology import Topology
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, ExitCode, UsageError, signal_exit_code
@@ -180,59 +179,6 @@ def local_command(plan: Plan, options: RunOptions, run_dir: RunDirectory) -> lis
     if options.mode != "auto":
         argv.append(f"--{options.mode}")
     return argv
-
-
-class StopOnSignal:
-    """First Ctrl-C/SIGTERM: stop gracefully (checkpoint); second: kill at once.
-
-    Installed before the run starts, so a signal that arrives while the container is being
-    created is not lost: it is applied as soon as the handle exists.
-    """
-
-    def __init__(self, grace_s: float) -> None:
-        self.handle: launch.RunHandle | None = None
-        self.grace_s = grace_s
-        self.signum: int | None = None
-        self.kills = 0
-        self.deadline: float | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopOnSignal:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-
-    def attach(self, handle: launch.RunHandle) -> None:
-        """The run has started: pass on whatever was asked before."""
-        self.handle = handle
-        if self.kills:
-            handle.kill()
-        elif self.signum is not None:
-            handle.stop()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is None:
-            self.signum = signum
-            self.deadline = time.monotonic() + self.grace_s
-            typer.echo("\nstopping: the runner saves a checkpoint (Ctrl-C again to kill)", err=True)
-            if self.handle is not None:
-                self.handle.stop()
-        else:
-            self.kills += 1
-            typer.echo("killing the run now (no checkpoint)", err=True)
-            if self.handle is not None:
-                self.handle.kill()
-
-    def check_deadline(self) -> None:
-        """Kill a run that did not stop within its grace time."""
-        if self.handle and self.deadline is not None and time.monotonic() > self.deadline:
-            typer.echo(f"the run did not stop within {self.grace_s:.0f} s; killing it", err=True)
-            self.handle.kill()
-            self.deadline = None
 
 
 def follow(

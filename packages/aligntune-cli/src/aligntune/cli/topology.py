@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aligntune.core.errors import UsageError
-
-DEFAULT_PORT = 29500
-"""torchrun's default rendezvous port."""
+from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK
 
 
 @dataclass(frozen=True)
@@ -33,11 +31,11 @@ class Topology:
         """The variables the runner reads (values: they are addresses, not secrets)."""
         if not self.multi_node and self.master_addr is None and self.master_port is None:
             return {}
-        env = {"NNODES": str(self.nnodes), "NODE_RANK": str(self.node_rank)}
+        env = {NNODES: str(self.nnodes), NODE_RANK: str(self.node_rank)}
         if self.master_addr is not None:
-            env["MASTER_ADDR"] = self.master_addr
+            env[MASTER_ADDR] = self.master_addr
         if self.master_port is not None:
-            env["MASTER_PORT"] = str(self.master_port)
+            env[MASTER_PORT] = str(self.master_port)
         return env
 
     def describe(self) -> str:
@@ -67,14 +65,12 @@ def resolve_topology(
     master_port: int | None = None,
 ) -> Topology:
     """Flags first, then NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT; refuse one that cannot work."""
-    count = _integer("nnodes", nnodes, 1) or _integer("NNODES", env.get("NNODES"), 1) or 1
+    count = _integer("nnodes", nnodes, 1) or _integer(NNODES, env.get(NNODES), 1) or 1
     rank = _integer("node-rank", node_rank, 0)
     if rank is None:
-        rank = _integer("NODE_RANK", env.get("NODE_RANK"), 0) or 0
-    address = master_addr or env.get("MASTER_ADDR") or None
-    port = _integer("master-port", master_port, 1) or _integer(
-        "MASTER_PORT", env.get("MASTER_PORT"), 1
-    )
+        rank = _integer(NODE_RANK, env.get(NODE_RANK), 0) or 0
+    address = master_addr or env.get(MASTER_ADDR) or None
+    port = _integer("master-port", master_port, 1) or _integer(MASTER_PORT, env.get(MASTER_PORT), 1)
     if port is not None and port > 65535:
         raise UsageError(f"master port {port} is not a TCP port (1-65535)")
     if rank >= count:

@@ -24,7 +24,8 @@ from aligntune.core.plan import GpuInfo, HostInfo, Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
 from aligntune.core.selection import select_backend
-from aligntune.runners.common import distributed
+from aligntune.core.topology import NNODES
+from aligntune.runners.common import distributed, torchrun
 from aligntune.runners.common.backend import Backend
 
 
@@ -68,7 +69,7 @@ def _host(backend: Backend) -> HostInfo:
     return HostInfo(
         gpus=gpus,
         runner_packages=frozenset({backend.name}),
-        nnodes=int(os.environ.get("NNODES", "1")),
+        nnodes=int(os.environ.get(NNODES, "1")),
     )
 
 
@@ -90,9 +91,9 @@ def run(
     """Train one recipe, its path fields re-rooted by `references`; returns the exit code."""
     # Loaded before importing the stack (seconds): a typo fails fast.
     recipe = load_recipe(recipe_path).with_references(references or {})
-    group = distributed.worker_group(recipe)
+    group = torchrun.worker_group(recipe)
     if group is not None:  # several processes: torchrun starts them, each runs this path
-        return distributed.launch_run(group, backend.name, recipe_path, output, mode, references)
+        return torchrun.launch_run(group, backend.name, recipe_path, output, mode, references)
     backend.import_stack()
     from aligntune.runners.common.trainer import Run, default_run_dir
 
