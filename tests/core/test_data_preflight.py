@@ -106,3 +106,20 @@ def test_hub_references_are_left_to_the_runner(make_recipe) -> None:
     recipe["model"]["name_or_path"] = "Qwen/Qwen3-0.6B"
     recipe["data"]["train"]["path"] = "tatsu-lab/alpaca"
     assert check_inputs(recipe_from_dict(recipe)) == []
+
+
+def test_a_missing_distributed_config_file_is_named_before_anything_starts(tmp_path) -> None:
+    recipe = recipe_from_dict(
+        {
+            "algorithm": {"name": "sft"},
+            "model": {"name_or_path": "org/model"},
+            "data": {"train": {"path": "org/data"}},
+            "distributed": {"strategy": "deepspeed", "config_file": "ds_config.yaml"},
+        },
+        base_dir=tmp_path,
+    )
+    with pytest.raises(UserInputError, match=r"distributed.config_file: .*ds_config.yaml is not"):
+        check_inputs(recipe)
+    (tmp_path / "ds_config.yaml").write_text("zero_optimization: {stage: 2}\n")
+    check_inputs(recipe)
+    assert recipe.local_references()["distributed.config_file"] == tmp_path / "ds_config.yaml"

@@ -58,11 +58,6 @@ class RunOptions:
     """Docker network for the container (host, or a named network for several nodes)."""
 
 
-def run_directory(recipe: Recipe, output: Path | None) -> RunDirectory:
-    """--output, else the recipe's output.dir, else runs/<run name>; relative to the cwd."""
-    return RunDirectory(Path(output or recipe.output.dir or f"runs/{recipe.run_name}").resolve())
-
-
 def saved_backend(run_dir: RunDirectory, options: RunOptions) -> str | None:
     """The backend an earlier attempt chose, which a resumed run keeps (never switched silently)."""
     saved = run_dir.read_json(run_dir.plan) if options.mode != "restart" else None
@@ -246,7 +241,7 @@ def run_recipe(options: RunOptions) -> int:
     """Check, plan, prepare, start and follow one run; the return value is the exit code."""
     recipe = load_checked(options.recipe)
     parse_gpus(options.gpus)
-    run_dir = run_directory(recipe, options.output)
+    run_dir = RunDirectory(recipe.run_dir(options.output))
     plan = make_plan(recipe, run_dir, options)
     start = prepare(recipe, plan, run_dir, options)
     if not options.quiet:

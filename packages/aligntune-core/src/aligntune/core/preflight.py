@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import DataPreview, preview_local_data
+from aligntune.core.data import DataPreview, preview_local_data, resolve_local
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
@@ -14,10 +15,13 @@ def _local_model_paths(recipe: Recipe) -> list[tuple[str, str]]:
     """(recipe field, reference) for every model the recipe names."""
     refs = [("model.name_or_path", recipe.model.name_or_path)]
     algorithm = recipe.algorithm
-    for field in ("reward_model", "value_model"):
-        value = getattr(algorithm, field, None)
-        if value:
-            refs.append((f"algorithm.{field}", value))
+    if isinstance(algorithm, PPOAlgorithm):
+        for field, value in (
+            ("reward_model", algorithm.reward_model),
+            ("value_model", algorithm.value_model),
+        ):
+            if value:
+                refs.append((f"algorithm.{field}", value))
     return refs
 
 
@@ -26,10 +30,22 @@ def _data_sources(recipe: Recipe) -> list[tuple[str, DataSource, tuple[str, ...]
     sources = [("data.train", recipe.data.train, accepted)]
     if recipe.data.eval is not None:
         sources.append(("data.eval", recipe.data.eval, accepted))
-    reward_training = getattr(recipe.algorithm, "train_reward_model", None)
-    if reward_training is not None:
-        sources.append(("algorithm.train_reward_model.data", reward_training.data, ("preference",)))
+    algorithm = recipe.algorithm
+    if isinstance(algorithm, PPOAlgorithm) and algorithm.train_reward_model is not None:
+        reward_data = algorithm.train_reward_model.data
+        sources.append(("algorithm.train_reward_model.data", reward_data, ("preference",)))
     return sources
+
+
+def _config_file_problem(recipe: Recipe) -> str | None:
+    """`distributed.config_file` is always a local file (there is no hub for it)."""
+    config = recipe.distributed.config_file
+    if config is None:
+        return None
+    path = resolve_local(config, recipe.base_dir)
+    if not path.is_file():
+        return f"distributed.config_file: {path} is not a file"
+    return None
 
 
 def check_inputs(recipe: Recipe) -> list[DataPreview]:
@@ -51,6 +67,9 @@ def check_inputs(recipe: Recipe) -> list[DataPreview]:
             previews.append(preview_local_data(path, source.columns, source.format, accepted))
         except DataError as exc:
             problems.append(f"{field}: {exc}")
+    config_problem = _config_file_problem(recipe)
+    if config_problem:
+        problems.append(config_problem)
     if problems:
         raise UserInputError("\n".join(problems))
     return previews

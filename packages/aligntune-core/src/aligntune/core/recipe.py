@@ -86,6 +86,11 @@ class Recipe(Section):
         self._base_dir = base_dir.resolve()
         return self
 
+    def run_dir(self, output: str | Path | None = None) -> Path:
+        """The run directory: `output` (--output), else `output.dir`, else runs/<run name>;
+        relative to the current directory."""
+        return Path(output or self.output.dir or f"runs/{self.run_name}").resolve()
+
     @property
     def run_name(self) -> str:
         """The run's name: `name`, else the algorithm."""

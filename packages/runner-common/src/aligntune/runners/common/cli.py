@@ -95,9 +95,9 @@ def run(
     if group is not None:  # several processes: torchrun starts them, each runs this path
         return torchrun.launch_run(group, backend.name, recipe_path, output, mode, references)
     backend.import_stack()
-    from aligntune.runners.common.trainer import Run, default_run_dir
+    from aligntune.runners.common.trainer import Run
 
-    run_dir = RunDirectory((output or default_run_dir(recipe)).resolve())
+    run_dir = RunDirectory(recipe.run_dir(output))
     plan = plan_for(backend, recipe, run_dir)
     distributed.init_worker(plan.device)
     trainer = Run(backend, recipe, plan, run_dir=run_dir.root, mode=mode)  # type: ignore[arg-type]

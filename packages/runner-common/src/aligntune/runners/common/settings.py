@@ -137,8 +137,9 @@ def distributed_kwargs(recipe: Recipe) -> dict[str, Any]:
     if dist.strategy == "fsdp":
         return {"fsdp": "full_shard auto_wrap"}
     if dist.strategy == "deepspeed":
-        if dist.config_file:
-            return {"deepspeed": str(recipe.base_dir / dist.config_file)}
+        config = recipe.local_references().get("distributed.config_file")
+        if config is not None:
+            return {"deepspeed": str(config)}
         return {
             "deepspeed": {
                 "zero_optimization": {"stage": dist.zero_stage},

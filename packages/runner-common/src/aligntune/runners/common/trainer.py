@@ -30,11 +30,6 @@ from aligntune.runners.common.settings import resolve_settings
 from aligntune.runners.common.signals import InterruptRequest
 
 
-def default_run_dir(recipe: Recipe) -> Path:
-    """The recipe's output.dir, else runs/<run name>, relative to the current directory."""
-    return Path(recipe.output.dir or f"runs/{recipe.run_name}").resolve()
-
-
 def load_rewards(
     recipe: Recipe, given: Mapping[str, Callable[..., Any]] | None
 ) -> list[Callable[..., Any]]:
@@ -82,7 +77,7 @@ class Run:
         self.recipe = recipe
         self.plan = plan
         self.mode = mode
-        root = Path(run_dir).resolve() if run_dir else default_run_dir(recipe)
+        root = recipe.run_dir(run_dir)
         self.run_dir = distributed.for_this_rank(RunDirectory(root))
         self.interrupt = InterruptRequest()
         self.pieces = self._load(reward_callables)
