@@ -25,7 +25,7 @@ def test_format_number(value: float, text: str) -> None:
 
 def test_metrics_text_orders_and_shortens() -> None:
     event = {"event": "log", "step": 3, "learning_rate": 5e-3, "reward": 0.5, "loss": 2.0}
-    assert metrics_text(event) == "loss 2  reward 0.5  lr 0.005"
+    assert metrics_text(event) == "loss 2  reward 0.5  learning_rate 0.005"
 
 
 def test_summary_text_and_durations() -> None:

@@ -29,8 +29,7 @@ def metrics_text(event: dict[str, Any]) -> str:
     parts = []
     for key in METRIC_KEYS:
         if key in event and not isinstance(event[key], dict | list):
-            name = "lr" if key == "learning_rate" else key
-            parts.append(f"{name} {format_number(event[key])}")
+            parts.append(f"{key} {format_number(event[key])}")
     return "  ".join(parts)
 
 
