@@ -133,7 +133,7 @@ def test_data_mount_is_read_only_inside(trl_cpu_image: str, tmp_path: Path) -> N
     (tmp_path / "run").mkdir()
     (tmp_path / "hf").mkdir()
     paths = RunPaths(TINY / "sft.yaml", tmp_path / "run", tmp_path / "hf")
-    spec, _ = build_container_spec(plan, recipe, paths, user=f"{os.getuid()}:{os.getgid()}")
+    spec = build_container_spec(plan, recipe, paths, user=f"{os.getuid()}:{os.getgid()}")
     arguments = run_arguments(spec, {})
     arguments.update(
         name=None,

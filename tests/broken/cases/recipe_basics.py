@@ -1,0 +1,57 @@
+"""Recipe mistakes the loader and the recipe's own rules catch."""
+
+from broken_harness import Case, recipe
+
+from aligntune.core.errors import ExitCode
+
+CASES = [
+    Case("unknown-key", {"recipe.yaml": recipe(trainig={})}, r"trainig: unknown key; did you mean"),
+    Case(
+        "wrong-type",
+        {"recipe.yaml": recipe(training={"batch_size": "big"})},
+        r"training\.batch_size: .*\(line \d+\)",
+    ),
+    Case("yaml-syntax", {"recipe.yaml": "algorithm:\n  name: sft\n model: [\n"}, r"recipe\.yaml:3"),
+    Case(
+        "missing-model-folder",
+        {"recipe.yaml": recipe(model={"name_or_path": "./nope"})},
+        r"model\.name_or_path: model folder {dir}/nope not found",
+    ),
+    Case(
+        "missing-data-file",
+        {"recipe.yaml": recipe(data={"train": {"path": "./nope.jsonl"}})},
+        r"data\.train: .*nope\.jsonl",
+    ),
+    Case(
+        "generation-batch",
+        {"recipe.yaml": recipe("grpo", training={"batch_size": 3, "max_steps": 2})},
+        r"not a multiple of algorithm\.num_generations \(2\)",
+    ),
+    Case(
+        "generation-batch-eval",
+        {
+            "recipe.yaml": recipe(
+                "grpo",
+                algorithm={"name": "grpo", "num_generations": 4},
+                training={"batch_size": 2, "gradient_accumulation_steps": 2},
+                data={"train": {"path": "x/y"}, "eval_fraction": 0.1},
+            )
+        },
+        r"completions per evaluation batch",
+    ),
+    Case(
+        "deepspeed-config-missing",
+        {"recipe.yaml": recipe(distributed={"strategy": "deepspeed", "config_file": "ds.json"})},
+        r"distributed\.config_file: {dir}/ds\.json is not a file",
+    ),
+    Case(
+        "fp16-on-cpu",
+        {"recipe.yaml": recipe(training={"precision": "fp16"})},
+        r"fp16 needs a CUDA GPU",
+        commands=(
+            ("plan", "recipe.yaml", "--runtime", "local"),
+            ("run", "recipe.yaml", "--runtime", "local"),
+        ),
+        exit_code=ExitCode.UNAVAILABLE,
+    ),
+]
