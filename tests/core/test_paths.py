@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ import yaml
 
 from aligntune.core.errors import UsageError
 from aligntune.core.loader import load_recipe
-from aligntune.core.paths import resolved_recipe
+from aligntune.core.paths import PATH_RULE, resolved_recipe, unread_references, unsafe_references
 from aligntune.core.recipe import Recipe
 
 RecipeWriter = Callable[..., Path]
@@ -104,3 +107,61 @@ def test_resolved_recipe_is_absolute_names_the_run_dir_and_reloads(
     reloaded: Recipe = load_recipe(saved)
     assert reloaded.to_yaml_dict() == data
     assert reloaded.local_references() == recipe.local_references()
+
+
+def _bound_socket(path: Path) -> Path:
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (_bound_socket, r"\(-> .*/ds\.json\) is a socket"),
+        (lambda p: os.mkfifo(p), r"\(-> .*/ds\.json\) is a FIFO \(named pipe\)"),
+        (lambda p: p.symlink_to("/dev/null"), r"\(-> /dev/null\) is inside /dev"),
+        (lambda p: p.symlink_to("/proc/self/environ"), r"\(-> /proc/\d+/environ\) is inside /proc"),
+        (lambda p: p.symlink_to("/"), r"\(-> /\) holds /dev"),
+    ],
+)
+def test_a_path_field_naming_host_state_is_refused_where_it_points(
+    write_recipe: RecipeWriter, tmp_path: Path, make: Callable[[Path], Any], problem: str
+) -> None:
+    make(tmp_path / "ds.json")
+    recipe = load_recipe(write_recipe(ppo_recipe(reward_model="./rm")))
+    (found,) = unsafe_references(recipe)
+    expected = rf"distributed\.config_file: \./ds\.json {problem}; {re.escape(PATH_RULE)}$"
+    assert re.match(expected, found), found
+
+
+def test_every_path_field_is_checked_and_regular_inputs_pass(
+    write_recipe: RecipeWriter, tmp_path: Path
+) -> None:
+    data = ppo_recipe(reward_model="/var/run/docker.sock", value_model="/sys/kernel")
+    data["data"]["eval"]["path"] = "/dev/stdin"
+    problems = unsafe_references(load_recipe(write_recipe(data)))
+    assert [p.split(":")[0] for p in problems] == [
+        "algorithm.reward_model",
+        "algorithm.value_model",
+        "data.eval.path",
+    ]
+    (tmp_path / "ds.json").write_text("{}")
+    (tmp_path / "model").mkdir()
+    assert unsafe_references(load_recipe(write_recipe(ppo_recipe(reward_model="./rm")))) == []
+
+
+def test_a_config_file_the_strategy_does_not_read_is_neither_listed_nor_kept(
+    write_recipe: RecipeWriter, tmp_path: Path
+) -> None:
+    data = ppo_recipe(reward_model="./rm")
+    data["distributed"] = {"strategy": "ddp", "config_file": "/elsewhere/accelerate.yaml"}
+    recipe = load_recipe(write_recipe(data))
+    assert unread_references(recipe) == {
+        "distributed.config_file": "only strategy deepspeed reads it, and this recipe's "
+        "strategy is ddp"
+    }
+    assert "distributed.config_file" not in recipe.local_references()
+    assert recipe.with_references({}).distributed.config_file is None
+    assert resolved_recipe(recipe, tmp_path / "run").distributed.config_file is None
+    assert unread_references(load_recipe(write_recipe(ppo_recipe(reward_model="./rm")))) == {}

@@ -6,7 +6,7 @@ from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import DataPreview, preview_local_data, resolve_local
 from aligntune.core.errors import DataError, UserInputError
-from aligntune.core.paths import local_path
+from aligntune.core.paths import local_path, unsafe_references
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
 
@@ -70,6 +70,7 @@ def check_inputs(recipe: Recipe) -> list[DataPreview]:
     config_problem = _config_file_problem(recipe)
     if config_problem:
         problems.append(config_problem)
+    problems.extend(unsafe_references(recipe))
     if problems:
         raise UserInputError("\n".join(problems))
     return previews
