@@ -29,6 +29,7 @@ from aligntune.cli.stopping import StopOnSignal
 from aligntune.cli.topology import Topology
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, ExitCode, UsageError, signal_exit_code
+from aligntune.core.outputdir import check_output
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory
@@ -241,6 +242,7 @@ def run_recipe(options: RunOptions) -> int:
     """Check, plan, prepare, start and follow one run; the return value is the exit code."""
     recipe = load_checked(options.recipe)
     parse_gpus(options.gpus)
+    check_output(recipe, options.output)
     run_dir = RunDirectory(recipe.run_dir(options.output))
     plan = make_plan(recipe, run_dir, options)
     start = prepare(recipe, plan, run_dir, options)

@@ -19,6 +19,7 @@ from pathlib import Path
 from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
 from aligntune.core.loader import load_recipe
+from aligntune.core.outputdir import check_output
 from aligntune.core.paths import REFERENCE_FLAG
 from aligntune.core.plan import GpuInfo, HostInfo, Plan
 from aligntune.core.recipe import Recipe
@@ -91,6 +92,7 @@ def run(
     """Train one recipe, its path fields re-rooted by `references`; returns the exit code."""
     # Loaded before importing the stack (seconds): a typo fails fast.
     recipe = load_recipe(recipe_path).with_references(references or {})
+    check_output(recipe, output)
     group = torchrun.worker_group(recipe)
     if group is not None:  # several processes: torchrun starts them, each runs this path
         return torchrun.launch_run(group, backend.name, recipe_path, output, mode, references)
