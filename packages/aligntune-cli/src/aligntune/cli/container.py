@@ -12,18 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aligntune.cli.mounts import (
+    HF_CACHE_MOUNT,
+    RECIPE_MOUNT,
+    RUN_MOUNT,
+    Mount,
+    RunPaths,
+    run_mounts,
+)
 from aligntune.cli.topology import Topology
 from aligntune.core.errors import UsageError
 from aligntune.core.paths import reference_arguments
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.version import VERSION
-
-CONTAINER_ROOT = "/aligntune"
-RECIPE_MOUNT = f"{CONTAINER_ROOT}/recipe"
-INPUTS_MOUNT = f"{CONTAINER_ROOT}/inputs"
-RUN_MOUNT = f"{CONTAINER_ROOT}/run"
-HF_CACHE_MOUNT = f"{CONTAINER_ROOT}/hf-cache"
 
 PASSTHROUGH_ENV = (
     "HF_TOKEN",
@@ -50,15 +52,6 @@ CUDA_ULIMITS = {"stack": 67108864}
 CAP_SYS_RESOURCE (rootless, some sandboxes) refuses to start such a container at all."""
 STOP_TIMEOUT_S = 120
 """How long a stopping run may take to save its checkpoint before it is killed."""
-
-
-@dataclass(frozen=True)
-class Mount:
-    """One bind mount."""
-
-    source: str
-    target: str
-    read_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,40 +151,6 @@ def container_network(
     return network, (node_alias(recipe, topology.node_rank),)
 
 
-class InputMounts:
-    """Container paths for a recipe's local references: under the recipe folder's mount, or
-    one read-only mount each."""
-
-    def __init__(self, recipe_dir: Path) -> None:
-        self.recipe_dir = recipe_dir.resolve()
-        self.mounts: list[Mount] = [Mount(str(self.recipe_dir), RECIPE_MOUNT)]
-
-    def container_path(self, path: Path) -> str:
-        """Where the runner finds the local file or folder at the absolute host `path`."""
-        if path.is_relative_to(self.recipe_dir):
-            return f"{RECIPE_MOUNT}/{path.relative_to(self.recipe_dir).as_posix()}".rstrip("/")
-        for mount in self.mounts:
-            if mount.source == str(path):
-                return mount.target
-        target = f"{INPUTS_MOUNT}/{len(self.mounts)}-{path.name}"
-        self.mounts.append(Mount(str(path), target))
-        return target
-
-    def references(self, recipe: Recipe) -> dict[str, str]:
-        """Each local reference of `recipe` -> its container path (mounted as needed)."""
-        local = recipe.local_references()
-        return {field: self.container_path(path) for field, path in local.items()}
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """The host paths a run uses."""
-
-    recipe_file: Path
-    run_dir: Path
-    hf_cache: Path
-
-
 def build_container_spec(
     plan: Plan,
     recipe: Recipe,
@@ -212,16 +171,11 @@ def build_container_spec(
             f"--gpus needs a cuda image; this plan trains on {plan.device} "
             "(no GPU usable by docker here)"
         )
-    inputs = InputMounts(paths.recipe_file.parent)
+    mounts, references = run_mounts(recipe, paths)
     command = ["run", f"{RECIPE_MOUNT}/{paths.recipe_file.name}", "--output", RUN_MOUNT]
-    command += reference_arguments(inputs.references(recipe))
+    command += reference_arguments(references)
     if mode in ("resume", "restart"):
         command.append(f"--{mode}")
-    mounts = (
-        *inputs.mounts,
-        Mount(str(paths.run_dir.resolve()), RUN_MOUNT, read_only=False),
-        Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
-    )
     environment = {"HF_HOME": HF_CACHE_MOUNT, "PYTHONPATH": RECIPE_MOUNT}
     topology = topology or Topology()
     environment.update(topology.environment())
