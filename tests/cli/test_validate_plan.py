@@ -140,10 +140,73 @@ def test_validate_prints_one_line_per_valid_recipe_and_fails_on_any_invalid(tmp_
     bad = _write_case(tmp_path, "unknown-key")
     ok = aligntune("validate", str(TINY / "sft.yaml"), str(TINY / "dpo.yaml"), cwd=tmp_path)
     assert ok.returncode == 0
-    assert ok.stdout.splitlines()[0].startswith("ok: ") and len(ok.stdout.splitlines()) == 2
+    oks = [line.split()[1] for line in ok.stdout.splitlines() if line.startswith("ok: ")]
+    assert oks == [str(TINY / "sft.yaml"), str(TINY / "dpo.yaml")]
     mixed = aligntune("validate", str(TINY / "sft.yaml"), str(bad), cwd=tmp_path)
     assert mixed.returncode == 1
     assert "1 of 2 recipe(s) invalid" in mixed.stderr
+
+
+def _someone_elses_recipe(tmp_path: Path, monkeypatch) -> tuple[Path, list[str]]:
+    """A recipe with data outside its folder and a config file it does not use, and the mounts
+    a run would make; HOME and HF_HOME under tmp_path, the recipe's folder the current one."""
+    project, shared, hf = tmp_path / "project", tmp_path / "shared", tmp_path / "hf"
+    project.mkdir()
+    shared.mkdir()
+    (shared / "train.jsonl").write_text((TINY / "data" / "sft.jsonl").read_text())
+    (project / "ds.json").write_text("{}")
+    recipe = _recipe(
+        tmp_path,
+        data={"train": {"path": "../shared/train.jsonl"}},
+        distributed={"config_file": "ds.json"},
+        output={"dir": "out"},
+    )
+    (project / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", str(hf))
+    monkeypatch.chdir(project)
+    mounts = [
+        f"{project} -> /aligntune/recipe (read-only)",
+        f"{TINY / 'model'} -> /aligntune/inputs/1-model (read-only)",
+        f"{shared / 'train.jsonl'} -> /aligntune/inputs/2-train.jsonl (read-only)",
+        f"{project / 'out'} -> /aligntune/run (read-write)",
+        f"{hf} -> /aligntune/hf-cache (read-write)",
+    ]
+    return project / "recipe.yaml", mounts
+
+
+IGNORED = (
+    "distributed.config_file is ignored and not mounted: only strategy deepspeed reads it, "
+    "and this recipe's strategy is none"
+)
+
+
+def test_validate_and_plan_list_every_host_path_a_run_would_mount(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """`validate`, `plan` and `plan --json` (on a host whose engine has the image) show the same
+    mounts, warn of the ignored config file, and create nothing."""
+    from aligntune.cli import host
+    from aligntune.cli.commands import plan_recipe, validate_recipes
+    from aligntune.core.backends import image_tag
+    from aligntune.core.plan import HostInfo
+
+    recipe, mounts = _someone_elses_recipe(tmp_path, monkeypatch)
+    before = snapshot(tmp_path)
+    assert validate_recipes([recipe]) == 0
+    lines = [line.split(maxsplit=1)[1] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert lines == [*mounts, IGNORED]
+    found = HostInfo(docker_available=True, images=frozenset({image_tag("trl", "cpu")}))
+    monkeypatch.setattr(host, "probe_host", lambda **_: (found, None))
+    report = plan_recipe(recipe, None, "docker")
+    assert [line.split(maxsplit=1)[1] for line in report.lines()[-6:]] == [IGNORED, *mounts]
+    as_json = json.loads(report.as_json())
+    access = {True: "read-only", False: "read-write"}
+    listed = [
+        f"{m['source']} -> {m['target']} ({access[m['read_only']]})" for m in as_json["mounts"]
+    ]
+    assert listed == mounts and as_json["warnings"] == [IGNORED]
+    assert snapshot(tmp_path) == before
 
 
 def test_debug_mode_shows_the_traceback(tmp_path) -> None:
@@ -165,6 +228,7 @@ def test_plan_local_runtime_explains_the_choice(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert (plan["backend"], plan["device"], plan["runtime"]) == ("trl", "cpu", "local")
+    assert plan["mounts"] == []  # no container: the runner reads the host paths itself
     assert any("auto chose TRL" in reason for reason in plan["reasons"])
 
 

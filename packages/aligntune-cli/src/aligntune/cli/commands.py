@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from aligntune.cli.mounts import Mount, planned_mounts
 from aligntune.cli.output import echo_error
 from aligntune.core.algorithms import ALGORITHMS, get_algorithm
 from aligntune.core.backends import BACKEND_NAMES, get_backend
 from aligntune.core.errors import AlignTuneError, ExitCode
 from aligntune.core.loader import load_recipe
+from aligntune.core.outputdir import check_output
+from aligntune.core.paths import unread_references
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
 
@@ -31,12 +36,27 @@ def load_checked(path: Path) -> Recipe:
     return recipe
 
 
+def ignored_fields(recipe: Recipe) -> list[str]:
+    """A warning for each path field the run will not read (it is not mounted either)."""
+    return [
+        f"{field} is ignored and not mounted: {why}"
+        for field, why in unread_references(recipe).items()
+    ]
+
+
+def mount_lines(mounts: tuple[Mount, ...]) -> list[str]:
+    """One `mount:` line per host path a run's container would see, and how."""
+    return [f"mount:     {mount.describe()}" for mount in mounts]
+
+
 def validate_recipes(paths: list[Path]) -> int:
-    """Validate each recipe; print a line per valid one and every problem of the others."""
+    """Validate each recipe; print a line per valid one, with the host paths its container
+    would mount, and every problem of the others."""
     failures = 0
     for path in paths:
         try:
             recipe = load_checked(path)
+            mounts = planned_mounts(recipe, path)
         except AlignTuneError as exc:
             failures += 1
             echo_error(exc)
@@ -46,23 +66,50 @@ def validate_recipes(paths: list[Path]) -> int:
             f"ok: {path} ({algorithm.name} on {recipe.model.name_or_path}, "
             f"data {recipe.data.train.path}, backend {recipe.backend})"
         )
+        lines = mount_lines(mounts) + [f"warning:   {w}" for w in ignored_fields(recipe)]
+        typer.echo("\n".join(f"  {line}" for line in lines))
     if failures:
         typer.echo(f"{failures} of {len(paths)} recipe(s) invalid", err=True)
     return ExitCode.USER_INPUT if failures else ExitCode.OK
 
 
+@dataclass(frozen=True)
+class PlanReport:
+    """What `aligntune plan` shows: the plan, and the host paths the container would mount."""
+
+    plan: Plan
+    mounts: tuple[Mount, ...]
+    """Empty for the local runtime (no container: the runner reads the host paths itself)."""
+
+    def lines(self) -> list[str]:
+        """The plan's summary, then one `mount:` line per mount."""
+        return self.plan.summary_lines() + mount_lines(self.mounts)
+
+    def as_json(self) -> str:
+        """plan.json's plan, with `mounts`: source, target, read_only."""
+        data = {**self.plan.model_dump(mode="json"), "mounts": [vars(m) for m in self.mounts]}
+        return json.dumps(data, indent=2)
+
+
 def plan_recipe(
     path: Path, backend: str | None, runtime: str, engine: EngineProbe | None = None
-) -> Plan:
-    """Load and check a recipe, probe the host (the engine via `engine` if already asked), and
-    select the backend."""
+) -> PlanReport:
+    """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
+    if already asked), and select the backend."""
     from aligntune.cli.host import probe_host
     from aligntune.core.selection import select_backend
 
     recipe = load_checked(path)
+    if runtime == "docker":
+        mounts = planned_mounts(recipe, path)
+    else:
+        check_output(recipe)
+        mounts = ()
     state = engine.result() if engine is not None else None
     host, _ = probe_host(docker=runtime == "docker", engine=state)
-    return select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
+    plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
+    plan.warnings.extend(ignored_fields(recipe))
+    return PlanReport(plan, mounts)
 
 
 def _as_runtime(value: str) -> Runtime:

@@ -113,18 +113,15 @@ def plan(
     runtime: RuntimeOpt = "docker",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Show which backend, device, image and runtime a run would use, and why."""
+    """Show which backend, device, image and runtime a run would use, why, and what it mounts."""
     from aligntune.cli.engine import EngineProbe
 
     # The engine answers while the recipe models are imported and the recipe is checked.
     engine = EngineProbe() if _runtime(runtime) == "docker" else None
     from aligntune.cli.commands import plan_recipe
 
-    plan_obj = plan_recipe(recipe, backend, _runtime(runtime), engine)
-    if as_json:
-        typer.echo(plan_obj.model_dump_json(indent=2))
-    else:
-        typer.echo("\n".join(plan_obj.summary_lines()))
+    report = plan_recipe(recipe, backend, _runtime(runtime), engine)
+    typer.echo(report.as_json() if as_json else "\n".join(report.lines()))
 
 
 @app.command("list-backends")
