@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from aligntune.runners.common.models import (
     load_scalar_model,
     lora_config,
     model_reference,
+    seed,
 )
 from aligntune.runners.common.settings import TrainerSettings
 
@@ -129,11 +131,26 @@ def build_ppo(p: Pieces, callbacks: list[Any]) -> Any:
     )
 
 
-BUILDERS: dict[type, Callable[[Pieces, list[Any]], Any]] = {
-    SFTAlgorithm: build_sft,
-    DPOAlgorithm: build_dpo,
-    GroupRLAlgorithm: build_group_rl,
-    PPOAlgorithm: build_ppo,
+Builder = Callable[[Pieces, list[Any]], Any]
+
+
+def _seeded(build: Builder) -> Builder:
+    """`build` after seeding: peft_config's adapters and new scoring heads start the same."""
+
+    @functools.wraps(build)
+    def seeded(p: Pieces, callbacks: list[Any]) -> Any:
+        # The trainer seeds only after its peft_config has made (randomly) the LoRA weights.
+        seed(p.recipe)
+        return build(p, callbacks)
+
+    return seeded
+
+
+BUILDERS: dict[type, Builder] = {
+    SFTAlgorithm: _seeded(build_sft),
+    DPOAlgorithm: _seeded(build_dpo),
+    GroupRLAlgorithm: _seeded(build_group_rl),
+    PPOAlgorithm: _seeded(build_ppo),
 }
 """The builder for each algorithm section of the recipe (GRPO, GSPO, DAPO, Dr. GRPO share one)."""
 
@@ -158,6 +175,7 @@ def train_reward_model(
         "algorithm.train_reward_model.data",
     )
     base = model_reference(recipe.model.name_or_path, recipe.base_dir)
+    seed(recipe)  # the scoring head is new, initialised at random
     model = load_scalar_model(base, model_init, "model.name_or_path", tokenizer.pad_token_id)
     scratch = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(scratch, ignore_errors=True)

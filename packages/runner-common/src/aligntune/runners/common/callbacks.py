@@ -1,57 +1,61 @@
 """The one TrainerCallback that connects a TRL trainer to the run directory.
 
-It writes the events the launcher reads, publishes checkpoints atomically, stops on a non-finite
-loss before anything bad is saved, and turns a signal into "save this step, then stop".
+It writes the events the launcher reads, publishes checkpoints atomically, applies the divergence
+rules (`divergence.py`) to every log before anything bad is saved, checks the weights before a
+checkpoint or final/ is published, and turns a signal into "save this step, then stop".
 """
 
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from transformers import TrainerCallback
 
+from aligntune.core.algorithm_sections import AlgorithmSectionType
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.rundir import RunDirectory
+from aligntune.core.rundir import RunDirectory, write_atomic
 from aligntune.runners.common import checkpoints, distributed
+from aligntune.runners.common.divergence import Finding, Watch, number
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.signals import InterruptRequest
 
 _RENAMES = {"lr": "learning_rate"}
 """Log keys every trainer may use that events spell otherwise (PPOTrainer logs `lr`)."""
 _SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
-_WATCHED = ("loss", "reward", "eval_loss")
 
 
 def clean_number(value: Any) -> Any:
     """JSON-safe metric: floats stay floats, NaN/inf become None, tensors become numbers."""
-    if hasattr(value, "item"):
-        value = value.item()
+    value = number(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def event_fields(logs: dict[str, Any], algorithm: str) -> dict[str, Any]:
+def renamed(logs: dict[str, Any], algorithm: str) -> dict[str, Any]:
     """A trainer's log dict with aligntune's names for loss, learning_rate and reward."""
     renames = {**_RENAMES, **get_algorithm(algorithm).log_renames}
-    return {renames.get(key, key): clean_number(value) for key, value in logs.items()}
+    return {renames.get(key, key): value for key, value in logs.items()}
 
 
 class RunDirectoryCallback(TrainerCallback):
-    """Events, atomic checkpoints, the non-finite guard and graceful interruption."""
+    """Events, atomic checkpoints, the divergence rules and graceful interruption."""
 
     def __init__(
         self,
         run_dir: RunDirectory,
-        algorithm: str,
+        algorithm: AlgorithmSectionType,
         interrupt: InterruptRequest,
         keep: int,
         start_fields: dict[str, Any],
     ) -> None:
         self.run_dir = run_dir
-        self.algorithm = algorithm
+        self.algorithm = algorithm.name
+        self.watch = Watch(algorithm)
         self.interrupt = interrupt
         self.keep = keep
         self.start_fields = start_fields
@@ -61,6 +65,8 @@ class RunDirectoryCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Announce the run with its total number of optimizer steps."""
+        config = getattr(kwargs.get("model"), "config", None)
+        self.watch.begin(state.global_step, getattr(config, "vocab_size", None))
         self.run_dir.append_event(
             "start",
             total_steps=state.max_steps,
@@ -77,31 +83,30 @@ class RunDirectoryCallback(TrainerCallback):
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
-        """Write a `log` or `eval` event; stop on a non-finite loss before it is saved."""
+        """Write a `log` or `eval` event, then apply the rules (a stop comes before the save)."""
         logs = dict(logs or {})
         if any(key in logs for key in _SUMMARY_KEYS):
             self.summary.update({k: clean_number(v) for k, v in logs.items()})
             return
-        fields = event_fields(logs, self.algorithm)
+        metrics = renamed(logs, self.algorithm)
+        fields = {key: clean_number(value) for key, value in metrics.items()}
         is_eval = any(key.startswith("eval_") for key in logs)
         kind = "eval" if is_eval else "log"
         self.run_dir.append_event(kind, step=state.global_step, total=state.max_steps, **fields)
         if not is_eval:
             self.last_logs = fields
-        bad = [k for k in _WATCHED if k in logs and not _finite(logs[k])]
-        if bad:
-            self._diverged(state.global_step, f"{bad[0]} is {logs[bad[0]]}")
+        for found in self.watch.observe(state.global_step, metrics, evaluation=is_eval):
+            if found.stops:
+                self._diverged(found)
+            self._warn(found)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Publish the checkpoint the trainer just wrote, rotate, then honour an interrupt."""
         root = self.run_dir.checkpoints
         staged = checkpoints.staging_dir(root) / f"checkpoint-{state.global_step}"
-        model = kwargs.get("model")
-        if model is not None and not _weights_finite(model):
-            import shutil
-
+        if not _weights_finite(kwargs.get("model")):
             shutil.rmtree(staged, ignore_errors=True)
-            self._diverged(state.global_step, "a trainable weight is NaN or infinite")
+            self._diverged(_bad_weights(state.global_step, since=state.global_step))
         distributed.barrier()  # every rank has written its part of the checkpoint
         if not distributed.is_rank_zero():
             self.last_checkpoint = root / staged.name  # rank 0 publishes it
@@ -122,24 +127,65 @@ class RunDirectoryCallback(TrainerCallback):
                 str(checkpoint.relative_to(self.run_dir.root)) if checkpoint else None,
             )
 
-    def _diverged(self, step: int, what: str) -> None:
-        kept = (
-            f"the last good checkpoint is {self.last_checkpoint.relative_to(self.run_dir.root)}"
-            if self.last_checkpoint
-            else "no checkpoint was saved before it"
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Before final/ is published: a model with a NaN or infinite weight has not finished."""
+        if not _weights_finite(kwargs.get("model")):
+            # A checkpoint of this step had its weights checked when it was saved: it stays.
+            self._diverged(_bad_weights(state.global_step, since=state.global_step + 1))
+
+    def _warn(self, found: Finding) -> None:
+        self.run_dir.append_event(
+            "warning", step=found.step, metric=found.metric, message=found.message
         )
+        if distributed.is_rank_zero():
+            print(f"aligntune: warning: step {found.step}: {found.message}", file=sys.stderr)
+            print(f"aligntune: hint: {found.hint}", file=sys.stderr)
+
+    def _diverged(self, found: Finding) -> NoReturn:
+        root = self.run_dir.checkpoints
+        if distributed.is_rank_zero():
+            withdraw(root, found.since)
+        good = last_good(root, found.since)
         raise TrainingDivergedError(
-            f"training diverged at step {step}: {what}; stopped, {kept}",
-            hint="lower training.learning_rate or set training.max_grad_norm",
+            found.step,
+            found.message,
+            found.metric,
+            str(good.relative_to(self.run_dir.root)) if good else None,
+            hint=found.hint,
         )
 
 
-def _finite(value: Any) -> bool:
-    value = value.item() if hasattr(value, "item") else value
-    return not isinstance(value, float) or math.isfinite(value)
+def last_good(root: Path, since: int) -> Path | None:
+    """The newest complete checkpoint saved before step `since`."""
+    good = [
+        path
+        for path in (root.iterdir() if root.is_dir() else [])
+        if checkpoints.check_complete(path) is None and checkpoints.step_of(path) < since
+    ]
+    return max(good, key=checkpoints.step_of, default=None)
+
+
+def withdraw(root: Path, since: int) -> None:
+    """Remove the checkpoints saved from step `since` on; LATEST names the last good one again."""
+    for path in root.iterdir() if root.is_dir() else []:
+        if checkpoints.check_complete(path) is None and checkpoints.step_of(path) >= since:
+            shutil.rmtree(path)
+    good = last_good(root, since)
+    if good is not None:
+        write_atomic(root / checkpoints.LATEST, f"{good.name}\n")
+    else:
+        (root / checkpoints.LATEST).unlink(missing_ok=True)
+
+
+def _bad_weights(step: int, since: int) -> Finding:
+    return Finding("weights", None, step, since, "a trainable weight is NaN or infinite")
 
 
 def _weights_finite(model: Any) -> bool:
-    import torch
+    """Whether every rank's trainable weights are finite (each may hold only a shard)."""
+    finite = True
+    if model is not None:
+        import torch
 
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+    return all(distributed.gather(finite))

@@ -8,9 +8,21 @@ from aligntune.core.errors import AlignTuneError, ExitCode, signal_exit_code
 
 
 class TrainingDivergedError(AlignTuneError):
-    """The loss (or a weight) became NaN or infinite: the run stops, older checkpoints stay."""
+    """A divergence rule stopped the run (`divergence.py`); the last good checkpoint stays."""
 
     exit_code = ExitCode.DIVERGED
+
+    def __init__(
+        self, step: int, what: str, metric: str, checkpoint: str | None, *, hint: str
+    ) -> None:
+        kept = (
+            f"the last good checkpoint is {checkpoint}"
+            if checkpoint
+            else "no good checkpoint is left"
+        )
+        super().__init__(f"training diverged at step {step}: {what}; stopped, {kept}", hint=hint)
+        self.status_fields = {"reason": "diverged", "metric": metric, "checkpoint": checkpoint}
+        """What status.json and the end event add to `error` for a diverged run."""
 
 
 class RunInterrupted(AlignTuneError):

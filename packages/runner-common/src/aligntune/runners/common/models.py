@@ -22,6 +22,13 @@ def model_reference(reference: str, base_dir: Path) -> str:
     return reference
 
 
+def seed(recipe: Recipe) -> None:
+    """Seed Python, NumPy and torch with training.seed: the next random init is the same."""
+    from transformers import set_seed
+
+    set_seed(recipe.training.seed)
+
+
 def first_line(exc: Exception) -> str:
     """The first line of an exception's message (library errors can run to pages)."""
     text = str(exc).strip()

@@ -149,7 +149,7 @@ class Run:
             )
         self._callback = RunDirectoryCallback(
             self.run_dir,
-            self.recipe.algorithm.name,
+            self.recipe.algorithm,
             self.interrupt,
             keep=self.recipe.training.save_total_limit,
             start_fields={
@@ -193,7 +193,7 @@ class Run:
             self._record_end("interrupted", checkpoint=exc.checkpoint, signal=exc.signum)
             raise
         except TrainingDivergedError as exc:
-            self._record_end("failed", error=str(exc))
+            self._record_end("failed", error=str(exc), **exc.status_fields)
             raise
         except BaseException as exc:
             self._record_end("failed", error=f"{type(exc).__name__}: {exc}")

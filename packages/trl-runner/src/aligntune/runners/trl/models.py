@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aligntune.core.recipe import Recipe
-from aligntune.runners.common.models import load_causal_lm, load_tokenizer
+from aligntune.runners.common.models import load_causal_lm, load_tokenizer, seed
 from aligntune.runners.common.settings import TrainerSettings
 
 
@@ -14,5 +14,6 @@ def load_policy(
 ) -> tuple[Any, Any]:
     """(causal LM, tokenizer) as the recipe's model settings say; no adapters yet."""
     tokenizer = load_tokenizer(recipe, reference)
+    seed(recipe)  # weights the checkpoint lacks are initialised at random
     model = load_causal_lm(reference, settings.model_init, device, "model.name_or_path")
     return model, tokenizer

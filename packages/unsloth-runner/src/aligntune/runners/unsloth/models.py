@@ -9,7 +9,7 @@ from typing import Any
 
 from aligntune.core.errors import BackendUnavailableError, ModelError
 from aligntune.core.recipe import Recipe
-from aligntune.runners.common.models import first_line
+from aligntune.runners.common.models import first_line, seed
 
 PREQUANTIZED_SUFFIX = "-bnb-4bit"
 """Hub ids of checkpoints saved already quantized to 4 bit (e.g. unsloth/*-bnb-4bit)."""
@@ -78,6 +78,8 @@ def load_policy(
     from unsloth import FastLanguageModel
 
     kwargs = from_pretrained_kwargs(recipe, reference, model_init, device)
+    # Weights the checkpoint lacks start random; get_peft_model seeds the adapters (random_state).
+    seed(recipe)
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(**kwargs)
     except ImportError as exc:
