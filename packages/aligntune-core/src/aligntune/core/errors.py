@@ -23,7 +23,8 @@ class ExitCode(enum.IntEnum):
     UNAVAILABLE = 3
     """The backend, runtime, image or GPU cannot run here (or the nodes did not meet)."""
     DIVERGED = 4
-    """The loss or a weight became NaN or infinite; earlier checkpoints stay."""
+    """Training diverged (a NaN, infinite or exploding loss, no reward, broken weights); the last
+    good checkpoint stays."""
     CRASH = 70
     """A bug inside the runner (EX_SOFTWARE); the traceback is on stderr and in the log."""
     INTERRUPTED_SIGINT = 130
