@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aligntune.core.errors import RecipeError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = REPO / "recipes/tiny/model"
 
 
 def problems_of(path: Path) -> list[str]:
@@ -148,3 +151,39 @@ def test_column_mapping_keys_must_be_canonical(make_recipe) -> None:
 
 def test_name_defaults_to_the_file_name(write_recipe, make_recipe) -> None:
     assert load_recipe(write_recipe(make_recipe(), name="my run.yaml")).name == "my-run"
+
+
+# --- the YAML itself ---------------------------------------------------------------------------
+
+
+def test_an_alias_bomb_is_refused_in_well_under_a_second(write_recipe, make_recipe) -> None:
+    laughs = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    pairs = zip("abcdefgh", "bcdefghi", strict=True)
+    laughs += [f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in pairs]
+    path = write_recipe(yaml.safe_dump(make_recipe()) + "\n".join(laughs) + "\n")
+    start = time.perf_counter()
+    problems = problems_of(path)
+    assert time.perf_counter() - start < 0.5
+    assert "aliases repeat this value to more than 10000 values" in problems[0]
+
+
+def test_aliases_that_repeat_a_little_are_fine(write_recipe) -> None:
+    text = (
+        f"algorithm: {{name: sft}}\nmodel: {{name_or_path: {TINY_MODEL}}}\n"
+        f"data:\n  train: &rows {{path: {REPO / 'recipes/tiny/data/sft.jsonl'}}}\n  eval: *rows\n"
+    )
+    recipe = load_recipe(write_recipe(text))
+    assert recipe.data.eval is not None
+    assert recipe.data.eval.path == recipe.data.train.path
+
+
+def test_a_duplicate_key_names_both_lines(write_recipe) -> None:
+    text = (
+        "algorithm: {name: sft}\nmodel: {name_or_path: ./a}\ndata: {}\nmodel: {name_or_path: ./b}\n"
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(write_recipe(text))
+    assert caught.value.source.endswith("recipe.yaml:4")
+    assert caught.value.problems == [
+        "duplicate key 'model', first on line 2; YAML would silently keep only this one"
+    ]

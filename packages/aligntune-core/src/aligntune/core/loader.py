@@ -10,19 +10,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from aligntune.core import recipe_yaml
 from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS
 from aligntune.core.errors import RecipeError
 from aligntune.core.recipe import Recipe
 
 Loc = tuple[str | int, ...]
+SCHEMA_HINT = "recipes/recipe.schema.json lists every field and its valid values"
 
 
-def _line_map(text: str) -> dict[Loc, int]:
-    """Map each key path in a YAML document to its 1-based line."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
+def _line_map(root: yaml.Node | None) -> dict[Loc, int]:
+    """Map each key path in a composed YAML document to its 1-based line."""
     lines: dict[Loc, int] = {}
 
     def walk(node: yaml.Node, loc: Loc) -> None:
@@ -39,6 +37,12 @@ def _line_map(text: str) -> dict[Loc, int]:
     if root is not None:
         walk(root, ())
     return lines
+
+
+def _line_of(loc: Loc, lines: Mapping[Loc, int]) -> str:
+    """` (line N)` for the innermost part of `loc` that has a line, else nothing."""
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+    return f" (line {line})" if line else ""
 
 
 def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
@@ -68,21 +72,21 @@ def _format_error(error: Any, data: Any, lines: Mapping[Loc, int]) -> str:
     loc: Loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
     path = ".".join(str(p) for p in loc) or "(recipe)"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
+    kind = error["type"]
+    if kind == "extra_forbidden":
         owner = _model_at(loc[:-1], data)
         valid = sorted(owner.model_fields) if owner else []
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
         if valid:
             message += f" (valid: {', '.join(valid)})"
-    elif error["type"] == "missing":
+    elif kind == "missing":
         message = "required field is missing"
-    elif error["type"] == "union_tag_invalid":
+    elif kind == "union_tag_invalid":
         message = message.replace("Input tag", "algorithm").replace(" found using 'name'", "")
-    elif error["type"] in ("literal_error", "enum") and "input" in error:
+    elif kind in ("literal_error", "enum") and "input" in error:
         message = f"{message}, got {error['input']!r}"
-    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-    return f"{path}: {message}" + (f" (line {line})" if line else "")
+    return f"{path}: {message}{_line_of(loc, lines)}"
 
 
 def _is_union_tag(part: str | int) -> bool:
@@ -95,42 +99,34 @@ def _is_union_tag(part: str | int) -> bool:
 
 
 def recipe_from_dict(
-    data: Any, *, source: str = "<recipe>", base_dir: Path | None = None, text: str = ""
+    data: Any,
+    *,
+    source: str = "<recipe>",
+    base_dir: Path | None = None,
+    lines: Mapping[Loc, int] | None = None,
 ) -> Recipe:
-    """Validate plain data as a Recipe; a RecipeError lists every problem as `path: message`."""
+    """Validate plain data as a Recipe; a RecipeError lists every problem as `path: message`.
+
+    `lines` maps key paths to their lines in the recipe file, for the messages.
+    """
     if not isinstance(data, Mapping):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise RecipeError(source, [f"(recipe): expected a mapping of sections, got {got}"])
+    lines = lines or {}
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        lines = _line_map(text) if text else {}
         problems = [_format_error(e, data, lines) for e in exc.errors(include_url=False)]
-        raise RecipeError(
-            source,
-            list(dict.fromkeys(problems)),
-            hint="recipes/recipe.schema.json lists every field and its valid values",
-        ) from None
+        raise RecipeError(source, list(dict.fromkeys(problems)), hint=SCHEMA_HINT) from None
     return recipe.with_base_dir(base_dir or Path.cwd())
 
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; relative input paths resolve against its folder."""
     file = Path(path)
-    if not file.is_file():
-        raise RecipeError(str(path), ["recipe file not found"])
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(str(path), [f"cannot read recipe: {exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(where, [f"YAML syntax error: {problem}"]) from None
-    recipe = recipe_from_dict(data, source=str(path), base_dir=file.parent, text=text)
+    data, root = recipe_yaml.parse(recipe_yaml.read_text(file), str(path))
+    lines = _line_map(root)
+    recipe = recipe_from_dict(data, source=str(path), base_dir=file.parent, lines=lines)
     if recipe.name is None:
         recipe.name = _default_name(file)
     return recipe

@@ -1,0 +1,91 @@
+"""Mistakes in the recipe file itself: unsafe or malformed YAML."""
+
+from typing import Any
+
+from broken_harness import Case, recipe
+
+AT = r"recipe\.yaml:\d+: 1 problem\s+.*"
+"""The error names the recipe file and the line of the mistake (fields name their line too)."""
+LONG_NAME = "x" * 300
+"""A file or folder name longer than any file system allows (255 bytes)."""
+
+
+def _case(case_id: str, text: str | bytes, message: str, **options: Any) -> Case:
+    """A case whose only file is the recipe."""
+    return Case(case_id, {"recipe.yaml": text}, message, **options)
+
+
+def _with(text: str, old: str, new: str) -> str:
+    """`text` with its one `old` replaced by `new` (a raw YAML edit the dumper would not make)."""
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+SFT = recipe()
+
+
+def _billion_laughs() -> str:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    return SFT + "\n".join(lines) + "\n"
+
+
+def _alias_chain(levels: int) -> str:
+    chain = [f"x{i}: &x{i} [{f'*x{i - 1}' if i else 1}]" for i in range(levels)]
+    return SFT + "\n".join(chain) + "\n"
+
+
+def _nested(levels: int) -> str:
+    return SFT + "extra: " + "[" * levels + "]" * levels + "\n"
+
+
+YAML_CASES = [
+    _case("alias-bomb", _billion_laughs(), AT + r"aliases repeat this value to more than 10000"),
+    _case("alias-chain-depth", _alias_chain(30), AT + r"aliases nest this value more than 20"),
+    _case("alias-recursive", SFT + "loop: &l [1, *l]\n", AT + r"alias \*l is inside what it names"),
+    _case("alias-undefined", SFT + "x: *nope\n", AT + r"found undefined alias 'nope'"),
+    _case(
+        "duplicate-section",
+        SFT + "training:\n  max_steps: 5\n",
+        AT + r"duplicate key 'training', first on line 9;",
+    ),
+    _case(
+        "duplicate-field",
+        _with(SFT, "  batch_size: 4\n", "  batch_size: 4\n  batch_size: 8\n"),
+        AT + r"duplicate key 'batch_size', first on line 11;",
+    ),
+    _case("nul-byte", _with(SFT, "steps: 2", "steps: 2\0"), AT + r"a NUL byte is not allowed"),
+    _case("bell-character", _with(SFT, "steps: 2", "steps: 2\x07"), AT + r"character U\+0007"),
+    _case("deep-nesting", _nested(40), AT + r"nested more than 20 levels deep"),
+    _case(
+        "huge-file",
+        SFT + "# " + "pad " * 280_000,
+        r"is 11\d\d\d\d\d bytes; a recipe is at most 1048576",
+    ),
+    _case("many-values", SFT + "x: [" + "1, " * 20_000 + "]\n", AT + r"more than 10000 values"),
+    _case("long-key", SFT + f"{'k' * 300}: 1\n", AT + r"a key of 300 characters; .* at most 256"),
+    _case("huge-integer", _with(SFT, ": 2", ": " + "9" * 5000), AT + r"'9999.*as an integer"),
+    _case(
+        "impossible-date",
+        _with(SFT, "model:\n", "model:\n  revision: 2024-13-45\n"),
+        AT + r"cannot read '2024-13-45' as a date: month must be in 1\.\.12",
+    ),
+    _case("not-utf8", SFT.encode() + b"# caf\xe9\n", AT + r"not UTF-8 text \(byte 0xe9"),
+    _case(
+        "python-tag",
+        SFT + "x: !!python/object/apply:os.system ['touch pwned']\n",
+        AT + r"could not determine a constructor for the tag .*python/object/apply",
+    ),
+    _case("two-documents", SFT + "---\n" + SFT, AT + r"expected a single document in the stream"),
+    _case("tab-indent", _with(SFT, "  max_steps", "\tmax_steps"), AT + r"YAML syntax error"),
+    Case("recipe-is-a-folder", {"recipe.yaml/notes.txt": "x"}, r"is a folder, not a recipe file"),
+    Case(
+        "recipe-name-too-long",
+        {},
+        r"cannot read recipe: File name too long",
+        commands=tuple((command, f"{LONG_NAME}.yaml") for command in ("validate", "plan", "run")),
+    ),
+]
+
+CASES = YAML_CASES
