@@ -187,3 +187,19 @@ def test_a_duplicate_key_names_both_lines(write_recipe) -> None:
     assert caught.value.problems == [
         "duplicate key 'model', first on line 2; YAML would silently keep only this one"
     ]
+
+
+def test_exponent_numbers_are_numbers_and_booleans_are_not(write_recipe, make_recipe) -> None:
+    text = yaml.safe_dump(make_recipe("dpo")).replace("max_steps: 2", "learning_rate: 1e-5")
+    recipe = load_recipe(write_recipe(text.replace("name: dpo", "name: dpo\n  beta: 5E-2")))
+    assert (recipe.training.learning_rate, recipe.algorithm.beta) == (1e-5, 0.05)
+    for field, value in (("max_steps", True), ("learning_rate", False), ("epochs", "2")):
+        with pytest.raises(RecipeError, match=rf"training\.{field}: Input should be a valid"):
+            recipe_from_dict(make_recipe(training={field: value}))
+
+
+def test_seed_takes_every_32_bit_value(make_recipe) -> None:
+    for seed in (0, 2**32 - 1):
+        assert recipe_from_dict(make_recipe(training={"seed": seed})).training.seed == seed
+    with pytest.raises(RecipeError, match=r"training\.seed"):
+        recipe_from_dict(make_recipe(training={"seed": 2**32}))

@@ -1,4 +1,4 @@
-"""Mistakes in the recipe file itself: unsafe or malformed YAML."""
+"""Mistakes in the recipe file itself: unsafe or malformed YAML, values of the wrong type."""
 
 from typing import Any
 
@@ -22,6 +22,7 @@ def _with(text: str, old: str, new: str) -> str:
 
 
 SFT = recipe()
+GRPO = recipe("grpo")
 
 
 def _billion_laughs() -> str:
@@ -38,6 +39,14 @@ def _alias_chain(levels: int) -> str:
 
 def _nested(levels: int) -> str:
     return SFT + "extra: " + "[" * levels + "]" * levels + "\n"
+
+
+def _training(**fields: Any) -> str:
+    return recipe(training={"max_steps": 2, **fields})
+
+
+def _model(**fields: Any) -> str:
+    return recipe(model={"name_or_path": "x/y", **fields})
 
 
 YAML_CASES = [
@@ -88,4 +97,50 @@ YAML_CASES = [
     ),
 ]
 
-CASES = YAML_CASES
+BOOLEAN = r"got true \(YAML reads yes, no, on, off, true and false as booleans\)"
+TYPE_CASES = [
+    _case(
+        "yes-as-a-number", _with(SFT, "steps: 2", "steps: yes"), r"max_steps: .*integer, " + BOOLEAN
+    ),
+    _case("true-as-a-float", _training(learning_rate=True), r"learning_rate: .*number, " + BOOLEAN),
+    _case(
+        "one-as-a-boolean",
+        _with(SFT, "name: sft", "name: sft\n  packing: 1"),
+        r"algorithm\.packing: Input should be a valid boolean, got 1 \(line 3\)",
+    ),
+    _case(
+        "number-as-a-boolean",
+        _training(gradient_checkpointing=1),
+        r"training\.gradient_checkpointing: Input should be a valid boolean, got 1 \(line \d+\)",
+    ),
+    _case(
+        "text-as-a-boolean", _model(trust_remote_code="yes"), r"remote_code: .*boolean, got 'yes'"
+    ),
+    _case("quoted-number", _training(weight_decay="0.01"), r"weight_decay: .*number, got '0\.01'"),
+    _case("float-as-an-integer", _training(batch_size=4.0), r"batch_size: .*integer, got 4\.0"),
+    _case("exponent-as-an-integer", _training(max_steps="1e3"), r"max_steps: .*integer, got '1e3'"),
+    _case("empty-value", _with(SFT, "batch_size: 4", "batch_size:"), r"got an empty value"),
+    _case("infinite-epochs", _with(SFT, "max_steps: 2", "epochs: .inf"), r"epochs: .*finite.* inf"),
+    _case("nan-warmup", _with(SFT, "steps: 2", "steps: 2\n  warmup_ratio: .nan"), r"ratio: .*nan"),
+    _case(
+        "infinite-beta",
+        _with(recipe("dpo"), "name: dpo", "name: dpo\n  beta: -.inf"),
+        r"algorithm\.beta: Input should be a finite number, got -inf \(line 3\)",
+    ),
+    _case(
+        "nan-reward-weight",
+        _with(GRPO, "  params:", "  weight: .nan\n  params:"),
+        r"rewards\.0\.weight: Input should be a finite number, got nan",
+    ),
+    _case("negative-seed", _training(seed=-1), r"training\.seed: .*greater than or equal to 0"),
+    _case("seed-past-32-bits", _training(seed=2**32), r"seed: .*less than or equal to 4294967295"),
+    _case(
+        "date-as-a-revision",
+        _with(SFT, "model:\n", "model:\n  revision: 2024-01-05\n"),
+        r"model\.revision: Input should be a valid string, got 2024-01-05, a date; quote it",
+    ),
+    _case("boolean-as-a-name", "name: off\n" + SFT, r"name: .*string, got false .*; quote it"),
+    _case("section-as-a-list", recipe(training=[]), r"training: expected a mapping .*, got a list"),
+]
+
+CASES = [*YAML_CASES, *TYPE_CASES]

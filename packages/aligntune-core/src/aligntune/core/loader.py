@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from aligntune.core import recipe_yaml
 from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS
 from aligntune.core.errors import RecipeError
 from aligntune.core.recipe import Recipe
+from aligntune.core.recipe_yaml import short_text
 
 Loc = tuple[str | int, ...]
 SCHEMA_HINT = "recipes/recipe.schema.json lists every field and its valid values"
@@ -82,11 +84,39 @@ def _format_error(error: Any, data: Any, lines: Mapping[Loc, int]) -> str:
             message += f" (valid: {', '.join(valid)})"
     elif kind == "missing":
         message = "required field is missing"
+    elif kind == "model_type":
+        message = f"expected a mapping of its fields, got {_describe(error['input'])}"
     elif kind == "union_tag_invalid":
         message = message.replace("Input tag", "algorithm").replace(" found using 'name'", "")
     elif kind in ("literal_error", "enum") and "input" in error:
-        message = f"{message}, got {error['input']!r}"
+        message = f"{message}, got {_describe(error['input'])}"
+    elif kind in _TYPE_ERRORS and "input" in error:
+        message = f"{message}, got {_describe(error['input'], text=kind == 'string_type')}"
     return f"{path}: {message}{_line_of(loc, lines)}"
+
+
+_TYPE_ERRORS = frozenset(
+    {"int_type", "int_from_float", "float_type", "finite_number", "bool_type", "string_type"}
+    | {"list_type", "dict_type"}
+)
+"""pydantic's errors for a value of the wrong type, which then say what the value was."""
+
+
+def _describe(value: Any, *, text: bool = False) -> str:
+    """What a wrong value is, in a user's words; `text`: the field wants text (quoting helps)."""
+    quote = "; quote it to make it text" if text else ""
+    if isinstance(value, bool):
+        booleans = "YAML reads yes, no, on, off, true and false as booleans"
+        return f"{str(value).lower()} ({booleans}){quote}"
+    if isinstance(value, datetime.date):
+        return f"{value}, a date{quote}"
+    if value is None:
+        return "an empty value"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return short_text(value) if isinstance(value, str) else repr(value)
 
 
 def _is_union_tag(part: str | int) -> bool:

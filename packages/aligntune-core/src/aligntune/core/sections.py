@@ -1,9 +1,10 @@
 """The recipe's sections besides the algorithm's: model, data, training, rewards, distributed and
 output, and `Section`, the base of every section.
 
-Every section is strict (`extra="forbid"`): a misspelt key is an error, never ignored. The
-docstring under each field is its documentation: `aligntune.core.schema` puts it in the exported
-JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
+Every section is strict: a misspelt key is an error, never ignored; a value must have the field's
+type (a boolean is no number, a number no boolean; text is never converted); a float is finite.
+The docstring under each field is its documentation: `aligntune.core.schema` puts it in the
+exported JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aligntune.core import paths
+from aligntune.core.field_types import Number
 
 
 class Section(BaseModel):
-    """Base of every recipe section: strict keys."""
+    """Base of every recipe section: strict keys, strict types, finite floats."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -33,7 +35,7 @@ class PeftSettings(Section):
     """LoRA rank."""
     alpha: int = Field(32, gt=0)
     """LoRA scaling numerator (lora_alpha)."""
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: Number = Field(0.0, ge=0, lt=1)
     """Dropout on the LoRA path."""
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     """Module names to adapt, or `all-linear`."""
@@ -116,7 +118,7 @@ class DataSettings(Section):
     """The training dataset."""
     eval: DataSource | None = None
     """An evaluation dataset."""
-    eval_fraction: float | None = Field(None, gt=0, lt=1)
+    eval_fraction: Number | None = Field(None, gt=0, lt=1)
     """Hold out this fraction of the training rows for evaluation (instead of `eval`)."""
     max_length: int = Field(1024, gt=0)
     """Longest tokenized sequence (prompt + completion); longer ones are truncated."""
@@ -139,27 +141,27 @@ class TrainingSettings(Section):
 
     max_steps: int | None = Field(None, gt=0)
     """Optimizer steps to run; overrides `epochs` when set."""
-    epochs: float = Field(1.0, gt=0)
+    epochs: Number = Field(1.0, gt=0)
     """Passes over the training data."""
     batch_size: int = Field(4, gt=0)
     """Examples per device per step (for the GRPO family: completions per device per step)."""
     gradient_accumulation_steps: int = Field(1, gt=0)
     """Micro-batches accumulated into one optimizer step."""
-    learning_rate: float = Field(2e-4, gt=0)
+    learning_rate: Number = Field(2e-4, gt=0)
     """Peak learning rate."""
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     """Learning-rate schedule."""
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    warmup_ratio: Number = Field(0.0, ge=0, lt=1)
     """Fraction of steps spent warming up."""
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: Number = Field(0.0, ge=0)
     """AdamW weight decay."""
-    max_grad_norm: float = Field(1.0, gt=0)
+    max_grad_norm: Number = Field(1.0, gt=0)
     """Gradient clipping norm."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """Training precision; `auto` is bf16 on a GPU that supports it, else fp32."""
     gradient_checkpointing: bool = False
     """Trade compute for memory by recomputing activations."""
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     """Seed for weights init, data order and sampling."""
     logging_steps: int = Field(1, gt=0)
     """Write an event every N steps."""
@@ -178,7 +180,7 @@ class RewardSpec(Section):
 
     function: str = Field(min_length=1)
     """A built-in name (see `aligntune.core.rewards`) or `module:function` (TRL's contract)."""
-    weight: float = 1.0
+    weight: Number = 1.0
     """Weight of this reward in the sum."""
     params: dict[str, Any] = {}
     """Keyword arguments of a built-in reward (e.g. `column`, `pattern`)."""
