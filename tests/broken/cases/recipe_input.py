@@ -1,8 +1,9 @@
-"""Mistakes in the recipe file itself: unsafe or malformed YAML, values of the wrong type."""
+"""Mistakes in the recipe file itself: unsafe or malformed YAML, values of the wrong type, text
+past its limit."""
 
 from typing import Any
 
-from broken_harness import Case, recipe
+from broken_harness import TINY, Case, recipe
 
 AT = r"recipe\.yaml:\d+: 1 problem\s+.*"
 """The error names the recipe file and the line of the mistake (fields name their line too)."""
@@ -41,12 +42,20 @@ def _nested(levels: int) -> str:
     return SFT + "extra: " + "[" * levels + "]" * levels + "\n"
 
 
+def _lora(modules: object, model: str = str(TINY / "model")) -> str:
+    return recipe(model={"name_or_path": model, "peft": {"target_modules": modules}})
+
+
 def _training(**fields: Any) -> str:
     return recipe(training={"max_steps": 2, **fields})
 
 
 def _model(**fields: Any) -> str:
     return recipe(model={"name_or_path": "x/y", **fields})
+
+
+def _rewards(*rewards: dict[str, Any]) -> str:
+    return recipe("grpo", rewards=list(rewards))
 
 
 YAML_CASES = [
@@ -143,4 +152,60 @@ TYPE_CASES = [
     _case("section-as-a-list", recipe(training=[]), r"training: expected a mapping .*, got a list"),
 ]
 
-CASES = [*YAML_CASES, *TYPE_CASES]
+SIZE_CASES = [
+    _case(
+        "long-system-prompt",
+        recipe(data={"train": {"path": "x/y"}, "system_prompt": "Be " * 6000}),
+        r"data\.system_prompt: String should have at most 16384 characters",
+    ),
+    _case(
+        "long-chat-template",
+        _model(chat_template="{{ messages }}" * 5000),
+        r"model\.chat_template: String should have at most 65536 characters",
+    ),
+    _case("chat-template-name", _model(chat_template="chatml"), r"chat_template: not a Jinja"),
+    _case(
+        "long-column-name",
+        recipe(data={"train": {"path": "x/y", "columns": {"prompt": LONG_NAME}}}),
+        r"data\.train\.columns\.prompt: String should have at most 256 characters",
+    ),
+    _case(
+        "huge-reward-params",
+        _rewards({"function": "format_regex", "params": {"pattern": "a" * 20_000}}),
+        r"rewards\.0\.params: 200\d\d characters as JSON; at most 16384",
+    ),
+    _case(
+        "many-reward-params",
+        _rewards({"function": "contains", "params": {f"p{i}": i for i in range(40)}}),
+        r"rewards\.0\.params: Dictionary should have at most 32 items",
+    ),
+    _case(
+        "long-reward-function",
+        _rewards({"function": f"m:{LONG_NAME}"}),
+        r"rewards\.0\.function: String should have at most 256 characters",
+    ),
+    _case("long-run-name", f"name: {'r' * 150}\n{SFT}", r"name: String should have at most 100"),
+    _case(
+        "long-model-path-part",
+        recipe(model={"name_or_path": f"./{LONG_NAME}"}),
+        r"model\.name_or_path: a path part of 300 bytes; file and folder names are at most 255",
+    ),
+    _case(
+        "long-data-path",
+        recipe(data={"train": {"path": "./" + "/".join(["d" * 200] * 25)}}),
+        r"data\.train\.path: a path of 5026 bytes; at most 4096",
+    ),
+    _case(
+        "nul-in-path",
+        recipe(model={"name_or_path": "./model\0"}),
+        r"model\.name_or_path: a path cannot contain a NUL character",
+    ),
+    _case("long-output-dir", recipe(output={"dir": f"o/{LONG_NAME}"}), r"output\.dir: a path part"),
+    _case(
+        "too-many-target-modules",
+        _lora([f"layer{i}" for i in range(70)], "x/y"),
+        r"model\.peft\.target_modules: List should have at most 64 items",
+    ),
+]
+
+CASES = [*YAML_CASES, *TYPE_CASES, *SIZE_CASES]

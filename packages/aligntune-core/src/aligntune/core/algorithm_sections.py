@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from aligntune.core import paths
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.field_types import Number
+from aligntune.core.field_types import Number, PathText
 from aligntune.core.sections import DataSource, Section
 
 
@@ -53,11 +53,11 @@ class PPOAlgorithm(Section):
     """Proximal Policy Optimization with a reward model and a value model (TRL <= 1.12)."""
 
     name: Literal["ppo"]
-    reward_model: Annotated[str | None, paths.PATH_FIELD] = None
+    reward_model: Annotated[PathText | None, paths.PATH_FIELD] = None
     """Sequence-classification reward model: hub id or local folder."""
     train_reward_model: PPORewardModelTraining | None = None
     """Train the reward model from preference data before PPO (instead of `reward_model`)."""
-    value_model: Annotated[str | None, paths.PATH_FIELD] = None
+    value_model: Annotated[PathText | None, paths.PATH_FIELD] = None
     """Value model: hub id or local folder (default: initialised from the reward model)."""
     kl_coef: Number = Field(0.05, ge=0)
     """KL penalty coefficient towards the reference policy."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from aligntune.core import recipe_yaml
 from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS
 from aligntune.core.errors import RecipeError
-from aligntune.core.recipe import Recipe
+from aligntune.core.recipe import MAX_NAME, Recipe
 from aligntune.core.recipe_yaml import short_text
 
 Loc = tuple[str | int, ...]
@@ -164,4 +164,4 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def _default_name(file: Path) -> str:
     stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in file.stem)
-    return stem.lstrip("._-") or "run"
+    return stem.lstrip("._-")[:MAX_NAME] or "run"

@@ -3,18 +3,26 @@ output, and `Section`, the base of every section.
 
 Every section is strict: a misspelt key is an error, never ignored; a value must have the field's
 type (a boolean is no number, a number no boolean; text is never converted); a float is finite.
-The docstring under each field is its documentation: `aligntune.core.schema` puts it in the
-exported JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
+Free-form text has a size limit (`aligntune.core.field_types`). The docstring under each field is
+its documentation: `aligntune.core.schema` puts it in the exported JSON Schema
+(`recipes/recipe.schema.json`), which editors and the docs show.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aligntune.core import paths
-from aligntune.core.field_types import Number
+from aligntune.core.field_types import (
+    ChatTemplate,
+    Name,
+    Number,
+    PathText,
+    RewardParams,
+    SystemPrompt,
+)
 
 
 class Section(BaseModel):
@@ -37,18 +45,20 @@ class PeftSettings(Section):
     """LoRA scaling numerator (lora_alpha)."""
     dropout: Number = Field(0.0, ge=0, lt=1)
     """Dropout on the LoRA path."""
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    target_modules: Annotated[list[Name], Field(max_length=64)] | Literal["all-linear"] = (
+        "all-linear"
+    )
     """Module names to adapt, or `all-linear`."""
 
 
 class ModelSettings(Section):
     """The model to train."""
 
-    name_or_path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
+    name_or_path: Annotated[PathText, paths.PATH_FIELD]
     """Hub id (e.g. `Qwen/Qwen3-0.6B`) or a local folder, relative to the recipe's folder."""
-    revision: str | None = None
+    revision: Name | None = None
     """Hub revision (branch, tag or commit) to pin."""
-    architecture: str | None = None
+    architecture: Name | None = None
     """The model's `model_type` (e.g. `qwen2`) when it cannot be read from a local config.json."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights' dtype when loading; `auto` keeps the checkpoint's."""
@@ -58,7 +68,7 @@ class ModelSettings(Section):
     """Load the base weights quantized with bitsandbytes (QLoRA); CUDA only."""
     peft: PeftSettings = Field(default_factory=PeftSettings)
     """LoRA or full fine-tuning."""
-    chat_template: str | None = None
+    chat_template: ChatTemplate | None = None
     """A Jinja chat template that replaces the tokenizer's."""
 
     @model_validator(mode="after")
@@ -82,17 +92,17 @@ DataFormat = Literal[
 class DataSource(Section):
     """One dataset: a hub id or a local json/jsonl/csv/parquet file."""
 
-    path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
+    path: Annotated[PathText, paths.PATH_FIELD]
     """Hub dataset id, or a local file relative to the recipe's folder."""
-    split: str = "train"
+    split: Name = "train"
     """Split to read (hub datasets; local files have one split, `train`)."""
-    subset: str | None = None
+    subset: Name | None = None
     """Hub dataset configuration name."""
-    revision: str | None = None
+    revision: Name | None = None
     """Hub revision to pin."""
     format: DataFormat = "auto"
     """Row format; `auto` detects it from the columns."""
-    columns: dict[str, str] = {}
+    columns: dict[str, Name] = {}
     """Map from aligntune's column names (prompt, chosen, ...) to this dataset's columns."""
     max_samples: int | None = Field(None, gt=0)
     """Use only the first N rows."""
@@ -122,7 +132,7 @@ class DataSettings(Section):
     """Hold out this fraction of the training rows for evaluation (instead of `eval`)."""
     max_length: int = Field(1024, gt=0)
     """Longest tokenized sequence (prompt + completion); longer ones are truncated."""
-    system_prompt: str | None = None
+    system_prompt: SystemPrompt | None = None
     """A system message put before every conversation or prompt."""
 
     @model_validator(mode="after")
@@ -178,11 +188,11 @@ class TrainingSettings(Section):
 class RewardSpec(Section):
     """One reward function for the GRPO family, with its weight."""
 
-    function: str = Field(min_length=1)
+    function: Name
     """A built-in name (see `aligntune.core.rewards`) or `module:function` (TRL's contract)."""
     weight: Number = 1.0
     """Weight of this reward in the sum."""
-    params: dict[str, Any] = {}
+    params: RewardParams = {}
     """Keyword arguments of a built-in reward (e.g. `column`, `pattern`)."""
 
     @model_validator(mode="after")
@@ -203,7 +213,7 @@ class DistributedSettings(Section):
     """Training processes per machine (usually one per GPU)."""
     zero_stage: Literal[0, 1, 2, 3] | None = None
     """DeepSpeed ZeRO stage (strategy deepspeed)."""
-    config_file: Annotated[str | None, paths.PATH_FIELD] = None
+    config_file: Annotated[PathText | None, paths.PATH_FIELD] = None
     """An accelerate or DeepSpeed config file, relative to the recipe's folder."""
 
     @model_validator(mode="after")
@@ -219,7 +229,7 @@ class DistributedSettings(Section):
 class OutputSettings(Section):
     """Where the run directory goes."""
 
-    dir: str | None = None
+    dir: PathText | None = None
     """Run directory, relative to the current directory (default: `runs/<recipe name>`)."""
     save_final: bool = True
     """Write the trained model (or adapter) and tokenizer to `final/`."""
