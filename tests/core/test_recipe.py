@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import re
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from aligntune.core.architectures import TARGET_MODULES
 from aligntune.core.errors import RecipeError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 
@@ -203,3 +207,51 @@ def test_seed_takes_every_32_bit_value(make_recipe) -> None:
         assert recipe_from_dict(make_recipe(training={"seed": seed})).training.seed == seed
     with pytest.raises(RecipeError, match=r"training\.seed"):
         recipe_from_dict(make_recipe(training={"seed": 2**32}))
+
+
+# --- LoRA target modules and the model's architecture ----------------------------------------
+
+
+def _model_folder(tmp_path: Path, model_type: str) -> str:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}), encoding="utf-8")
+    return str(folder)
+
+
+def _lora(make_recipe, model: str, modules: list[str]) -> dict:
+    return make_recipe(model={"name_or_path": model, "peft": {"target_modules": modules}})
+
+
+def test_target_modules_are_checked_against_a_known_architecture(tmp_path, make_recipe) -> None:
+    recipe = _lora(make_recipe, _model_folder(tmp_path, "gpt2"), ["c_attn", "q_proj"])
+    with pytest.raises(RecipeError) as caught:
+        recipe_from_dict(recipe)
+    (problem,) = caught.value.problems
+    assert "no module 'q_proj'" in problem
+    assert "valid: c_attn, c_fc, c_proj, lm_head, wpe, wte" in problem
+
+
+def test_target_modules_match_by_their_last_part(tiny_model, make_recipe) -> None:
+    recipe = recipe_from_dict(_lora(make_recipe, str(tiny_model), ["self_attn.q_proj", "v_proj"]))
+    assert recipe.model.peft.target_modules == ["self_attn.q_proj", "v_proj"]
+
+
+def test_unknown_architectures_and_full_fine_tuning_are_not_checked(tmp_path, make_recipe) -> None:
+    recipe_from_dict(_lora(make_recipe, _model_folder(tmp_path, "mamba"), ["in_proj"]))
+    full = _lora(make_recipe, str(TINY_MODEL), ["c_attn"])
+    full["model"]["peft"]["method"] = "full"
+    recipe_from_dict(full)
+
+
+@pytest.mark.parametrize("model_type", sorted(TARGET_MODULES))
+def test_target_module_table_matches_transformers(model_type: str) -> None:
+    """Every name in the table is a module the architecture's modeling file creates."""
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("transformers is not installed")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    folder = model_type if (models / model_type).is_dir() else model_type.rsplit("_", 1)[0]
+    source = (models / folder / f"modeling_{folder}.py").read_text(encoding="utf-8")
+    missing = [n for n in TARGET_MODULES[model_type] if not re.search(rf"self\.{n} = ", source)]
+    assert missing == []

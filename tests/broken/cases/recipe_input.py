@@ -1,5 +1,5 @@
 """Mistakes in the recipe file itself: unsafe or malformed YAML, values of the wrong type, text
-past its limit."""
+past its limit, LoRA modules the model does not have."""
 
 from typing import Any
 
@@ -40,6 +40,10 @@ def _alias_chain(levels: int) -> str:
 
 def _nested(levels: int) -> str:
     return SFT + "extra: " + "[" * levels + "]" * levels + "\n"
+
+
+def _model_folder(model_type: str) -> dict[str, str]:
+    return {"m/config.json": f'{{"model_type": "{model_type}"}}\n'}
 
 
 def _lora(modules: object, model: str = str(TINY / "model")) -> str:
@@ -208,4 +212,26 @@ SIZE_CASES = [
     ),
 ]
 
-CASES = [*YAML_CASES, *TYPE_CASES, *SIZE_CASES]
+ARCHITECTURE_CASES = [
+    _case(
+        "gpt2-modules-on-qwen2",
+        _lora(["c_attn", "c_proj"]),
+        r"model\.peft\.target_modules: no module 'c_attn', 'c_proj' in .*model \(a qwen2 model\); "
+        r"valid: down_proj, embed_tokens, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, "
+        r"v_proj \(or target_modules: all-linear\) \(line \d+\)",
+    ),
+    _case("misspelt-module", _lora(["q_proj", "v_porj"]), r"no module 'v_porj' in .*v_proj"),
+    _case("all-linear-in-a-list", _lora(["all-linear"]), r"no module 'all-linear' in .*qwen2"),
+    Case(
+        "llama-modules-on-gpt2",
+        {"recipe.yaml": _lora(["q_proj", "v_proj"], "./m"), **_model_folder("gpt2")},
+        r"no module 'q_proj', 'v_proj' in \./m \(a gpt2 model\); valid: c_attn, c_fc, c_proj",
+    ),
+    Case(
+        "phi3-has-fused-projections",
+        {"recipe.yaml": _lora(["q_proj", "k_proj", "o_proj"], "./m"), **_model_folder("phi3")},
+        r"no module 'q_proj', 'k_proj' in \./m \(a phi3 model\); valid: .*qkv_proj",
+    ),
+]
+
+CASES = [*YAML_CASES, *TYPE_CASES, *SIZE_CASES, *ARCHITECTURE_CASES]

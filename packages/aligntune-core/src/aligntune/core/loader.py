@@ -13,7 +13,9 @@ from pydantic import BaseModel, ValidationError
 
 from aligntune.core import recipe_yaml
 from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS
+from aligntune.core.architectures import TARGET_MODULES, config_model_type, unknown_target_modules
 from aligntune.core.errors import RecipeError
+from aligntune.core.paths import local_path
 from aligntune.core.recipe import MAX_NAME, Recipe
 from aligntune.core.recipe_yaml import short_text
 
@@ -148,7 +150,33 @@ def recipe_from_dict(
     except ValidationError as exc:
         problems = [_format_error(e, data, lines) for e in exc.errors(include_url=False)]
         raise RecipeError(source, list(dict.fromkeys(problems)), hint=SCHEMA_HINT) from None
-    return recipe.with_base_dir(base_dir or Path.cwd())
+    recipe.with_base_dir(base_dir or Path.cwd())
+    problem = _target_modules_problem(recipe, lines)
+    if problem:
+        raise RecipeError(source, [problem])
+    return recipe
+
+
+def _target_modules_problem(recipe: Recipe, lines: Mapping[Loc, int]) -> str | None:
+    """LoRA target modules the local model's architecture does not have (known ones only)."""
+    peft = recipe.model.peft
+    if peft.method != "lora" or isinstance(peft.target_modules, str):
+        return None
+    try:
+        folder = local_path(recipe.model.name_or_path, recipe.base_dir)
+    except OSError:  # an unusable path: the model folder check reports it
+        return None
+    model_type = config_model_type(folder) if folder is not None else None
+    unknown = unknown_target_modules(model_type, peft.target_modules) if model_type else []
+    if not model_type or not unknown:
+        return None
+    loc: Loc = ("model", "peft", "target_modules", peft.target_modules.index(unknown[0]))
+    valid = ", ".join(sorted(TARGET_MODULES[model_type]))
+    return (
+        f"model.peft.target_modules: no module {', '.join(map(short_text, unknown))} in "
+        f"{recipe.model.name_or_path} (a {model_type} model); valid: {valid} "
+        f"(or target_modules: all-linear){_line_of(loc, lines)}"
+    )
 
 
 def load_recipe(path: str | Path) -> Recipe:
