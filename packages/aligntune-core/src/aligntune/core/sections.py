@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aligntune.core import paths
+from aligntune.core.backends import Tracker
 from aligntune.core.field_types import (
     ChatTemplate,
     Name,
@@ -181,7 +182,7 @@ class TrainingSettings(Section):
     """Complete checkpoints kept; the newest is never deleted."""
     eval_steps: int | None = Field(None, gt=0)
     """Evaluate every N steps (needs eval data)."""
-    report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = []
+    report_to: list[Tracker] = []
     """Experiment trackers to report to, besides the run directory's events."""
 
 
