@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import re
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from aligntune.core.architectures import TARGET_MODULES
 from aligntune.core.errors import RecipeError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = REPO / "recipes/tiny/model"
 
 
 def problems_of(path: Path) -> list[str]:
@@ -148,3 +155,103 @@ def test_column_mapping_keys_must_be_canonical(make_recipe) -> None:
 
 def test_name_defaults_to_the_file_name(write_recipe, make_recipe) -> None:
     assert load_recipe(write_recipe(make_recipe(), name="my run.yaml")).name == "my-run"
+
+
+# --- the YAML itself ---------------------------------------------------------------------------
+
+
+def test_an_alias_bomb_is_refused_in_well_under_a_second(write_recipe, make_recipe) -> None:
+    laughs = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    pairs = zip("abcdefgh", "bcdefghi", strict=True)
+    laughs += [f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in pairs]
+    path = write_recipe(yaml.safe_dump(make_recipe()) + "\n".join(laughs) + "\n")
+    start = time.perf_counter()
+    problems = problems_of(path)
+    assert time.perf_counter() - start < 0.5
+    assert "aliases repeat this value to more than 10000 values" in problems[0]
+
+
+def test_aliases_that_repeat_a_little_are_fine(write_recipe) -> None:
+    text = (
+        f"algorithm: {{name: sft}}\nmodel: {{name_or_path: {TINY_MODEL}}}\n"
+        f"data:\n  train: &rows {{path: {REPO / 'recipes/tiny/data/sft.jsonl'}}}\n  eval: *rows\n"
+    )
+    recipe = load_recipe(write_recipe(text))
+    assert recipe.data.eval is not None
+    assert recipe.data.eval.path == recipe.data.train.path
+
+
+def test_a_duplicate_key_names_both_lines(write_recipe) -> None:
+    text = (
+        "algorithm: {name: sft}\nmodel: {name_or_path: ./a}\ndata: {}\nmodel: {name_or_path: ./b}\n"
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(write_recipe(text))
+    assert caught.value.source.endswith("recipe.yaml:4")
+    assert caught.value.problems == [
+        "duplicate key 'model', first on line 2; YAML would silently keep only this one"
+    ]
+
+
+def test_exponent_numbers_are_numbers_and_booleans_are_not(write_recipe, make_recipe) -> None:
+    text = yaml.safe_dump(make_recipe("dpo")).replace("max_steps: 2", "learning_rate: 1e-5")
+    recipe = load_recipe(write_recipe(text.replace("name: dpo", "name: dpo\n  beta: 5E-2")))
+    assert (recipe.training.learning_rate, recipe.algorithm.beta) == (1e-5, 0.05)
+    for field, value in (("max_steps", True), ("learning_rate", False), ("epochs", "2")):
+        with pytest.raises(RecipeError, match=rf"training\.{field}: Input should be a valid"):
+            recipe_from_dict(make_recipe(training={field: value}))
+
+
+def test_seed_takes_every_32_bit_value(make_recipe) -> None:
+    for seed in (0, 2**32 - 1):
+        assert recipe_from_dict(make_recipe(training={"seed": seed})).training.seed == seed
+    with pytest.raises(RecipeError, match=r"training\.seed"):
+        recipe_from_dict(make_recipe(training={"seed": 2**32}))
+
+
+# --- LoRA target modules and the model's architecture ----------------------------------------
+
+
+def _model_folder(tmp_path: Path, model_type: str) -> str:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}), encoding="utf-8")
+    return str(folder)
+
+
+def _lora(make_recipe, model: str, modules: list[str]) -> dict:
+    return make_recipe(model={"name_or_path": model, "peft": {"target_modules": modules}})
+
+
+def test_target_modules_are_checked_against_a_known_architecture(tmp_path, make_recipe) -> None:
+    recipe = _lora(make_recipe, _model_folder(tmp_path, "gpt2"), ["c_attn", "q_proj"])
+    with pytest.raises(RecipeError) as caught:
+        recipe_from_dict(recipe)
+    (problem,) = caught.value.problems
+    assert "no module 'q_proj'" in problem
+    assert "valid: c_attn, c_fc, c_proj, lm_head, wpe, wte" in problem
+
+
+def test_target_modules_match_by_their_last_part(tiny_model, make_recipe) -> None:
+    recipe = recipe_from_dict(_lora(make_recipe, str(tiny_model), ["self_attn.q_proj", "v_proj"]))
+    assert recipe.model.peft.target_modules == ["self_attn.q_proj", "v_proj"]
+
+
+def test_unknown_architectures_and_full_fine_tuning_are_not_checked(tmp_path, make_recipe) -> None:
+    recipe_from_dict(_lora(make_recipe, _model_folder(tmp_path, "mamba"), ["in_proj"]))
+    full = _lora(make_recipe, str(TINY_MODEL), ["c_attn"])
+    full["model"]["peft"]["method"] = "full"
+    recipe_from_dict(full)
+
+
+@pytest.mark.parametrize("model_type", sorted(TARGET_MODULES))
+def test_target_module_table_matches_transformers(model_type: str) -> None:
+    """Every name in the table is a module the architecture's modeling file creates."""
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("transformers is not installed")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    folder = model_type if (models / model_type).is_dir() else model_type.rsplit("_", 1)[0]
+    source = (models / folder / f"modeling_{folder}.py").read_text(encoding="utf-8")
+    missing = [n for n in TARGET_MODULES[model_type] if not re.search(rf"self\.{n} = ", source)]
+    assert missing == []

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from aligntune.core.backends import image_tag
+from aligntune.core.backends import BACKENDS, Tracker, image_tag
 from aligntune.core.errors import BackendUnavailableError
 from aligntune.core.loader import recipe_from_dict
 from aligntune.core.plan import GpuInfo, HostInfo
 from aligntune.core.selection import select_backend
 from aligntune.core.version import VERSION
 
+REPO = Path(__file__).resolve().parents[2]
 H100 = GpuInfo("NVIDIA H100", 81559, "9.0")
 CPU_HOST = HostInfo(docker_available=True, images=frozenset({image_tag("trl", "cpu")}))
 GPU_HOST = HostInfo(
@@ -265,3 +267,29 @@ def test_unsloth_cpu_mode_is_refused_where_it_was_not_verified(make_recipe, monk
     monkeypatch.setattr(selection, "get_algorithm", lambda n: unverified if n == "dpo" else real(n))
     with pytest.raises(BackendUnavailableError, match="CPU mode is not verified for dpo"):
         select_backend(_recipe("dpo", {}, make_recipe), CPU_HOST, backend="unsloth")
+
+
+TRACKER_DISTRIBUTIONS = {
+    "wandb": ("wandb",),
+    "tensorboard": ("tensorboard", "tensorboardx"),
+    "mlflow": ("mlflow", "mlflow-skinny"),
+}
+"""The pip distributions that give transformers each tracker's integration."""
+
+
+@pytest.mark.parametrize("spec", BACKENDS, ids=lambda b: b.name)
+def test_each_backend_lists_the_trackers_its_image_locks_install(spec) -> None:
+    assert set(TRACKER_DISTRIBUTIONS) == set(get_args(Tracker))
+    for device in spec.devices:
+        lock = REPO / "images" / spec.image_name / f"requirements-{device}.lock"
+        pinned = {line.split("==")[0].lower() for line in lock.read_text().splitlines()}
+        installed = {t for t, dists in TRACKER_DISTRIBUTIONS.items() if pinned & set(dists)}
+        assert installed == spec.trackers, f"{lock.name}: {sorted(installed)}"
+
+
+def test_report_to_a_tracker_the_image_lacks_is_refused_for_docker_only(make_recipe) -> None:
+    recipe = _recipe("sft", {"training": {"report_to": ["wandb"]}}, make_recipe)
+    with pytest.raises(BackendUnavailableError, match="does not install wandb") as caught:
+        select_backend(recipe, CPU_HOST)
+    assert caught.value.exit_code == 3
+    assert select_backend(recipe, NO_DOCKER, runtime="local").backend == "trl"

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from aligntune.core import paths
 from aligntune.core.algorithms import get_algorithm
+from aligntune.core.field_types import Number, PathText
 from aligntune.core.sections import DataSource, Section
 
 
@@ -31,9 +32,9 @@ class DPOAlgorithm(Section):
     """Direct Preference Optimization on prompt/chosen/rejected data."""
 
     name: Literal["dpo"]
-    beta: float = Field(0.1, gt=0)
+    beta: Number = Field(0.1, gt=0)
     """Strength of the KL penalty towards the reference model."""
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    label_smoothing: Number = Field(0.0, ge=0, lt=0.5)
     """Assumed probability that a preference label is wrong (conservative DPO)."""
 
 
@@ -44,7 +45,7 @@ class PPORewardModelTraining(Section):
     """Preference data (prompt/chosen/rejected) for the reward model."""
     max_steps: int = Field(50, gt=0)
     """Optimizer steps for the reward model."""
-    learning_rate: float = Field(1e-4, gt=0)
+    learning_rate: Number = Field(1e-4, gt=0)
     """Learning rate for the reward model."""
 
 
@@ -52,17 +53,17 @@ class PPOAlgorithm(Section):
     """Proximal Policy Optimization with a reward model and a value model (TRL <= 1.12)."""
 
     name: Literal["ppo"]
-    reward_model: Annotated[str | None, paths.PATH_FIELD] = None
+    reward_model: Annotated[PathText | None, paths.PATH_FIELD] = None
     """Sequence-classification reward model: hub id or local folder."""
     train_reward_model: PPORewardModelTraining | None = None
     """Train the reward model from preference data before PPO (instead of `reward_model`)."""
-    value_model: Annotated[str | None, paths.PATH_FIELD] = None
+    value_model: Annotated[PathText | None, paths.PATH_FIELD] = None
     """Value model: hub id or local folder (default: initialised from the reward model)."""
-    kl_coef: float = Field(0.05, ge=0)
+    kl_coef: Number = Field(0.05, ge=0)
     """KL penalty coefficient towards the reference policy."""
-    cliprange: float = Field(0.2, gt=0)
+    cliprange: Number = Field(0.2, gt=0)
     """Policy clip range."""
-    vf_coef: float = Field(0.1, gt=0)
+    vf_coef: Number = Field(0.1, gt=0)
     """Value loss coefficient."""
     num_ppo_epochs: int = Field(4, gt=0)
     """PPO epochs per batch of rollouts."""
@@ -70,9 +71,9 @@ class PPOAlgorithm(Section):
     """Mini-batches per PPO epoch."""
     response_length: int = Field(64, gt=0)
     """Tokens generated per rollout."""
-    temperature: float = Field(0.7, gt=0)
+    temperature: Number = Field(0.7, gt=0)
     """Sampling temperature for rollouts."""
-    missing_eos_penalty: float | None = None
+    missing_eos_penalty: Number | None = None
     """Reward subtracted from responses that do not end with EOS."""
 
     @model_validator(mode="after")
@@ -100,19 +101,19 @@ class GroupRLAlgorithm(Section):
     """Completions sampled per prompt (the group)."""
     max_completion_length: int = Field(256, gt=0)
     """Longest completion generated, in tokens."""
-    temperature: float = Field(1.0, gt=0)
+    temperature: Number = Field(1.0, gt=0)
     """Sampling temperature for completions."""
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: Number = Field(1.0, gt=0, le=1)
     """Nucleus sampling threshold."""
     num_iterations: int = Field(1, gt=0)
     """Optimisation passes over each batch of generations (mu)."""
     steps_per_generation: int | None = Field(None, gt=0)
     """Optimizer steps per generation round (unset: training.gradient_accumulation_steps)."""
-    beta: float | None = Field(None, ge=0)
+    beta: Number | None = Field(None, ge=0)
     """KL coefficient towards the reference model; 0 loads no reference model (unset: 0.0)."""
-    epsilon: float | None = Field(None, gt=0)
+    epsilon: Number | None = Field(None, gt=0)
     """Lower clip bound of the importance ratio (unset: 0.2; GSPO 3e-4)."""
-    epsilon_high: float | None = Field(None, gt=0)
+    epsilon_high: Number | None = Field(None, gt=0)
     """Upper clip bound of the importance ratio (unset: epsilon; DAPO 0.28, GSPO 4e-4)."""
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] | None = None
     """Loss aggregation; fixed by the algorithm (grpo for GRPO and GSPO)."""

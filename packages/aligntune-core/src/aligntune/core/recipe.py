@@ -26,11 +26,14 @@ from aligntune.core.sections import (
     TrainingSettings,
 )
 
+MAX_NAME = 100
+"""The longest run name (it names the run directory and the container)."""
+
 
 class Recipe(Section):
     """A complete aligntune training recipe."""
 
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=MAX_NAME)
     """Run name (default: the recipe file's name)."""
     algorithm: AlgorithmSection
     """The training algorithm and its own settings, chosen by `name`."""

@@ -1,24 +1,35 @@
 """The recipe's sections besides the algorithm's: model, data, training, rewards, distributed and
 output, and `Section`, the base of every section.
 
-Every section is strict (`extra="forbid"`): a misspelt key is an error, never ignored. The
-docstring under each field is its documentation: `aligntune.core.schema` puts it in the exported
-JSON Schema (`recipes/recipe.schema.json`), which editors and the docs show.
+Every section is strict: a misspelt key is an error, never ignored; a value must have the field's
+type (a boolean is no number, a number no boolean; text is never converted); a float is finite.
+Free-form text has a size limit (`aligntune.core.field_types`). The docstring under each field is
+its documentation: `aligntune.core.schema` puts it in the exported JSON Schema
+(`recipes/recipe.schema.json`), which editors and the docs show.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aligntune.core import paths
+from aligntune.core.backends import Tracker
+from aligntune.core.field_types import (
+    ChatTemplate,
+    Name,
+    Number,
+    PathText,
+    RewardParams,
+    SystemPrompt,
+)
 
 
 class Section(BaseModel):
-    """Base of every recipe section: strict keys."""
+    """Base of every recipe section: strict keys, strict types, finite floats."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -33,20 +44,22 @@ class PeftSettings(Section):
     """LoRA rank."""
     alpha: int = Field(32, gt=0)
     """LoRA scaling numerator (lora_alpha)."""
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: Number = Field(0.0, ge=0, lt=1)
     """Dropout on the LoRA path."""
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    target_modules: Annotated[list[Name], Field(max_length=64)] | Literal["all-linear"] = (
+        "all-linear"
+    )
     """Module names to adapt, or `all-linear`."""
 
 
 class ModelSettings(Section):
     """The model to train."""
 
-    name_or_path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
+    name_or_path: Annotated[PathText, paths.PATH_FIELD]
     """Hub id (e.g. `Qwen/Qwen3-0.6B`) or a local folder, relative to the recipe's folder."""
-    revision: str | None = None
+    revision: Name | None = None
     """Hub revision (branch, tag or commit) to pin."""
-    architecture: str | None = None
+    architecture: Name | None = None
     """The model's `model_type` (e.g. `qwen2`) when it cannot be read from a local config.json."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights' dtype when loading; `auto` keeps the checkpoint's."""
@@ -56,7 +69,7 @@ class ModelSettings(Section):
     """Load the base weights quantized with bitsandbytes (QLoRA); CUDA only."""
     peft: PeftSettings = Field(default_factory=PeftSettings)
     """LoRA or full fine-tuning."""
-    chat_template: str | None = None
+    chat_template: ChatTemplate | None = None
     """A Jinja chat template that replaces the tokenizer's."""
 
     @model_validator(mode="after")
@@ -80,17 +93,17 @@ DataFormat = Literal[
 class DataSource(Section):
     """One dataset: a hub id or a local json/jsonl/csv/parquet file."""
 
-    path: Annotated[str, paths.PATH_FIELD] = Field(min_length=1)
+    path: Annotated[PathText, paths.PATH_FIELD]
     """Hub dataset id, or a local file relative to the recipe's folder."""
-    split: str = "train"
+    split: Name = "train"
     """Split to read (hub datasets; local files have one split, `train`)."""
-    subset: str | None = None
+    subset: Name | None = None
     """Hub dataset configuration name."""
-    revision: str | None = None
+    revision: Name | None = None
     """Hub revision to pin."""
     format: DataFormat = "auto"
     """Row format; `auto` detects it from the columns."""
-    columns: dict[str, str] = {}
+    columns: dict[str, Name] = {}
     """Map from aligntune's column names (prompt, chosen, ...) to this dataset's columns."""
     max_samples: int | None = Field(None, gt=0)
     """Use only the first N rows."""
@@ -116,11 +129,11 @@ class DataSettings(Section):
     """The training dataset."""
     eval: DataSource | None = None
     """An evaluation dataset."""
-    eval_fraction: float | None = Field(None, gt=0, lt=1)
+    eval_fraction: Number | None = Field(None, gt=0, lt=1)
     """Hold out this fraction of the training rows for evaluation (instead of `eval`)."""
     max_length: int = Field(1024, gt=0)
     """Longest tokenized sequence (prompt + completion); longer ones are truncated."""
-    system_prompt: str | None = None
+    system_prompt: SystemPrompt | None = None
     """A system message put before every conversation or prompt."""
 
     @model_validator(mode="after")
@@ -139,27 +152,27 @@ class TrainingSettings(Section):
 
     max_steps: int | None = Field(None, gt=0)
     """Optimizer steps to run; overrides `epochs` when set."""
-    epochs: float = Field(1.0, gt=0)
+    epochs: Number = Field(1.0, gt=0)
     """Passes over the training data."""
     batch_size: int = Field(4, gt=0)
     """Examples per device per step (for the GRPO family: completions per device per step)."""
     gradient_accumulation_steps: int = Field(1, gt=0)
     """Micro-batches accumulated into one optimizer step."""
-    learning_rate: float = Field(2e-4, gt=0)
+    learning_rate: Number = Field(2e-4, gt=0)
     """Peak learning rate."""
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     """Learning-rate schedule."""
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    warmup_ratio: Number = Field(0.0, ge=0, lt=1)
     """Fraction of steps spent warming up."""
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: Number = Field(0.0, ge=0)
     """AdamW weight decay."""
-    max_grad_norm: float = Field(1.0, gt=0)
+    max_grad_norm: Number = Field(1.0, gt=0)
     """Gradient clipping norm."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """Training precision; `auto` is bf16 on a GPU that supports it, else fp32."""
     gradient_checkpointing: bool = False
     """Trade compute for memory by recomputing activations."""
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     """Seed for weights init, data order and sampling."""
     logging_steps: int = Field(1, gt=0)
     """Write an event every N steps."""
@@ -169,18 +182,18 @@ class TrainingSettings(Section):
     """Complete checkpoints kept; the newest is never deleted."""
     eval_steps: int | None = Field(None, gt=0)
     """Evaluate every N steps (needs eval data)."""
-    report_to: list[Literal["wandb", "tensorboard", "mlflow"]] = []
+    report_to: list[Tracker] = []
     """Experiment trackers to report to, besides the run directory's events."""
 
 
 class RewardSpec(Section):
     """One reward function for the GRPO family, with its weight."""
 
-    function: str = Field(min_length=1)
+    function: Name
     """A built-in name (see `aligntune.core.rewards`) or `module:function` (TRL's contract)."""
-    weight: float = 1.0
+    weight: Number = 1.0
     """Weight of this reward in the sum."""
-    params: dict[str, Any] = {}
+    params: RewardParams = {}
     """Keyword arguments of a built-in reward (e.g. `column`, `pattern`)."""
 
     @model_validator(mode="after")
@@ -201,7 +214,7 @@ class DistributedSettings(Section):
     """Training processes per machine (usually one per GPU)."""
     zero_stage: Literal[0, 1, 2, 3] | None = None
     """DeepSpeed ZeRO stage (strategy deepspeed)."""
-    config_file: Annotated[str | None, paths.PATH_FIELD] = None
+    config_file: Annotated[PathText | None, paths.PATH_FIELD] = None
     """An accelerate or DeepSpeed config file, relative to the recipe's folder."""
 
     @model_validator(mode="after")
@@ -217,7 +230,7 @@ class DistributedSettings(Section):
 class OutputSettings(Section):
     """Where the run directory goes."""
 
-    dir: str | None = None
+    dir: PathText | None = None
     """Run directory, relative to the current directory (default: `runs/<recipe name>`)."""
     save_final: bool = True
     """Write the trained model (or adapter) and tokenizer to `final/`."""
