@@ -1,10 +1,12 @@
-"""Host-side checks of a recipe's inputs (model folder, local data files) before anything starts."""
+"""Host-side checks of a recipe's inputs before anything starts: model folders and every row of each
+local data file."""
 
 from __future__ import annotations
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import DataPreview, preview_local_data, resolve_local
+from aligntune.core.data import resolve_local
+from aligntune.core.data_check import DataSummary, check_local_data
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
@@ -48,28 +50,37 @@ def _config_file_problem(recipe: Recipe) -> str | None:
     return None
 
 
-def check_inputs(recipe: Recipe) -> list[DataPreview]:
-    """Check every local model folder and data file the recipe names; list every problem."""
-    problems: list[str] = []
-    previews: list[DataPreview] = []
+def _model_problems(recipe: Recipe) -> list[str]:
+    """Each local model folder exists and holds a transformers model."""
+    problems = []
     for field, reference in _local_model_paths(recipe):
         path = local_path(reference, recipe.base_dir)
-        if path is not None:
-            if not path.is_dir():
-                problems.append(f"{field}: model folder {path} not found")
-            elif not (path / "config.json").is_file():
-                problems.append(f"{field}: {path} has no config.json (not a transformers model)")
+        if path is None:
+            continue
+        if not path.is_dir():
+            problems.append(f"{field}: model folder {path} not found")
+        elif not (path / "config.json").is_file():
+            problems.append(f"{field}: {path} has no config.json (not a transformers model)")
+    return problems
+
+
+def check_inputs(recipe: Recipe) -> list[DataSummary]:
+    """Check every local model folder and every row of each local data file; one UserInputError
+    lists every problem, each line starting with its field."""
+    problems: list[str] = []
+    hints: list[str] = []
+    summaries: dict[str, DataSummary] = {}
     for field, source, accepted in _data_sources(recipe):
         path = local_path(source.path, recipe.base_dir)
         if path is None:
             continue
         try:
-            previews.append(preview_local_data(path, source.columns, source.format, accepted))
+            summaries[field] = check_local_data(path, source.columns, source.format, accepted)
         except DataError as exc:
-            problems.append(f"{field}: {exc}")
+            problems += [f"{field}: {line}" for line in exc.lines]
+            hints += [exc.hint] if exc.hint else []
     config_problem = _config_file_problem(recipe)
-    if config_problem:
-        problems.append(config_problem)
+    problems = _model_problems(recipe) + problems + ([config_problem] if config_problem else [])
     if problems:
-        raise UserInputError("\n".join(problems))
-    return previews
+        raise UserInputError("\n".join(problems), hint=hints[0] if hints else None)
+    return list(summaries.values())
