@@ -1,5 +1,5 @@
 """Host-side data checks: missing/empty files, every row, columns, preference pairs, formats,
-parquet footers."""
+parquet footers, tokenizer files."""
 
 from __future__ import annotations
 
@@ -168,3 +168,19 @@ def test_parquet_columns_and_rows_come_from_the_footer(tmp_path) -> None:
     assert parquet_columns(tmp_path / "d.parquet") == (["prompt", "meta", "n"], 5000)
     summary = check_local_data(tmp_path / "d.parquet", {}, "auto", ("prompt",))
     assert (summary.rows, summary.format) == (5000, "prompt")
+
+
+def test_a_model_folder_needs_tokenizer_files(make_recipe, tmp_path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    (model / "vocab.json").write_text("{}", encoding="utf-8")
+    recipe = make_recipe()
+    recipe["model"]["name_or_path"] = str(model)
+    with pytest.raises(UserInputError, match=r"has no tokenizer files.*it has only vocab\.json"):
+        check_inputs(recipe_from_dict(recipe))
+    (model / "merges.txt").write_text("", encoding="utf-8")
+    check_inputs(recipe_from_dict(recipe))
+    (model / "merges.txt").unlink()
+    recipe["model"]["trust_remote_code"] = True  # the repository's own code loads its tokenizer
+    check_inputs(recipe_from_dict(recipe))
