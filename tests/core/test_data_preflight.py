@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from aligntune.core.data import detect_format
-from aligntune.core.data_check import DataSummary, check_local_data
+from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
 from aligntune.core.data_rows import MAX_PROBLEMS
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.loader import recipe_from_dict
 from aligntune.core.parquet import parquet_columns
 from aligntune.core.preflight import check_inputs
+from aligntune.core.sections import DataSource
 
 SFT = ("messages", "prompt_completion", "alpaca", "text")
 
@@ -168,6 +169,15 @@ def test_parquet_columns_and_rows_come_from_the_footer(tmp_path) -> None:
     assert parquet_columns(tmp_path / "d.parquet") == (["prompt", "meta", "n"], 5000)
     summary = check_local_data(tmp_path / "d.parquet", {}, "auto", ("prompt",))
     assert (summary.rows, summary.format) == (5000, "prompt")
+
+
+def test_sample_rows_reads_the_first_rows_renamed(write_jsonl, tmp_path) -> None:
+    write_jsonl("g.jsonl", [{"question": str(n)} for n in range(10)])
+    source = DataSource(path="g.jsonl", columns={"prompt": "question"})
+    rows = sample_rows(source, tmp_path)
+    assert [where for where, _ in rows] == [f"{tmp_path / 'g.jsonl'}:{n}" for n in (1, 2, 3, 4)]
+    assert rows[0][1] == {"prompt": "0"}
+    assert sample_rows(DataSource(path="org/dataset"), tmp_path) == []
 
 
 def test_a_model_folder_needs_tokenizer_files(make_recipe, tmp_path) -> None:

@@ -1,8 +1,9 @@
-"""The check of every row of a local data file."""
+"""The check of every row of a local data file, and the first rows a reward is tried on."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems, RowChecker, kind_of
 from aligntune.core.errors import DataError
 from aligntune.core.parquet import parquet_columns
+from aligntune.core.paths import local_path
+from aligntune.core.sections import DataSource
+
+SAMPLE_ROWS = 4
+"""Rows `sample_rows` reads (what a user's reward function is tried on)."""
 
 
 @dataclass(frozen=True)
@@ -95,3 +101,22 @@ def check_local_data(
     if checker is None:
         raise DataError(f"{path}: data file has no rows")
     return DataSummary(path, rows, checker.canonical_columns(), checker.format)
+
+
+def sample_rows(source: DataSource, base_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(`path:line`, row under aligntune's column names) for the first rows of a local json, jsonl
+    or csv source; none for hub data and parquet (read without pyarrow here)."""
+    path = local_path(source.path, base_dir)
+    if path is None or not path.is_file() or local_kind(path) == "parquet":
+        return []
+    renamed = {source_name: canonical for canonical, source_name in source.columns.items()}
+    sample: list[tuple[str, dict[str, Any]]] = []
+    with closing(read_rows(path, local_kind(path), Problems(path))) as rows:
+        for line, row in rows:
+            if isinstance(row, dict):
+                sample.append(
+                    (f"{path}:{line}", {renamed.get(str(k), str(k)): v for k, v in row.items()})
+                )
+            if len(sample) == SAMPLE_ROWS:
+                break
+    return sample

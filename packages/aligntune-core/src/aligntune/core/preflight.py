@@ -1,5 +1,5 @@
 """Host-side checks of a recipe's inputs before anything starts: model folders and their tokenizer,
-and every row of each local data file."""
+every row of each local data file, and the rewards against that data."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import resolve_local
-from aligntune.core.data_check import DataSummary, check_local_data
+from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
+from aligntune.core.reward_checks import reward_problems
 from aligntune.core.sections import DataSource
 
 POLICY = "model.name_or_path"
@@ -92,8 +93,8 @@ def _model_problems(recipe: Recipe) -> list[str]:
 
 
 def check_inputs(recipe: Recipe) -> list[DataSummary]:
-    """Check every local model folder and every row of each local data file; one UserInputError
-    lists every problem, each line starting with its field."""
+    """Check every local model folder, every row of each local data file, and the rewards against
+    that data; one UserInputError lists every problem, each line starting with its field."""
     problems: list[str] = []
     hints: list[str] = []
     summaries: dict[str, DataSummary] = {}
@@ -106,6 +107,12 @@ def check_inputs(recipe: Recipe) -> list[DataSummary]:
         except DataError as exc:
             problems += [f"{field}: {line}" for line in exc.lines]
             hints += [exc.hint] if exc.hint else []
+    if recipe.rewards and not problems:
+        # Only on sound data: the rewards read its columns and are called on its first rows.
+        rows = sample_rows(recipe.data.train, recipe.base_dir)
+        for error in reward_problems(recipe, summaries, rows):
+            problems.append(str(error))
+            hints += [error.hint] if error.hint else []
     config_problem = _config_file_problem(recipe)
     problems = _model_problems(recipe) + problems + ([config_problem] if config_problem else [])
     if problems:
