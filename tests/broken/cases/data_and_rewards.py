@@ -27,6 +27,7 @@ def chat(*rows: Any) -> str:
 
 
 def turn(role: Any = "user", content: Any = "Hi") -> dict[str, Any]:
+    """One chat message."""
     return {"role": role, "content": content}
 
 
@@ -36,6 +37,7 @@ def sft(data: Any, name: str = "d.jsonl", **train: Any) -> dict[str, Any]:
 
 
 def dpo(*rows: Any) -> dict[str, str]:
+    """A DPO recipe on `rows`."""
     return {
         "recipe.yaml": recipe("dpo", data={"train": {"path": "d.jsonl"}}),
         "d.jsonl": jsonl(*rows),

@@ -149,8 +149,8 @@ class RowChecker:
         """`origin` says where the format came from (the recipe, or the first row's line)."""
         self.format = fmt
         wanted = (*FORMAT_COLUMNS[fmt], *_OPTIONAL.get(fmt, ()))
-        # (column as the file names it, aligntune's name), for the columns this format reads
-        self.columns = [(mapping.get(canonical, canonical), canonical) for canonical in wanted]
+        # (column as the file names it, aligntune's name, whether it holds messages only)
+        self.columns = [(mapping.get(c, c), c, c == "messages") for c in wanted]
         self.required = {mapping.get(c, c) for c in FORMAT_COLUMNS[fmt]}
         self.renamed = {source: canonical for canonical, source in mapping.items()}
         # A preference pair's two answers (chosen, rejected) must differ.
@@ -167,13 +167,20 @@ class RowChecker:
     def check(self, line: int, row: dict[str, Any]) -> None:
         """Record every problem of one row (a JSON object or a CSV record)."""
         bad: set[str] = set()
-        for source, canonical in self.columns:
+        for source, canonical, turns in self.columns:
+            value = row.get(source)
+            # The common case first, and fast: every row pays for these lines.
+            if turns:
+                if _plain_turns(value):
+                    continue
+            elif type(value) is str and value and not value.isspace():
+                continue
             if source not in row:
                 if source in self.required:
                     self._missing(line, source, row)
                     bad.add(source)
                 continue
-            found = _value_problem(self.format, canonical, row[source])
+            found = _value_problem(self.format, canonical, value)
             if found is not None:
                 self.problems.add(line, f"{source}{found[0]}: {found[1]}")
                 bad.add(source)
@@ -183,7 +190,14 @@ class RowChecker:
                 "chosen and rejected are identical; such a pair carries no preference "
                 "and trains nothing",
             )
-        self._track_kinds(line, row, bad)
+        # A column whose JSON type changes stops `datasets` from building its table.
+        kinds = self.kinds
+        for key, value in row.items():
+            kind = _KINDS.get(type(value))
+            if kind is None:  # null, which any column may hold
+                self.nulls.add(key)
+            elif kinds.get(key) != kind and key not in bad:
+                self._kind_changed(line, key, kind)
 
     def _missing(self, line: int, source: str, row: dict[str, Any]) -> None:
         names = {self.renamed.get(key, key) for key in row}
@@ -195,25 +209,16 @@ class RowChecker:
             f"whose rows need {', '.join(sorted(self.required))}{looks}",
         )
 
-    def _track_kinds(self, line: int, row: dict[str, Any], bad: set[str]) -> None:
-        """A column whose JSON type changes stops `datasets` from building its table."""
-        kinds, lines = self.kinds, self.kind_lines
-        for key, value in row.items():
-            kind = _KINDS.get(type(value))
-            if kind is None:  # null, which any column may hold
-                self.nulls.add(key)
-                continue
-            first = kinds.get(key)
-            if first == kind or key in bad:
-                continue
-            if first is None:
-                kinds[key], lines[key] = kind, line
-            else:
-                self.problems.add(
-                    line,
-                    f"{key}: a {kind} here but a {first} in line {lines[key]}; "
-                    "a column holds one type in every row",
-                )
+    def _kind_changed(self, line: int, key: str, kind: str) -> None:
+        first = self.kinds.get(key)
+        if first is None:
+            self.kinds[key], self.kind_lines[key] = kind, line
+        else:
+            self.problems.add(
+                line,
+                f"{key}: a {kind} here but a {first} in line {self.kind_lines[key]}; "
+                "a column holds one type in every row",
+            )
 
     def canonical_columns(self) -> frozenset[str]:
         """Every column seen in the file, under aligntune's names (after the recipe's mapping)."""
