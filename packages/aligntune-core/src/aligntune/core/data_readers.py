@@ -73,7 +73,7 @@ def _block_lines(block: bytes, first: int, problems: Problems) -> list[str]:
         return lines
 
 
-def _blocks(handle: IO[bytes]) -> Iterator[bytes]:
+def blocks(handle: IO[bytes]) -> Iterator[bytes]:
     """The file in blocks of whole lines; only the last may lack its newline."""
     tail = b""
     while block := handle.read(BLOCK_BYTES):
@@ -93,7 +93,7 @@ def _jsonl_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
     scan = parser.decoder.scan_once  # type: ignore[attr-defined]
     decode, constants = parser.decoder.decode, parser.constants
     first = 1
-    for block in _blocks(handle):
+    for block in blocks(handle):
         lines = _block_lines(block, first, problems)
         if first == 1:
             lines[0] = lines[0].removeprefix("\ufeff")  # Arrow reads past a byte-order mark too
