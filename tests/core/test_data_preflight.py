@@ -136,10 +136,17 @@ def test_sound_files_pass_whatever_their_line_endings_and_byte_order_mark(tmp_pa
         "crlf.jsonl": ("\r\n".join(rows) + "\r\n").encode(),
         "bom.jsonl": b"\xef\xbb\xbf" + "\n\n".join(rows).encode(),  # blank lines, no final newline
         "bom.csv": b"\xef\xbb\xbfprompt,completion\r\np,c\r\n",
+        "long.csv": b"prompt,completion\np," + b"c" * 200_000 + b"\n",  # past csv's 128 KB
         "list.json": ("\ufeff[\n" + ",\n".join(rows) + "\n]\n").encode(),
     }.items():
         (tmp_path / name).write_bytes(data)
         assert check_local_data(tmp_path / name, {}, "auto", SFT).format == "prompt_completion"
+
+
+def test_an_empty_system_prompt_and_a_tool_call_without_text_are_sound(write_jsonl) -> None:
+    call = {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f"}}]}
+    turns = [{"role": "system", "content": ""}, {"role": "user", "content": "hi"}, call]
+    assert check_local_data(write_jsonl("d.jsonl", [{"messages": turns}]), {}, "auto", SFT).rows
 
 
 def test_every_row_is_checked_and_problems_are_capped(write_jsonl) -> None:

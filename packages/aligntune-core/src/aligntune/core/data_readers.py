@@ -28,6 +28,9 @@ _LINES_HINT = (
     "each line of a .jsonl file must be one JSON object; a .json file may also hold a list"
 )
 
+_FIELD_LIMIT = 2**31 - 1
+"""The largest CSV field `csv` accepts on every platform (a C long)."""
+
 Row = tuple[int, Any]
 """(line number, decoded row)."""
 
@@ -174,6 +177,8 @@ def _text_lines(handle: IO[bytes], problems: Problems) -> Iterator[str]:
 
 def _csv_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
     reader = csv.reader(_text_lines(handle, problems))
+    # pandas (which `datasets` reads CSV with) has no limit on a field; csv's default is 128 KB.
+    limit = csv.field_size_limit(_FIELD_LIMIT)
     try:
         header = next(reader, None)
         if header is None:
@@ -193,6 +198,8 @@ def _csv_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
             yield line, dict(zip_longest(header, values))
     except csv.Error as exc:
         problems.add(reader.line_num, f"not valid CSV: {exc}")
+    finally:
+        csv.field_size_limit(limit)
 
 
 def read_rows(path: Path, kind: str, problems: Problems) -> Generator[Row, None, None]:

@@ -37,6 +37,7 @@ _KINDS = {
 """The JSON type of each type `json` decodes to (null aside), as Arrow names them."""
 
 _ROLES = frozenset(ROLES)
+_SYSTEM = "system"
 
 
 def kind_of(value: Any) -> str:
@@ -78,7 +79,7 @@ def _plain_turns(value: Any) -> bool:
         role, content = message.get("role"), message.get("content")
         if type(role) is not str or role not in _ROLES or type(content) is not str:
             return False
-        if not content or content.isspace():
+        if (not content or content.isspace()) and role != _SYSTEM:
             return False
     return True
 
@@ -102,11 +103,13 @@ def _turns_problem(value: Any) -> tuple[str, str] | None:
             return f"[{index}].role", got
         if role not in ROLES:
             return f"[{index}].role", f"unknown role {role!r}; valid roles: {', '.join(ROLES)}"
-        if content is None and not message.get("tool_calls"):
+        # A call to a tool may come without text, and an empty system prompt is no prompt.
+        calls = bool(message.get("tool_calls"))
+        if content is None and not calls:
             return f"[{index}].content", "missing (null)"
         if content is not None and not isinstance(content, str):
             return f"[{index}].content", f"expected a string, got a {kind_of(content)}"
-        if content is not None and (not content or content.isspace()):
+        if not (calls or role == _SYSTEM) and (not content or content.isspace()):
             return f"[{index}].content", "empty"
     return None
 
@@ -130,16 +133,13 @@ def nonfinite_field(value: Any, where: str = "") -> str | None:
     """The field path of the first NaN or infinite number inside a decoded value, or None."""
     if isinstance(value, float) and not math.isfinite(value):
         return where
-    items = value.items() if isinstance(value, dict) else enumerate(value or ())
-    if not isinstance(value, dict | list):
+    if isinstance(value, dict):
+        inside = [(f"{where}.{key}".lstrip("."), item) for key, item in value.items()]
+    elif isinstance(value, list):
+        inside = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    else:
         return None
-    for key, item in items:
-        found = nonfinite_field(
-            item, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
-        )
-        if found is not None:
-            return found.lstrip(".")
-    return None
+    return next((f for path, item in inside if (f := nonfinite_field(item, path))), None)
 
 
 class RowChecker:
