@@ -93,10 +93,14 @@ def _result_problem(result: Any, count: int) -> str | None:
     for index, value in enumerate(values):
         if value is None:
             continue
-        if isinstance(value, str) or not hasattr(type(value), "__float__"):
+        try:
+            number = None if isinstance(value, str | bytes) else float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
             return f"returned {type(value).__name__} {reprlib.repr(value)} for completion {index}"
-        if not math.isfinite(float(value)):
-            return f"returned {float(value)} for completion {index}"
+        if not math.isfinite(number):
+            return f"returned {number} for completion {index}"
     return None
 
 
