@@ -22,6 +22,13 @@ def test_bad_jsonl_line_is_reported_with_its_number(tmp_path) -> None:
     path.write_text('{"text": "a"}\n{"text": "b"}\n{"text": "c",}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"d\.jsonl:3: invalid JSON"):
         check_local_data(path, {}, "auto", SFT)
+    for name, deep in (
+        ("deep.jsonl", '{"text": "a"}\n' + "[" * 100_000),
+        ("deep.json", "[" * 100_000),
+    ):
+        (tmp_path / name).write_text(deep, encoding="utf-8")
+        with pytest.raises(DataError, match=r"deep\.jsonl?:\d: JSON nested too deeply to read"):
+            check_local_data(tmp_path / name, {}, "auto", SFT)
 
 
 def test_empty_and_missing_files(tmp_path) -> None:

@@ -24,6 +24,7 @@ BLOCK_BYTES = 8 << 20
 
 _SPACE = re.compile(r"[ \t\n\r]*")
 """JSON's whitespace."""
+_TOO_DEEP = "JSON nested too deeply to read"
 _LINES_HINT = (
     "each line of a .jsonl file must be one JSON object; a .json file may also hold a list"
 )
@@ -117,6 +118,9 @@ def _jsonl_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
                     problems.add(first + offset, what + (end_text if offset == cut_off else ""))
                     problems.hint = _LINES_HINT
                     continue
+            except RecursionError:
+                problems.add(first + offset, _TOO_DEEP)
+                continue
             if constants:
                 problems.add(first + offset, parser.nonfinite(row))
                 continue
@@ -148,6 +152,9 @@ def _json_list_rows(data: bytes, problems: Problems) -> Iterator[Row]:
             row, index = parser.decoder.raw_decode(text, index)
         except json.JSONDecodeError as exc:
             problems.add(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            return
+        except RecursionError:
+            problems.add(line, _TOO_DEEP)
             return
         if parser.constants:
             problems.add(line, parser.nonfinite(row))
