@@ -3,6 +3,8 @@ parquet footers, tokenizer files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aligntune.core.data import detect_format
@@ -29,6 +31,17 @@ def test_bad_jsonl_line_is_reported_with_its_number(tmp_path) -> None:
         (tmp_path / name).write_text(deep, encoding="utf-8")
         with pytest.raises(DataError, match=r"deep\.jsonl?:\d: JSON nested too deeply to read"):
             check_local_data(tmp_path / name, {}, "auto", SFT)
+
+
+def test_an_unreadable_file_is_named(write_jsonl, monkeypatch) -> None:
+    path = write_jsonl("d.jsonl", [{"text": "a"}])
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refuse)  # chmod does not stop root, who runs CI
+    with pytest.raises(DataError, match=r"d\.jsonl: cannot read the data file \(Permission denied"):
+        check_local_data(path, {}, "auto", SFT)
 
 
 def test_empty_and_missing_files(tmp_path) -> None:

@@ -69,22 +69,20 @@ def _checker(
     return RowChecker(fmt, origin, mapping, problems)
 
 
-def check_local_data(
+def _check_parquet(
     path: Path, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
 ) -> DataSummary:
-    """Check every row of a local data file; a DataError names each problem's line and field."""
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: data file is empty")
-    kind = local_kind(path)
-    if kind == "parquet":
-        columns, rows = parquet_columns(path)
-        if not rows:
-            raise DataError(f"{path}: data file has no rows")
-        fmt = _resolve_columns(path, set(columns), mapping, declared, accepted)
-        renamed = {source: canonical for canonical, source in mapping.items()}
-        return DataSummary(path, rows, frozenset(renamed.get(c, c) for c in columns), fmt)
+    columns, rows = parquet_columns(path)
+    if not rows:
+        raise DataError(f"{path}: data file has no rows")
+    fmt = _resolve_columns(path, set(columns), mapping, declared, accepted)
+    renamed = {source: canonical for canonical, source in mapping.items()}
+    return DataSummary(path, rows, frozenset(renamed.get(c, c) for c in columns), fmt)
+
+
+def _check_rows(
+    path: Path, kind: str, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+) -> DataSummary:
     problems = Problems(path)
     checker: RowChecker | None = None
     rows = 0
@@ -101,6 +99,23 @@ def check_local_data(
     if checker is None:
         raise DataError(f"{path}: data file has no rows")
     return DataSummary(path, rows, checker.canonical_columns(), checker.format)
+
+
+def check_local_data(
+    path: Path, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+) -> DataSummary:
+    """Check every row of a local data file; a DataError names each problem's line and field."""
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: data file is empty")
+    kind = local_kind(path)
+    try:
+        if kind == "parquet":
+            return _check_parquet(path, mapping, declared, accepted)
+        return _check_rows(path, kind, mapping, declared, accepted)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the data file ({exc.strerror or exc})") from None
 
 
 def sample_rows(source: DataSource, base_dir: Path) -> list[tuple[str, dict[str, Any]]]:
