@@ -1,18 +1,13 @@
-"""Dataset formats, format detection, and the host-side preflight of local data files.
+"""Dataset formats, format detection, and which references name local data files.
 
-The preflight reads only the standard library's json and csv, so the launcher can reject bad data
-before any container starts. Parquet files are checked for existence and their magic bytes here;
-their columns are checked by the runner, which has pyarrow.
+The check of a local file's every row is `aligntune.core.data_files`; the rules a row must follow
+are `aligntune.core.data_rows`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from aligntune.core.errors import DataError
 
@@ -42,7 +37,6 @@ FORMAT_COLUMNS: Mapping[str, tuple[str, ...]] = {
 _DETECTION_ORDER = ("messages", "preference", "prompt_completion", "alpaca", "text", "prompt")
 
 LOCAL_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
-PREVIEW_ROWS = 1000
 
 
 def detect_format(columns: set[str], accepted: tuple[str, ...]) -> str | None:
@@ -105,107 +99,3 @@ def local_kind(path: Path) -> str:
             f"use one of {', '.join(LOCAL_SUFFIXES)}"
         )
     return kind
-
-
-@dataclass(frozen=True)
-class DataPreview:
-    """What the preflight learned about one local data file."""
-
-    path: Path
-    rows: int
-    """Rows read (at most PREVIEW_ROWS)."""
-    columns: frozenset[str]
-    """Columns after the recipe's mapping; empty for parquet (checked by the runner)."""
-    format: str | None
-
-
-def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, row) for JSON Lines, or for a JSON file holding a list of objects."""
-    with path.open(encoding="utf-8") as handle:
-        text = handle.read()
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        for row in rows:
-            yield 1, row
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})",
-                hint="each line of a .jsonl file must be one JSON object",
-            ) from None
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            if None in row:
-                raise DataError(f"{path}:{reader.line_num}: more values than header columns")
-            yield reader.line_num, row
-
-
-def _read_rows(path: Path, kind: str) -> Iterator[tuple[int, Any]]:
-    try:
-        yield from (_json_rows(path) if kind == "json" else _csv_rows(path))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-
-
-def preview_local_data(
-    path: Path, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
-) -> DataPreview:
-    """Check a local data file: exists, non-empty, parses, has the columns the algorithm needs."""
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: data file is empty")
-    kind = local_kind(path)
-    if kind == "parquet":
-        with path.open("rb") as handle:
-            if handle.read(4) != b"PAR1":
-                raise DataError(f"{path}: not a parquet file (no PAR1 header)")
-        return DataPreview(path, 0, frozenset(), None)
-
-    renamed = {source: canonical for canonical, source in mapping.items()}
-    columns: set[str] | None = None
-    rows = 0
-    for number, row in _read_rows(path, kind):
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        keys = {renamed.get(str(key), str(key)) for key in row}
-        if columns is None:
-            columns = keys
-        rows += 1
-        if {"chosen", "rejected"} <= keys:
-            chosen = row[mapping.get("chosen", "chosen")]
-            rejected = row[mapping.get("rejected", "rejected")]
-            if chosen == rejected:
-                raise DataError(
-                    f"{path}:{number}: chosen and rejected are identical; "
-                    "such a pair carries no preference and trains nothing"
-                )
-        if rows >= PREVIEW_ROWS:
-            break
-    if columns is None:
-        raise DataError(f"{path}: data file has no rows")
-    absent = [
-        f"{canonical} -> {source}"
-        for canonical, source in mapping.items()
-        if canonical not in columns
-    ]
-    if absent:
-        raise DataError(
-            f"{path}: mapped column(s) not in the file: {', '.join(absent)}; "
-            f"columns found: {', '.join(sorted(columns))}"
-        )
-    fmt = resolve_format(columns, declared, accepted, str(path))
-    return DataPreview(path, rows, frozenset(columns), fmt)

@@ -1,19 +1,33 @@
-"""Host-side checks of a recipe's inputs (model folder, local data files) before anything starts."""
+"""Host-side checks of a recipe's inputs before anything starts: model folders and their tokenizer,
+every row of each local data file, and the rewards against that data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import DataPreview, preview_local_data, resolve_local
+from aligntune.core.data import resolve_local
+from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import local_path, unsafe_references
 from aligntune.core.recipe import Recipe
+from aligntune.core.reward_checks import reward_problems
 from aligntune.core.sections import DataSource
+
+POLICY = "model.name_or_path"
+"""The recipe field of the model being trained."""
+
+TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"))
+"""The file sets a tokenizer loads from (fast, SentencePiece, byte-level BPE)."""
+
+_TOKENIZER_CONFIG = "tokenizer_config.json"
+"""Settings only: without one of TOKENIZER_FILES beside it there is no vocabulary."""
 
 
 def _local_model_paths(recipe: Recipe) -> list[tuple[str, str]]:
     """(recipe field, reference) for every model the recipe names."""
-    refs = [("model.name_or_path", recipe.model.name_or_path)]
+    refs = [(POLICY, recipe.model.name_or_path)]
     algorithm = recipe.algorithm
     if isinstance(algorithm, PPOAlgorithm):
         for field, value in (
@@ -48,29 +62,62 @@ def _config_file_problem(recipe: Recipe) -> str | None:
     return None
 
 
-def check_inputs(recipe: Recipe) -> list[DataPreview]:
-    """Check every local model folder and data file the recipe names; list every problem."""
-    problems: list[str] = []
-    previews: list[DataPreview] = []
+def _tokenizer_problem(folder: Path) -> str | None:
+    """What a local model folder lacks to hold a tokenizer, or None."""
+    if any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
+        return None
+    needs = ", ".join(" with ".join(files) for files in TOKENIZER_FILES)
+    known = sorted({name for files in TOKENIZER_FILES for name in files} | {_TOKENIZER_CONFIG})
+    partial = [name for name in known if (folder / name).is_file()]
+    found = f"; it has only {', '.join(partial)}" if partial else ""
+    return f"{folder} has no tokenizer files: it needs one of {needs}{found}"
+
+
+def _model_problems(recipe: Recipe) -> list[str]:
+    """Each local model folder exists and holds a transformers model; the policy a tokenizer."""
+    problems = []
     for field, reference in _local_model_paths(recipe):
         path = local_path(reference, recipe.base_dir)
-        if path is not None:
-            if not path.is_dir():
-                problems.append(f"{field}: model folder {path} not found")
-            elif not (path / "config.json").is_file():
-                problems.append(f"{field}: {path} has no config.json (not a transformers model)")
+        if path is None:
+            continue
+        if not path.is_dir():
+            problems.append(f"{field}: model folder {path} not found")
+        elif not (path / "config.json").is_file():
+            problems.append(f"{field}: {path} has no config.json (not a transformers model)")
+        # The policy's tokenizer loads from its folder; a repository's own code may read others.
+        elif field == POLICY and not recipe.model.trust_remote_code:
+            missing = _tokenizer_problem(path)
+            if missing:
+                problems.append(f"{field}: {missing}")
+    return problems
+
+
+def check_inputs(recipe: Recipe) -> list[DataSummary]:
+    """Check every local model folder, every row of each local data file, and the rewards against
+    that data; one UserInputError lists every problem, each line starting with its field."""
+    unsafe = unsafe_references(recipe)
+    if unsafe:  # never open, stat deeper or import from them: a FIFO alone would block a read
+        raise UserInputError("\n".join(unsafe))
+    problems: list[str] = []
+    hints: list[str] = []
+    summaries: dict[str, DataSummary] = {}
     for field, source, accepted in _data_sources(recipe):
         path = local_path(source.path, recipe.base_dir)
         if path is None:
             continue
         try:
-            previews.append(preview_local_data(path, source.columns, source.format, accepted))
+            summaries[field] = check_local_data(path, source.columns, source.format, accepted)
         except DataError as exc:
-            problems.append(f"{field}: {exc}")
+            problems += [f"{field}: {line}" for line in exc.lines]
+            hints += [exc.hint] if exc.hint else []
+    if recipe.rewards and not problems:
+        # Only on sound data: the rewards read its columns and are called on its first rows.
+        rows = sample_rows(recipe.data.train, recipe.base_dir)
+        for error in reward_problems(recipe, summaries, rows):
+            problems.append(str(error))
+            hints += [error.hint] if error.hint else []
     config_problem = _config_file_problem(recipe)
-    if config_problem:
-        problems.append(config_problem)
-    problems.extend(unsafe_references(recipe))
+    problems = _model_problems(recipe) + problems + ([config_problem] if config_problem else [])
     if problems:
-        raise UserInputError("\n".join(problems))
-    return previews
+        raise UserInputError("\n".join(problems), hint=hints[0] if hints else None)
+    return list(summaries.values())

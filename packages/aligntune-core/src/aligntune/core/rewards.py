@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from aligntune.core.errors import UserInputError
@@ -191,6 +192,56 @@ def check_reward_signature(function: Callable[..., Any], name: str) -> None:
         raise UserInputError(f"reward {name}: its signature must take `completions`")
 
 
+class RewardImportError(UserInputError):
+    """A `module:function` reward whose module, or a module it imports, cannot be imported."""
+
+    def __init__(self, message: str, missing: str | None) -> None:
+        super().__init__(message)
+        self.missing = missing
+        """The module Python could not find, when that was the reason."""
+
+
+def in_recipe_folder(module_name: str, base_dir: Path) -> bool:
+    """Whether the top-level module or package `module_name` lives in `base_dir`."""
+    top = module_name.partition(".")[0]
+    return (base_dir / f"{top}.py").is_file() or (base_dir / top).is_dir()
+
+
+def _import_from(module_name: str, base_dir: Path) -> ModuleType:
+    """Import `module_name` with `base_dir` first on the path, writing no bytecode into it.
+
+    A module of that name imported earlier from elsewhere (another recipe's folder) is forgotten
+    first, so each recipe gets its own file.
+    """
+    folder = str(base_dir)
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+    top = module_name.partition(".")[0]
+    cached = getattr(sys.modules.get(top), "__file__", None)
+    if cached and in_recipe_folder(top, base_dir) and not Path(cached).is_relative_to(base_dir):
+        for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    writes = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # the recipe's folder is the user's: leave no __pycache__
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.dont_write_bytecode = writes
+
+
+def _import_problem(module_name: str, base_dir: Path, exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        return (
+            f"cannot import module {module_name!r} ({exc}); "
+            f"looked in {base_dir} and the Python path"
+        )
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: syntax error: {exc.msg}"
+    return f"importing {module_name!r} raised {type(exc).__name__}: {exc}"
+
+
 def load_reward(function: str, params: dict[str, Any], base_dir: Path) -> RewardFunction:
     """The callable for one reward entry; `module:function` is imported from `base_dir` first."""
     if function in BUILTIN_REWARDS:
@@ -198,15 +249,12 @@ def load_reward(function: str, params: dict[str, Any], base_dir: Path) -> Reward
         bound.__name__ = function  # type: ignore[attr-defined]  # TRL names metrics after it
         return bound
     module_name, attr = function.split(":")
-    if str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserInputError(
-            f"reward {function}: cannot import module {module_name!r} ({exc}); "
-            f"looked in {base_dir} and the Python path"
-        ) from None
+        module = _import_from(module_name, base_dir)
+    except (Exception, SystemExit) as exc:  # the user's module runs here: any error is theirs
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        problem = _import_problem(module_name, base_dir, exc)
+        raise RewardImportError(f"reward {function}: {problem}", missing) from None
     loaded = getattr(module, attr, None)
     if not callable(loaded):
         raise UserInputError(f"reward {function}: module {module_name!r} has no function {attr!r}")

@@ -11,11 +11,13 @@ from typing import Any
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
+from aligntune.core.data_check import sample_rows
 from aligntune.core.errors import BackendUnavailableError, UserInputError
 from aligntune.core.paths import resolved_recipe
 from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
+from aligntune.core.reward_checks import check_reward_call
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
 from aligntune.runners.common import checkpoints, distributed, lifecycle
@@ -33,7 +35,9 @@ from aligntune.runners.common.signals import InterruptRequest
 def load_rewards(
     recipe: Recipe, given: Mapping[str, Callable[..., Any]] | None
 ) -> list[Callable[..., Any]]:
-    """Every reward function, imported and signature-checked before anything trains."""
+    """Every reward function, imported, signature-checked and called on the data's first rows
+    (in this environment, before anything is written)."""
+    rows = sample_rows(recipe.data.train, recipe.base_dir)
     functions = []
     for index, spec in enumerate(recipe.rewards):
         where = f"rewards[{index}]"
@@ -43,8 +47,9 @@ def load_rewards(
                 check_reward_signature(function, spec.function)
             else:
                 function = load_reward(spec.function, spec.params, recipe.base_dir)
+            check_reward_call(function, rows, spec.function)
         except UserInputError as exc:
-            raise UserInputError(f"{where}: {exc}") from None
+            raise UserInputError(f"{where}: {exc}", hint=exc.hint) from None
         functions.append(function)
     return functions
 

@@ -1,0 +1,137 @@
+"""The check of every row of a local data file, and the first rows a reward is tried on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.data import local_kind, resolve_format
+from aligntune.core.data_readers import read_rows
+from aligntune.core.data_rows import Problems, RowChecker, kind_of
+from aligntune.core.errors import DataError
+from aligntune.core.parquet import parquet_columns
+from aligntune.core.paths import local_path
+from aligntune.core.sections import DataSource
+
+SAMPLE_ROWS = 4
+"""Rows `sample_rows` reads (what a user's reward function is tried on)."""
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the check learned about one local data file."""
+
+    path: Path
+    rows: int
+    """Rows in the file."""
+    columns: frozenset[str]
+    """Every column, under aligntune's names (after the recipe's column mapping)."""
+    format: str
+
+
+def _resolve_columns(
+    path: Path,
+    columns: set[str],
+    mapping: Mapping[str, str],
+    declared: str,
+    accepted: tuple[str, ...],
+) -> str:
+    """The format of a file with these (file-named) columns; a DataError if it has none."""
+    absent = [
+        f"{canonical} -> {source}" for canonical, source in mapping.items() if source not in columns
+    ]
+    if absent:
+        raise DataError(
+            f"{path}: mapped column(s) not in the file: {', '.join(absent)}; "
+            f"columns found: {', '.join(sorted(columns))}"
+        )
+    renamed = {source: canonical for canonical, source in mapping.items()}
+    return resolve_format({renamed.get(c, c) for c in columns}, declared, accepted, str(path))
+
+
+def _checker(
+    line: int,
+    row: dict[str, Any],
+    mapping: Mapping[str, str],
+    declared: str,
+    accepted: tuple[str, ...],
+    problems: Problems,
+) -> RowChecker:
+    """The checker for a file whose first row is `row`; earlier problems join a format error."""
+    try:
+        fmt = _resolve_columns(problems.path, set(row), mapping, declared, accepted)
+    except DataError as exc:
+        raise DataError("\n".join([*problems.lines(), str(exc)]), hint=exc.hint) from None
+    origin = "as the recipe declares" if declared != "auto" else f"detected from line {line}"
+    return RowChecker(fmt, origin, mapping, problems)
+
+
+def _check_parquet(
+    path: Path, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+) -> DataSummary:
+    columns, rows = parquet_columns(path)
+    if not rows:
+        raise DataError(f"{path}: data file has no rows")
+    fmt = _resolve_columns(path, set(columns), mapping, declared, accepted)
+    renamed = {source: canonical for canonical, source in mapping.items()}
+    return DataSummary(path, rows, frozenset(renamed.get(c, c) for c in columns), fmt)
+
+
+def _check_rows(
+    path: Path, kind: str, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+) -> DataSummary:
+    problems = Problems(path)
+    checker: RowChecker | None = None
+    rows = 0
+    for line, row in read_rows(path, kind, problems):
+        if not isinstance(row, dict):
+            problems.add(line, f"expected a JSON object, got a {kind_of(row)}")
+            continue
+        if checker is None:
+            checker = _checker(line, row, mapping, declared, accepted, problems)
+        checker.check(line, row)
+        rows += 1
+    if problems.shown:
+        raise DataError("\n".join(problems.lines()), hint=problems.hint)
+    if checker is None:
+        raise DataError(f"{path}: data file has no rows")
+    return DataSummary(path, rows, checker.canonical_columns(), checker.format)
+
+
+def check_local_data(
+    path: Path, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+) -> DataSummary:
+    """Check every row of a local data file; a DataError names each problem's line and field."""
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: data file is empty")
+    kind = local_kind(path)
+    try:
+        if kind == "parquet":
+            return _check_parquet(path, mapping, declared, accepted)
+        return _check_rows(path, kind, mapping, declared, accepted)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the data file ({exc.strerror or exc})") from None
+
+
+def sample_rows(source: DataSource, base_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(`path:line`, row under aligntune's column names) for the first rows of a local json, jsonl
+    or csv source; none for hub data and parquet (read without pyarrow here)."""
+    path = local_path(source.path, base_dir)
+    if path is None or not path.is_file() or local_kind(path) == "parquet":
+        return []
+    renamed = {source_name: canonical for canonical, source_name in source.columns.items()}
+    sample: list[tuple[str, dict[str, Any]]] = []
+    with closing(read_rows(path, local_kind(path), Problems(path))) as rows:
+        for line, row in rows:
+            if isinstance(row, dict):
+                sample.append(
+                    (f"{path}:{line}", {renamed.get(str(k), str(k)): v for k, v in row.items()})
+                )
+            if len(sample) == SAMPLE_ROWS:
+                break
+    return sample
