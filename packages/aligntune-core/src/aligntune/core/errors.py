@@ -25,7 +25,7 @@ class ExitCode(enum.IntEnum):
     DIVERGED = 4
     """The loss or a weight became NaN or infinite; earlier checkpoints stay."""
     CRASH = 70
-    """A bug inside the runner (EX_SOFTWARE); the traceback is on stderr and in the log."""
+    """A failure inside the runner (EX_SOFTWARE): one line; the traceback is in error.log."""
     INTERRUPTED_SIGINT = 130
     """Stopped by SIGINT (Ctrl-C) after saving a checkpoint (the shell's 128 + 2)."""
     INTERRUPTED_SIGTERM = 143
