@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from aligntune.cli import launch
-from aligntune.core.errors import UsageError
+from aligntune.core.errors import BackendUnavailableError, UsageError
 
 
 class FakeContainer:
@@ -23,8 +23,12 @@ class FakeContainer:
         self.attrs = {"State": {"Status": status, "ExitCode": exit_code}}
         self.removed = False
         self.log_since: list[Any] = []
+        self.silent = False
+        """Whether the engine does not answer (a loaded host: requests' ReadTimeout)."""
 
     def reload(self) -> None:
+        if self.silent:
+            raise OSError("Read timed out. (read timeout=60)")
         self.attrs["State"]["Status"] = self.status
 
     def logs(self, stream: bool, follow: bool, since: Any = None) -> list[bytes]:
@@ -89,4 +93,24 @@ def test_restart_refuses_a_container_that_still_trains(tmp_path: Path, engine: F
     engine.found = container = FakeContainer("running")
     with pytest.raises(UsageError, match=f"container {container.name} is already training"):
         launch.attach_container(container.name, tmp_path / "container.log", restart=True)
+    assert not container.removed
+
+
+def test_a_silent_engine_is_asked_again_then_given_up_on(
+    tmp_path: Path, engine: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.found = container = FakeContainer("running")
+    handle = launch.ContainerRun(container, tmp_path / "container.log", keep=False)
+    container.silent = True
+    assert handle.poll() is None  # a slow answer is not the end of the run
+    container.silent = False
+    container.status = "exited"
+    assert handle.poll() == 0
+    container.silent = True
+    monkeypatch.setattr(launch, "ENGINE_PATIENCE_S", 0)
+    with pytest.raises(BackendUnavailableError, match="may still be training") as caught:
+        handle.poll()
+        handle.poll()
+    assert caught.value.hint == "run the same command again to follow it"
+    handle.close()  # cannot tell whether it still runs: leave it
     assert not container.removed

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +26,8 @@ from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.rundir import disk_errors
 
 API_TIMEOUT_S = 60
+ENGINE_PATIENCE_S = 600
+"""How long a followed container's engine may stay silent (a loaded host) before giving up."""
 RUNNING = ("running", "restarting", "paused")
 
 
@@ -123,22 +127,36 @@ class ContainerRun:
         self.container = container
         self.keep = keep
         self.description = f"container {container.name} ({container.short_id})"
+        self._unanswered_since: float | None = None
         with disk_errors(log_path):
             log = log_path.open("ab")
         self._log_thread = threading.Thread(target=self._copy_log, args=(log, since), daemon=True)
         self._log_thread.start()
 
     def _copy_log(self, log: Any, since: int | None) -> None:
-        # A client without a read timeout: a quiet training step must not end the stream.
-        stream = _client(timeout=None).containers.get(self.container.id)
-        with log:
+        # A client without a read timeout: a quiet training step must not end the stream. An
+        # engine that stops answering ends the copy, not the launcher (events.jsonl still flows).
+        with log, suppress(_docker().errors.DockerException, OSError):
+            stream = _client(timeout=None).containers.get(self.container.id)
             for chunk in stream.logs(stream=True, follow=True, since=since):
                 log.write(chunk)
                 log.flush()
 
     def poll(self) -> int | None:
-        """The container's exit code once it has exited."""
-        self.container.reload()
+        """The container's exit code once it has exited. A busy engine that does not answer is
+        asked again at the next poll; one silent for ENGINE_PATIENCE_S ends the following."""
+        try:
+            self.container.reload()
+        except (_docker().errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+            self._unanswered_since = self._unanswered_since or time.monotonic()
+            if time.monotonic() - self._unanswered_since < ENGINE_PATIENCE_S:
+                return None
+            raise BackendUnavailableError(
+                f"the docker engine stopped answering ({_explain(exc)}); {self.description} "
+                "may still be training",
+                hint="run the same command again to follow it",
+            ) from None
+        self._unanswered_since = None
         state = self.container.attrs.get("State", {})
         if state.get("Status") in ("exited", "dead"):
             return int(state.get("ExitCode", 1))
@@ -161,7 +179,11 @@ class ContainerRun:
     def close(self) -> None:
         """Once it has exited: finish the log copy and remove the container (unless asked to keep
         it). A container still running (the launcher is leaving early) is left to train."""
-        if self.poll() is None:
+        self._unanswered_since = None
+        try:
+            if self.poll() is None:
+                return
+        except BackendUnavailableError:
             return
         self._log_thread.join(timeout=10)
         if not self.keep:
