@@ -144,50 +144,58 @@ def prepare(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptio
     """Everything the start needs, checked; nothing is written (the runner writes plan.json and
     recipe.resolved.yaml once it accepts the run)."""
     if options.runtime == "docker":
-        paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
-        gpus = parse_gpus(options.gpus)
-        user = options.user or default_user()
-        spec = build_container_spec(
-            plan,
-            recipe,
-            paths,
-            user=user,
-            gpus=gpus,
-            mode=options.mode,
-            topology=options.topology,
-            network=options.network,
-        )
-        keep = options.keep_container
-
-        def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
-            handoff = {**handoff, LOCK_ENV: HELD_ON_HOST} if lock_fd is not None else handoff
-            return launch.start_container(spec, run_dir.log, keep=keep, handoff=handoff)
-
-        def attach() -> launch.RunHandle | None:
-            restart = options.mode == "restart"
-            return launch.attach_container(spec.name, run_dir.log, keep=keep, restart=restart)
-
-        info: dict[str, Any] = {"runtime": "docker", "container": spec.describe()}
-        info["resume_command"] = resume_command(options, run_dir)
-        return Launch(plan_json(plan, info), start, attach, spec.name)
+        return docker_launch(recipe, plan, run_dir, options)
     if options.gpus is not None:
         raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
     if options.network is not None:
         raise UsageError("--network applies to the docker runtime")
+    return local_launch(plan, run_dir, options)
+
+
+def docker_launch(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Launch:
+    """The backend's container; the launcher keeps the run lock on the host and says so."""
+    paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
+    spec = build_container_spec(
+        plan,
+        recipe,
+        paths,
+        user=options.user or default_user(),
+        gpus=parse_gpus(options.gpus),
+        mode=options.mode,
+        topology=options.topology,
+        network=options.network,
+    )
+    keep = options.keep_container
+
+    def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
+        handoff = {**handoff, LOCK_ENV: HELD_ON_HOST} if lock_fd is not None else handoff
+        return launch.start_container(spec, run_dir.log, keep=keep, handoff=handoff)
+
+    def attach() -> launch.RunHandle | None:
+        restart = options.mode == "restart"
+        return launch.attach_container(spec.name, run_dir.log, keep=keep, restart=restart)
+
+    info = {"runtime": "docker", "container": spec.describe()}
+    info["resume_command"] = resume_command(options, run_dir)
+    return Launch(plan_json(plan, info), start, attach, spec.name)
+
+
+def local_launch(plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Launch:
+    """The runner installed here, as a child process that inherits the run lock and keeps it:
+    the lock outlives a killed launcher until the runner has stopped."""
     argv = local_command(plan, options, run_dir)
     topology_env = options.topology.environment()
 
-    def start_local(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
+    def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
         env = {**os.environ, **topology_env, **handoff}
         if lock_fd is None:
             return launch.start_local(argv, run_dir.log, env)
-        # The runner inherits the lock and keeps it: it outlives a killed launcher.
         env[LOCK_ENV] = f"fd:{lock_fd}"
         return launch.start_local(argv, run_dir.log, env, (lock_fd,))
 
-    info = {"runtime": "local", "argv": argv, "environment": topology_env}
+    info: dict[str, Any] = {"runtime": "local", "argv": argv, "environment": topology_env}
     info["resume_command"] = resume_command(options, run_dir)
-    return Launch(plan_json(plan, info), start_local, lambda: None)
+    return Launch(plan_json(plan, info), start, lambda: None)
 
 
 def plan_json(plan: Plan, launch_info: dict[str, Any]) -> dict[str, Any]:

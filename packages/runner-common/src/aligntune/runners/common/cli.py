@@ -103,7 +103,7 @@ def run(
     group = torchrun.worker_group(recipe)
     run_dir = RunDirectory(recipe.run_dir(output))
     try:
-        with lifecycle.Claim(run_dir, mode) as claim:  # type: ignore[arg-type]
+        with lifecycle.Claim(run_dir, mode) as claim:
             if group is not None:  # several processes: torchrun starts them, each runs this path
                 claim.code = torchrun.launch_run(
                     group, backend.name, recipe_path, output, mode, references

@@ -181,7 +181,7 @@ class Claim:
     leaves no folder it made. A torchrun worker, or a node after the first, claims nothing: the
     process that started the group holds the claim."""
 
-    def __init__(self, run_dir: RunDirectory, mode: Mode, env: Mapping[str, str] = os.environ):
+    def __init__(self, run_dir: RunDirectory, mode: str, env: Mapping[str, str] = os.environ):
         self.run_dir = run_dir
         self.mode = mode
         self.env = env
@@ -200,7 +200,7 @@ class Claim:
                 self.lock.acquire(holder_record())
             self.run_dir.reconcile()
         except BaseException:
-            self.__exit__(None, None, None)
+            self.lock.release()
             self.run_dir.discard(self.created)
             raise
         return self
@@ -218,7 +218,8 @@ def report_crash(exc: BaseException, run_dir: RunDirectory | None) -> int:
     """A crash inside the runner: one line on stderr naming the file that holds the traceback
     (the run directory's error.log); the traceback itself only with ALIGNTUNE_DEBUG=1, or when
     it could not be saved anywhere."""
-    summary = traceback.format_exception_only(exc)[-1].strip().splitlines()[0][:300]
+    message = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {message[0]}"[:300] if message else type(exc).__name__
     text = "".join(traceback.format_exception(exc))
     saved = _save_traceback(f"{summary}\n\n{text}", run_dir)
     print(f"error: the runner crashed: {summary}", file=sys.stderr)
