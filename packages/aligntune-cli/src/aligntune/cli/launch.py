@@ -1,23 +1,34 @@
 """The one place that starts training: a container through the docker SDK, or a host process.
 
-Unit tests patch `start_container` / `start_local` and drive the returned handle themselves.
-Secret values are read from the environment here, at the last moment, and go only to the engine.
+Unit tests patch `start_container`, `attach_container` and `start_local` and drive the returned
+handle themselves. Secret values are read from the environment here, at the last moment, and go
+only to the engine.
+
+Training never depends on the launcher staying alive: a container is never removed while it runs
+(the next `aligntune run` re-attaches to it), and a local runner gets SIGTERM, so it saves a
+checkpoint, when its launcher dies however it dies.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Protocol
 
 from aligntune.cli.container import ContainerSpec
-from aligntune.core.errors import BackendUnavailableError, UsageError, signal_exit_code
+from aligntune.cli.local_run import ProcessRun, stop_when_parent_dies
+from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.rundir import disk_errors
 
 API_TIMEOUT_S = 60
+ENGINE_PATIENCE_S = 600
+"""How long a followed container's engine may stay silent (a loaded host) before giving up."""
+RUNNING = ("running", "restarting", "paused")
 
 
 class RunHandle(Protocol):
@@ -52,14 +63,19 @@ def _client(timeout: int | None = API_TIMEOUT_S) -> Any:
     return _docker().from_env(timeout=timeout)
 
 
-def container_environment(spec: ContainerSpec, env: Mapping[str, str]) -> list[str]:
-    """The env list the engine gets: fixed variables, then the pass-through ones that are set."""
+def container_environment(
+    spec: ContainerSpec, env: Mapping[str, str], handoff: Mapping[str, str] | None = None
+) -> list[str]:
+    """The env list the engine gets: fixed variables, the pass-through ones that are set, then
+    what the launcher hands this run's runner (its plan, the lock it holds)."""
     fixed = [f"{key}={value}" for key, value in spec.environment.items()]
     passed = [f"{name}={env[name]}" for name in spec.passthrough_env if name in env]
-    return fixed + passed
+    return fixed + passed + [f"{key}={value}" for key, value in (handoff or {}).items()]
 
 
-def run_arguments(spec: ContainerSpec, env: Mapping[str, str]) -> dict[str, Any]:
+def run_arguments(
+    spec: ContainerSpec, env: Mapping[str, str], handoff: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Keyword arguments for the SDK's `containers.create` (secret values included)."""
     types = _docker().types
     arguments: dict[str, Any] = {
@@ -68,7 +84,7 @@ def run_arguments(spec: ContainerSpec, env: Mapping[str, str]) -> dict[str, Any]
         "name": spec.name,
         "user": spec.user,
         "working_dir": spec.working_dir,
-        "environment": container_environment(spec, env),
+        "environment": container_environment(spec, env, handoff),
         "labels": dict(spec.labels),
         "init": spec.init,
         "shm_size": spec.shm_size,
@@ -104,26 +120,43 @@ def network_arguments(spec: ContainerSpec) -> dict[str, Any]:
 
 
 class ContainerRun:
-    """A running container whose log is copied into a file as it is written."""
+    """A running container whose log is copied into a file as it is written (from `since`, a
+    unix time, when following again a container an earlier launcher started)."""
 
-    def __init__(self, container: Any, log_path: Path, keep: bool) -> None:
+    def __init__(self, container: Any, log_path: Path, keep: bool, since: int | None = None):
         self.container = container
         self.keep = keep
         self.description = f"container {container.name} ({container.short_id})"
-        self._log_thread = threading.Thread(target=self._copy_log, args=(log_path,), daemon=True)
+        self._unanswered_since: float | None = None
+        with disk_errors(log_path):
+            log = log_path.open("ab")
+        self._log_thread = threading.Thread(target=self._copy_log, args=(log, since), daemon=True)
         self._log_thread.start()
 
-    def _copy_log(self, log_path: Path) -> None:
-        # A client without a read timeout: a quiet training step must not end the stream.
-        stream = _client(timeout=None).containers.get(self.container.id)
-        with log_path.open("ab") as log:
-            for chunk in stream.logs(stream=True, follow=True):
+    def _copy_log(self, log: Any, since: int | None) -> None:
+        # A client without a read timeout: a quiet training step must not end the stream. An
+        # engine that stops answering ends the copy, not the launcher (events.jsonl still flows).
+        with log, suppress(_docker().errors.DockerException, OSError):
+            stream = _client(timeout=None).containers.get(self.container.id)
+            for chunk in stream.logs(stream=True, follow=True, since=since):
                 log.write(chunk)
                 log.flush()
 
     def poll(self) -> int | None:
-        """The container's exit code once it has exited."""
-        self.container.reload()
+        """The container's exit code once it has exited. A busy engine that does not answer is
+        asked again at the next poll; one silent for ENGINE_PATIENCE_S ends the following."""
+        try:
+            self.container.reload()
+        except (_docker().errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+            self._unanswered_since = self._unanswered_since or time.monotonic()
+            if time.monotonic() - self._unanswered_since < ENGINE_PATIENCE_S:
+                return None
+            raise BackendUnavailableError(
+                f"the docker engine stopped answering ({_explain(exc)}); {self.description} "
+                "may still be training",
+                hint="run the same command again to follow it",
+            ) from None
+        self._unanswered_since = None
         state = self.container.attrs.get("State", {})
         if state.get("Status") in ("exited", "dead"):
             return int(state.get("ExitCode", 1))
@@ -144,13 +177,27 @@ class ContainerRun:
             pass  # it exited in the meantime
 
     def close(self) -> None:
-        """Wait for the log copy to finish, then remove the container unless asked to keep it."""
+        """Once it has exited: finish the log copy and remove the container (unless asked to keep
+        it). A container still running (the launcher is leaving early) is left to train."""
+        self._unanswered_since = None
+        try:
+            if self.poll() is None:
+                return
+        except BackendUnavailableError:
+            return
         self._log_thread.join(timeout=10)
         if not self.keep:
             try:
                 self.container.remove(force=True)
             except _docker().errors.APIError:
                 pass
+
+
+def _busy(name: str) -> UsageError:
+    return UsageError(
+        f"container {name} is already training this run directory",
+        hint=f"wait for it, or stop it: docker stop {name}",
+    )
 
 
 def _clear_name(client: Any, name: str) -> None:
@@ -160,21 +207,48 @@ def _clear_name(client: Any, name: str) -> None:
         old = client.containers.get(name)
     except errors.NotFound:
         return
-    if old.status in ("running", "restarting", "paused"):
-        raise UsageError(
-            f"container {name} is already training this run directory",
-            hint=f"wait for it, or stop it: docker stop {name}",
-        )
+    if old.status in RUNNING:
+        raise _busy(name)
     old.remove(force=True)
 
 
-def start_container(spec: ContainerSpec, log_path: Path, *, keep: bool = False) -> RunHandle:
-    """Create and start the container for `spec`, copying its log into `log_path`."""
+def attach_container(
+    name: str, log_path: Path, *, keep: bool = False, restart: bool = False
+) -> RunHandle | None:
+    """The container `name` if it is still running (its launcher died), to follow it again;
+    with `restart`, refused: it would follow the run it was asked to discard."""
+    docker = _docker()
+    try:
+        container = _client().containers.get(name)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.DockerException as exc:
+        raise BackendUnavailableError(
+            f"the docker engine did not answer: {_explain(exc)}"
+        ) from None
+    if container.status not in RUNNING:
+        return None
+    if restart:
+        raise _busy(name)
+    # Copy the log from where the earlier launcher's copy stopped (a line or two may repeat).
+    since = int(log_path.stat().st_mtime) if log_path.is_file() else None
+    return ContainerRun(container, log_path, keep, since)
+
+
+def start_container(
+    spec: ContainerSpec,
+    log_path: Path,
+    *,
+    keep: bool = False,
+    handoff: Mapping[str, str] | None = None,
+) -> RunHandle:
+    """Create and start the container for `spec`, copying its log into `log_path`; `handoff`:
+    variables for the runner (the plan, the lock the launcher holds for it)."""
     docker = _docker()
     client = _client()
     _clear_name(client, spec.name)
     try:
-        container = client.containers.create(**run_arguments(spec, os.environ))
+        container = client.containers.create(**run_arguments(spec, os.environ, handoff))
     except docker.errors.ImageNotFound:
         raise BackendUnavailableError(f"image {spec.image} is not in the docker engine") from None
     except docker.errors.APIError as exc:
@@ -191,41 +265,21 @@ def _explain(exc: Any) -> str:
     return str(getattr(exc, "explanation", None) or exc)
 
 
-class ProcessRun:
-    """The runner as a host subprocess (--runtime local)."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log: Any) -> None:
-        self.process = process
-        self._log = log
-        self.description = f"process {process.pid}"
-
-    def poll(self) -> int | None:
-        """The exit code, as a shell reports it (128 + signal for a killed process)."""
-        code = self.process.poll()
-        return signal_exit_code(-code) if code is not None and code < 0 else code
-
-    def stop(self) -> None:
-        """Send SIGTERM."""
-        self._send(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """Send SIGKILL."""
-        self._send(signal.SIGKILL)
-
-    def _send(self, signum: int) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-
-    def close(self) -> None:
-        """Close the log file."""
-        self._log.close()
-
-
-def start_local(argv: list[str], log_path: Path, env: Mapping[str, str]) -> RunHandle:
-    """Start the runner as a host process with its output in `log_path`."""
-    log = log_path.open("ab")
+def start_local(
+    argv: list[str], log_path: Path, env: Mapping[str, str], pass_fds: tuple[int, ...] = ()
+) -> RunHandle:
+    """Start the runner as a host process with its output in `log_path`; `pass_fds`: descriptors
+    it inherits (the run directory's lock)."""
+    with disk_errors(log_path):
+        log = log_path.open("ab")
     # A new session: the terminal's Ctrl-C reaches only the launcher, which decides what to send.
     process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(env),
+        start_new_session=True,
+        pass_fds=pass_fds,
+        preexec_fn=stop_when_parent_dies(os.getpid()),
     )
     return ProcessRun(process, log)

@@ -43,8 +43,22 @@ RuntimeOpt = Annotated[
 ]
 
 
+def _output_dir(value: str) -> Path:
+    # An empty --output would silently mean the current folder.
+    if not value.strip():
+        raise typer.BadParameter("an empty path; name the run directory")
+    return Path(value)
+
+
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Run directory (default: runs/<name>).")
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        parser=_output_dir,
+        metavar="<path>",
+        help="Run directory (default: runs/<name>).",
+    ),
 ]
 GpusOpt = Annotated[
     str | None, typer.Option(help="GPUs for a cuda image: all, a count, or device=0,1.")

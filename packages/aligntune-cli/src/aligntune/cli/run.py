@@ -1,10 +1,12 @@
-"""`aligntune run`: check, plan, write the run directory, start the runner, follow it, report.
+"""`aligntune run`: check, plan, claim the run directory, start the runner, follow it, report.
 
-Nothing is written and nothing starts until the recipe, its data and the image are known good.
+Nothing is written and nothing starts until the recipe, its data and the image are known good;
+nothing the user wrote is ever written over, and a run the runner refuses changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -17,6 +19,7 @@ from typing import Any, Literal
 import typer
 
 from aligntune.cli import launch
+from aligntune.cli.claim import LaunchClaim
 from aligntune.cli.commands import load_checked
 from aligntune.cli.container import (
     STOP_TIMEOUT_S,
@@ -24,20 +27,21 @@ from aligntune.cli.container import (
     build_container_spec,
     parse_gpus,
 )
-from aligntune.cli.progress import format_duration, make_display, summary_text
-from aligntune.cli.stopping import StopOnSignal
+from aligntune.cli.outcome import Outcome, report
+from aligntune.cli.progress import make_display
+from aligntune.cli.stopping import StopOnSignal, survive_closed_output
 from aligntune.cli.topology import Topology
 from aligntune.core.backends import get_backend
-from aligntune.core.errors import BackendUnavailableError, ExitCode, UsageError, signal_exit_code
+from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.outputdir import check_output
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
-from aligntune.core.rundir import RunDirectory
+from aligntune.core.rundir import PLAN_ENV, RunDirectory
+from aligntune.core.runlock import HELD_ON_HOST, LOCK_ENV, holder_record
 from aligntune.core.selection import select_backend
 
 Mode = Literal["auto", "resume", "restart"]
 POLL_S = 0.5
-INTERRUPTED = (ExitCode.INTERRUPTED_SIGINT, ExitCode.INTERRUPTED_SIGTERM)
 
 
 @dataclass
@@ -125,46 +129,93 @@ def resume_command(options: RunOptions, run_dir: RunDirectory) -> str:
     return shlex.join(parts)
 
 
-def prepare(
-    recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions
-) -> Callable[[], launch.RunHandle]:
-    """Write plan.json; return what starts the run (the runner writes recipe.resolved.yaml)."""
+@dataclass
+class Launch:
+    """How this run starts: the plan.json its runner is handed, and the runtime's ways to start a
+    runner or to follow the one still training the run directory."""
+
+    plan_json: dict[str, Any]
+    start: Callable[[dict[str, str], int | None], launch.RunHandle]
+    """Start a runner with these variables and (local runtime) the run lock's descriptor."""
+    attach: Callable[[], launch.RunHandle | None]
+    container: str | None = None
+
+
+def prepare(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Launch:
+    """Everything the start needs, checked; nothing is written (the runner writes plan.json and
+    recipe.resolved.yaml once it accepts the run)."""
     if options.runtime == "docker":
-        paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
-        gpus = parse_gpus(options.gpus)
-        user = options.user or default_user()
-        spec = build_container_spec(
-            plan,
-            recipe,
-            paths,
-            user=user,
-            gpus=gpus,
-            mode=options.mode,
-            topology=options.topology,
-            network=options.network,
-        )
-        launch_info: dict[str, Any] = {"runtime": "docker", "container": spec.describe()}
+        return docker_launch(recipe, plan, run_dir, options)
+    if options.gpus is not None:
+        raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
+    if options.network is not None:
+        raise UsageError("--network applies to the docker runtime")
+    return local_launch(plan, run_dir, options)
 
-        def start() -> launch.RunHandle:
-            return launch.start_container(spec, run_dir.log, keep=options.keep_container)
 
-    else:
-        if options.gpus is not None:
-            raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
-        if options.network is not None:
-            raise UsageError("--network applies to the docker runtime")
-        argv = local_command(plan, options, run_dir)
-        topology_env = options.topology.environment()
-        launch_info = {"runtime": "local", "argv": argv, "environment": topology_env}
+def docker_launch(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Launch:
+    """The backend's container; the launcher keeps the run lock on the host and says so."""
+    paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
+    spec = build_container_spec(
+        plan,
+        recipe,
+        paths,
+        user=options.user or default_user(),
+        gpus=parse_gpus(options.gpus),
+        mode=options.mode,
+        topology=options.topology,
+        network=options.network,
+    )
+    keep = options.keep_container
 
-        def start() -> launch.RunHandle:
-            return launch.start_local(argv, run_dir.log, {**os.environ, **topology_env})
+    def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
+        handoff = {**handoff, LOCK_ENV: HELD_ON_HOST} if lock_fd is not None else handoff
+        return launch.start_container(spec, run_dir.log, keep=keep, handoff=handoff)
 
-    launch_info["resume_command"] = resume_command(options, run_dir)
-    # Only now, with every check passed, does the run directory come into being.
-    run_dir.root.mkdir(parents=True, exist_ok=True)
-    run_dir.write_json(run_dir.plan, {**plan.model_dump(mode="json"), "launch": launch_info})
-    return start
+    def attach() -> launch.RunHandle | None:
+        restart = options.mode == "restart"
+        return launch.attach_container(spec.name, run_dir.log, keep=keep, restart=restart)
+
+    info = {"runtime": "docker", "container": spec.describe()}
+    info["resume_command"] = resume_command(options, run_dir)
+    return Launch(plan_json(plan, info), start, attach, spec.name)
+
+
+def local_launch(plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Launch:
+    """The runner installed here, as a child process that inherits the run lock and keeps it:
+    the lock outlives a killed launcher until the runner has stopped."""
+    argv = local_command(plan, options, run_dir)
+    topology_env = options.topology.environment()
+
+    def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
+        env = {**os.environ, **topology_env, **handoff}
+        if lock_fd is None:
+            return launch.start_local(argv, run_dir.log, env)
+        env[LOCK_ENV] = f"fd:{lock_fd}"
+        return launch.start_local(argv, run_dir.log, env, (lock_fd,))
+
+    info: dict[str, Any] = {"runtime": "local", "argv": argv, "environment": topology_env}
+    info["resume_command"] = resume_command(options, run_dir)
+    return Launch(plan_json(plan, info), start, lambda: None)
+
+
+def plan_json(plan: Plan, launch_info: dict[str, Any]) -> dict[str, Any]:
+    """What plan.json says: the plan, and how it was launched."""
+    return {**plan.model_dump(mode="json"), "launch": launch_info}
+
+
+def begin(launcher: Launch, claim: LaunchClaim, run_dir: RunDirectory) -> launch.RunHandle:
+    """Follow the runner still training this run directory (its launcher died), else start one."""
+    handle = launcher.attach()
+    if handle is not None:
+        claim.following()
+        typer.echo(f"following {handle.description}, still training here; log: {run_dir.log}")
+        return handle
+    claim.new_attempt()
+    handoff = {PLAN_ENV: json.dumps(launcher.plan_json)}
+    handle = launcher.start(handoff, claim.lock_fd)
+    typer.echo(f"started {handle.description}; log: {run_dir.log}")
+    return handle
 
 
 def local_command(plan: Plan, options: RunOptions, run_dir: RunDirectory) -> list[str]:
@@ -199,60 +250,34 @@ def follow(
         handle.close()
 
 
-def report(
-    code: int, signum: int | None, run_dir: RunDirectory, options: RunOptions, took: float
-) -> int:
-    """Print the outcome; return the launcher's exit code."""
-    status = run_dir.read_status() or {}
-    events = reversed(list(run_dir.iter_events()))
-    end: dict[str, Any] = next((e for e in events if e.get("event") == "end"), {})
-    if code == ExitCode.OK:
-        metrics = status.get("metrics") or end.get("metrics") or {}
-        steps = metrics.get("global_step", status.get("step", "?"))
-        typer.echo(f"finished {options.recipe}: {steps} steps in {format_duration(took)}")
-        typer.echo(f"metrics: {summary_text(metrics)}")
-        if run_dir.final.is_dir():
-            typer.echo(f"model: {run_dir.final}")
-        typer.echo(f"run directory: {run_dir.root}")
-        return ExitCode.OK
-    if code in INTERRUPTED or signum is not None:
-        checkpoint = end.get("checkpoint") or status.get("checkpoint")
-        where = f"; checkpoint {checkpoint}" if checkpoint else "; no checkpoint was saved"
-        typer.echo(f"interrupted at step {status.get('step', '?')}{where}", err=True)
-        typer.echo(f"resume with: {resume_command(options, run_dir)}", err=True)
-        if signum is not None:
-            return signal_exit_code(signum)
-        return code
-    typer.echo(f"the run failed (exit {code}); the end of {run_dir.log}:", err=True)
-    for line in log_tail(run_dir.log):
-        typer.echo(f"  {line}", err=True)
-    return code
-
-
-def log_tail(path: Path, lines: int = 25) -> list[str]:
-    """The last lines of a log file (empty when there is none)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return text.rstrip().splitlines()[-lines:]
-
-
 def run_recipe(options: RunOptions) -> int:
-    """Check, plan, prepare, start and follow one run; the return value is the exit code."""
+    """Check, plan, claim the run directory, start the runner (or follow the one still training
+    there), report; the return value is the exit code. A closed stdout (`| head -1`) only
+    silences the launcher."""
+    with survive_closed_output():
+        return _run_recipe(options)
+
+
+def _run_recipe(options: RunOptions) -> int:
     recipe = load_checked(options.recipe)
     parse_gpus(options.gpus)
     check_output(recipe, options.output)
     run_dir = RunDirectory(recipe.run_dir(options.output))
+    run_dir.check_usable(options.mode)
     plan = make_plan(recipe, run_dir, options)
-    start = prepare(recipe, plan, run_dir, options)
+    launcher = prepare(recipe, plan, run_dir, options)
     if not options.quiet:
         typer.echo("\n".join(plan.summary_lines()))
     typer.echo(f"run directory: {run_dir.root}")
-    started = time.monotonic()
-    with StopOnSignal(STOP_TIMEOUT_S) as stopper:
-        handle = start()
-        typer.echo(f"started {handle.description}; log: {run_dir.log}")
-        stopper.attach(handle)
-        code = follow(handle, run_dir, options.quiet, stopper)
-    return report(code, stopper.signum, run_dir, options, time.monotonic() - started)
+    record = holder_record(container=launcher.container)
+    first_node = options.topology.node_rank == 0
+    with LaunchClaim(run_dir, record, lock=first_node) as claim:
+        started, since = time.monotonic(), time.time()
+        with StopOnSignal(STOP_TIMEOUT_S) as stopper:
+            handle = begin(launcher, claim, run_dir)
+            stopper.attach(handle)
+            code = follow(handle, run_dir, options.quiet, stopper)
+        took = time.monotonic() - started
+        outcome = Outcome(code, stopper.signum, claim.output(), took, since)
+        outcome.refused = claim.finish(code)
+        return report(outcome, run_dir, resume_command(options, run_dir), options.recipe)

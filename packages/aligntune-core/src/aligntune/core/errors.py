@@ -26,7 +26,7 @@ class ExitCode(enum.IntEnum):
     """Training diverged (a NaN, infinite or exploding loss, no reward, broken weights); the last
     good checkpoint stays."""
     CRASH = 70
-    """A bug inside the runner (EX_SOFTWARE); the traceback is on stderr and in the log."""
+    """A failure inside the runner (EX_SOFTWARE): one line; the traceback is in error.log."""
     INTERRUPTED_SIGINT = 130
     """Stopped by SIGINT (Ctrl-C) after saving a checkpoint (the shell's 128 + 2)."""
     INTERRUPTED_SIGTERM = 143

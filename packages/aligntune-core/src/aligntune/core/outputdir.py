@@ -54,9 +54,11 @@ def output_dir_problem(path: Path) -> str | None:
     why = home_problem(real) or system_path_problem(real)
     if why:
         return why
-    if real.exists() and not real.is_dir():
-        return "is an existing file, not a folder"
-    return None
+    try:
+        is_file = real.exists() and not real.is_dir()
+    except OSError:  # a name too long for the filesystem: claiming the folder says so
+        return None
+    return "is an existing file, not a folder" if is_file else None
 
 
 def check_output(recipe: Recipe, output: str | Path | None = None) -> Path:

@@ -4,7 +4,7 @@
     selftest
 
 Exit codes: `aligntune.core.errors.ExitCode` (a bad recipe, data or model prints one line per
-problem and writes nothing; a crash prints its traceback on stderr).
+problem and writes nothing; a crash prints one line and saves its traceback in error.log).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from aligntune.core.outputdir import check_output
 from aligntune.core.paths import REFERENCE_FLAG
 from aligntune.core.plan import GpuInfo, HostInfo, Plan
 from aligntune.core.recipe import Recipe
-from aligntune.core.rundir import RunDirectory
+from aligntune.core.rundir import RunDirectory, handed_plan
 from aligntune.core.selection import select_backend
 from aligntune.core.topology import NNODES
-from aligntune.runners.common import distributed, torchrun
+from aligntune.runners.common import distributed, lifecycle, torchrun
 from aligntune.runners.common.backend import Backend
 
 
@@ -36,7 +36,9 @@ def make_parser(backend: Backend) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train a recipe into a run directory")
     run.add_argument("recipe", type=Path, help="recipe YAML file")
-    run.add_argument("--output", type=Path, help="run directory (default: the recipe's output.dir)")
+    run.add_argument(
+        "--output", type=_output, help="run directory (default: the recipe's output.dir)"
+    )
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="resume; fail if there is no run")
     mode.add_argument(
@@ -53,6 +55,12 @@ def make_parser(backend: Backend) -> argparse.ArgumentParser:
     )
     commands.add_parser("selftest", help="train a tiny model for a few steps (no download)")
     return parser
+
+
+def _output(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the run directory")
+    return Path(text)
 
 
 def _reference(text: str) -> tuple[str, str]:
@@ -75,8 +83,9 @@ def _host(backend: Backend) -> HostInfo:
 
 
 def plan_for(backend: Backend, recipe: Recipe, run_dir: RunDirectory) -> Plan:
-    """The launcher's plan from the run directory when it chose this backend, else one made here."""
-    saved = run_dir.read_json(run_dir.plan)
+    """The launcher's plan (handed over, else saved in the run directory) when it chose this
+    backend, else one made here."""
+    saved = handed_plan(backend.name) or run_dir.read_json(run_dir.plan)
     if saved is not None and saved.get("backend") == backend.name:
         return Plan.model_validate(saved)
     return select_backend(recipe, _host(backend), backend=backend.name, runtime="local")
@@ -94,12 +103,27 @@ def run(
     recipe = load_recipe(recipe_path).with_references(references or {})
     check_output(recipe, output)
     group = torchrun.worker_group(recipe)
-    if group is not None:  # several processes: torchrun starts them, each runs this path
-        return torchrun.launch_run(group, backend.name, recipe_path, output, mode, references)
+    run_dir = RunDirectory(recipe.run_dir(output))
+    try:
+        with lifecycle.Claim(run_dir, mode) as claim:
+            if group is not None:  # several processes: torchrun starts them, each runs this path
+                claim.code = torchrun.launch_run(
+                    group, backend.name, recipe_path, output, mode, references
+                )
+            else:
+                claim.code = train(backend, recipe, run_dir, mode)
+            return claim.code
+    except AlignTuneError:
+        raise
+    except Exception as exc:
+        return lifecycle.report_crash(exc, run_dir)
+
+
+def train(backend: Backend, recipe: Recipe, run_dir: RunDirectory, mode: str) -> int:
+    """Train `recipe` in this process into `run_dir`; returns the exit code."""
     backend.import_stack()
     from aligntune.runners.common.trainer import Run
 
-    run_dir = RunDirectory(recipe.run_dir(output))
     plan = plan_for(backend, recipe, run_dir)
     distributed.init_worker(plan.device)
     trainer = Run(backend, recipe, plan, run_dir=run_dir.root, mode=mode)  # type: ignore[arg-type]
@@ -165,6 +189,5 @@ def main(backend: Backend, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted twice; stopped without saving", file=sys.stderr)
         return ExitCode.INTERRUPTED_SIGINT
-    except Exception:
-        traceback.print_exc()
-        return ExitCode.CRASH
+    except Exception as exc:
+        return lifecycle.report_crash(exc, None)

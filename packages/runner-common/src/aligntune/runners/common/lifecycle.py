@@ -1,18 +1,26 @@
-"""The run directory across attempts: start, resume, refuse a different run, restart, finish."""
+"""The run directory across attempts: claim it, start, resume, refuse a different run, restart,
+finish, and report a crash."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 import time
+import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
-from aligntune.core.errors import UserInputError
+from aligntune.core.errors import DEBUG_ENV, ExitCode, UserInputError
 from aligntune.core.plan import Plan
-from aligntune.core.rundir import RunDirectory
-from aligntune.runners.common import checkpoints, distributed
+from aligntune.core.rundir import REFUSED, RunDirectory, handed_plan, write_atomic
+from aligntune.core.runlock import RunLock, holder_record
+from aligntune.core.topology import NODE_RANK
+from aligntune.runners.common import checkpoints, distributed, torchrun
 from aligntune.runners.common.errors import ResumeRefused
 from aligntune.runners.common.manifest import recipe_fingerprint
 
@@ -26,8 +34,11 @@ RUNNER_OUTPUTS = (
     "status.json",
     "checkpoints",
     "final",
+    ".final.tmp",
     "reward_model",
 )
+"""What --restart removes: the runner's outputs (and crash logs, `error*.log`), never the marker,
+the launcher's log or anything aligntune did not write."""
 
 
 @dataclass
@@ -61,7 +72,10 @@ def _refusal(
 def inspect(
     run_dir: RunDirectory, resolved: dict[str, Any], backend: str, mode: Mode, can_resume: bool
 ) -> Attempt:
-    """Decide how this attempt starts; refuse to mix two different runs in one directory."""
+    """Decide how this attempt starts; refuse to mix two different runs in one directory, or to
+    write into (or clear) a folder aligntune did not make."""
+    run_dir.check_usable(mode)
+    run_dir.create()
     if mode == "restart":
         clear_outputs(run_dir)
         return Attempt()
@@ -90,8 +104,10 @@ def inspect(
 
 def clear_outputs(run_dir: RunDirectory) -> None:
     """--restart: remove what an earlier attempt of the runner wrote (never the launcher's plan)."""
-    for name in RUNNER_OUTPUTS:
-        path = run_dir.root / name
+    for path in [
+        *(run_dir.root / name for name in RUNNER_OUTPUTS),
+        *run_dir.root.glob("error*.log"),
+    ]:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -106,10 +122,14 @@ def write_start(
     settings: dict[str, Any],
     attempt: Attempt,
 ) -> None:
-    """plan.json (unless the launcher wrote one), resolved recipe, manifest, settings, status."""
+    """plan.json (the launcher's, handed over, else this plan unless one for this backend is
+    there), resolved recipe, manifest, settings, status: only now does an accepted run write."""
     run_dir.root.mkdir(parents=True, exist_ok=True)
     existing = run_dir.read_json(run_dir.plan)
-    if existing is None or existing.get("backend") != plan.backend:
+    handed = handed_plan(plan.backend)
+    if handed is not None:
+        run_dir.write_json(run_dir.plan, handed)
+    elif existing is None or existing.get("backend") != plan.backend:
         run_dir.write_json(run_dir.plan, plan.model_dump(mode="json"))
     run_dir.write_recipe(resolved)
     if attempt.previous is not None:
@@ -153,3 +173,77 @@ def save_model(trainer: Any, tokenizer: Any, path: Path) -> None:
     """The trained model (or LoRA adapter) and its tokenizer in `path`."""
     trainer.save_model(str(path))
     tokenizer.save_pretrained(str(path))
+
+
+class Claim:
+    """This runner process's hold on its run directory: checked, made, locked for the whole run
+    (unless its launcher holds the lock for it) and reconciled. A refused attempt (exit 1-3)
+    leaves no folder it made. A torchrun worker, or a node after the first, claims nothing: the
+    process that started the group holds the claim."""
+
+    def __init__(self, run_dir: RunDirectory, mode: str, env: Mapping[str, str] = os.environ):
+        self.run_dir = run_dir
+        self.mode = mode
+        self.env = env
+        self.lock = RunLock(run_dir)
+        self.created: Path | None = None
+        self.code: int | None = None
+        """The exit code the run ended with (set by the caller)."""
+
+    def __enter__(self) -> Claim:
+        if torchrun.is_worker(self.env) or self.env.get(NODE_RANK, "0") not in ("", "0"):
+            return self
+        self.run_dir.check_usable(self.mode)
+        self.created = self.run_dir.create()
+        try:
+            if not self.lock.adopt(self.env):
+                self.lock.acquire(holder_record())
+            self.run_dir.reconcile()
+        except BaseException:
+            self.lock.release()
+            self.run_dir.discard(self.created)
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        code = getattr(exc, "exit_code", None) if exc is not None else self.code
+        if code in REFUSED:
+            self.run_dir.discard(self.created)
+        self.lock.release()
+
+
+def report_crash(exc: BaseException, run_dir: RunDirectory | None) -> int:
+    """A crash inside the runner: one line on stderr naming the file that holds the traceback
+    (the run directory's error.log); the traceback itself only with ALIGNTUNE_DEBUG=1, or when
+    it could not be saved anywhere."""
+    message = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {message[0]}"[:300] if message else type(exc).__name__
+    text = "".join(traceback.format_exception(exc))
+    saved = _save_traceback(f"{summary}\n\n{text}", run_dir)
+    print(f"error: the runner crashed: {summary}", file=sys.stderr)
+    if saved is not None:
+        print(f"hint: the traceback is in {saved} ({DEBUG_ENV}=1 prints it)", file=sys.stderr)
+    if saved is None or os.environ.get(DEBUG_ENV) == "1":
+        print(text, file=sys.stderr, end="")
+    return ExitCode.CRASH
+
+
+def _save_traceback(text: str, run_dir: RunDirectory | None) -> Path | None:
+    """Write a crash report into the run directory (else a temporary file); where it went."""
+    rank = distributed.rank()
+    if run_dir is not None:
+        path = run_dir.error_log if rank == 0 else run_dir.root / f"error.rank{rank}.log"
+        try:
+            write_atomic(path, text)
+            return path
+        except UserInputError:
+            pass  # a full or read-only run directory: keep the report elsewhere
+    try:
+        fd, name = tempfile.mkstemp(prefix="aligntune-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        return None
+    return Path(name)
