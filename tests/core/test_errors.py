@@ -33,7 +33,9 @@ def test_exit_codes_are_the_documented_numbers() -> None:
     }
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/cli.md", "packages/runner-common/README.md"])
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/cli.md", "docs/contract.md", "packages/runner-common/README.md"]
+)
 def test_the_docs_list_every_exit_code_by_its_name(doc: str) -> None:
     """Each code's name stands on a line with its number, so a new or renumbered code shows."""
     text = (Path(__file__).resolve().parents[2] / doc).read_text(encoding="utf-8")
