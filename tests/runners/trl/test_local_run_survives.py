@@ -121,9 +121,12 @@ def test_a_changed_recipe_against_a_finished_run_changes_nothing(
 def test_a_crash_inside_the_runner_is_one_line_and_a_saved_traceback(
     tiny_recipe: Callable[..., Path], tiny_dir: Path, tmp_path: Path
 ) -> None:
+    # Sound on the rows the checks before launch call it on; broken once training is under way.
     (tiny_dir / "broken_rewards.py").write_text(
-        "def explode(completions, **kwargs):\n"
-        "    raise ZeroDivisionError('the reward library divided by zero')\n"
+        "def explode(completions, trainer_state=None, **kwargs):\n"
+        "    if trainer_state is not None and trainer_state.global_step >= 1:\n"
+        "        raise ZeroDivisionError('the reward library divided by zero')\n"
+        "    return [0.0 for _ in completions]\n"
     )
     recipe = tiny_recipe(
         "grpo", rewards=[{"function": "broken_rewards:explode"}], training={"max_steps": 2}

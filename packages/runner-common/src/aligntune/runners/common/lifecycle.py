@@ -69,13 +69,19 @@ def _refusal(
     return None
 
 
+def claim_directory(run_dir: RunDirectory, mode: Mode) -> None:
+    """Refuse a folder aligntune may not write (`RunDirectory.check_usable`), else make it and
+    its marker; nothing else is written before this."""
+    run_dir.check_usable(mode)
+    run_dir.create()
+
+
 def inspect(
     run_dir: RunDirectory, resolved: dict[str, Any], backend: str, mode: Mode, can_resume: bool
 ) -> Attempt:
     """Decide how this attempt starts; refuse to mix two different runs in one directory, or to
     write into (or clear) a folder aligntune did not make."""
-    run_dir.check_usable(mode)
-    run_dir.create()
+    claim_directory(run_dir, mode)
     if mode == "restart":
         clear_outputs(run_dir)
         return Attempt()

@@ -142,6 +142,9 @@ class Run:
         return self._trainer
 
     def _build(self, skipped: list[dict[str, str]], resume_from: Path | None = None) -> None:
+        # Built before train() (the `trainer` property), the trainer and PPO's reward model write
+        # into the run directory: it must be usable and marked as aligntune's first.
+        distributed.on_rank_zero(lambda: lifecycle.claim_directory(self.run_dir, self.mode))
         algorithm = self.recipe.algorithm
         if isinstance(algorithm, PPOAlgorithm) and algorithm.train_reward_model is not None:
             target = Path(self.pieces.settings.models["reward_model"])
