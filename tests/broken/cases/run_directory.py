@@ -143,3 +143,20 @@ CASES = [
         exit_code=ExitCode.USAGE,
     ),
 ]
+
+CASES += [
+    Case(
+        "user-not-numeric",
+        {"recipe.yaml": recipe()},
+        r"--user 'alice': use a numeric UID or UID:GID",
+        commands=((*RUN, "--user", "alice"),),
+        exit_code=ExitCode.USAGE,
+    ),
+    Case(
+        "user-with-local-runtime",
+        {"recipe.yaml": recipe()},
+        r"--user applies to the docker runtime",
+        commands=((*RUN, "--user", "1000:1000", "--runtime", "local"),),
+        exit_code=ExitCode.USAGE,
+    ),
+]

@@ -27,6 +27,13 @@ from aligntune.cli.container import (
     build_container_spec,
     parse_gpus,
 )
+from aligntune.cli.container_user import (
+    ContainerUser,
+    cache_for,
+    check_run_directory,
+    hand_over,
+)
+from aligntune.cli.mounts import hf_cache_path
 from aligntune.cli.outcome import Outcome, report
 from aligntune.cli.progress import make_display
 from aligntune.cli.stopping import StopOnSignal, survive_closed_output
@@ -103,24 +110,6 @@ def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Pla
     return plan
 
 
-def hf_cache_dir() -> Path:
-    """The host's Hugging Face cache (HF_HOME), created so the container can write into it."""
-    path = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot create the Hugging Face cache {path}: {exc.strerror}",
-            hint="set HF_HOME to a folder you can write",
-        ) from None
-    return path
-
-
-def default_user() -> str:
-    """The caller's uid:gid, so files in the run directory belong to them."""
-    return f"{os.getuid()}:{os.getgid()}"
-
-
 def resume_command(options: RunOptions, run_dir: RunDirectory) -> str:
     """The command that continues this run."""
     parts = ["aligntune", "run", str(options.recipe), "--output", str(run_dir.root)]
@@ -148,6 +137,8 @@ def prepare(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptio
         return docker_launch(recipe, plan, run_dir, options)
     if options.gpus is not None:
         raise UsageError("--gpus applies to the docker runtime; set CUDA_VISIBLE_DEVICES")
+    if options.user is not None:
+        raise UsageError("--user applies to the docker runtime; the runner runs as you")
     if options.network is not None:
         raise UsageError("--network applies to the docker runtime")
     return local_launch(plan, run_dir, options)
@@ -155,12 +146,14 @@ def prepare(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptio
 
 def docker_launch(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Launch:
     """The backend's container; the launcher keeps the run lock on the host and says so."""
-    paths = RunPaths(options.recipe.resolve(), run_dir.root, hf_cache_dir())
+    user = ContainerUser.parse(options.user)
+    check_run_directory(user, run_dir.root)
+    paths = RunPaths(options.recipe.resolve(), run_dir.root, cache_for(user, hf_cache_path()))
     spec = build_container_spec(
         plan,
         recipe,
         paths,
-        user=options.user or default_user(),
+        user=str(user),
         gpus=parse_gpus(options.gpus),
         mode=options.mode,
         topology=options.topology,
@@ -170,6 +163,8 @@ def docker_launch(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: Ru
 
     def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
         handoff = {**handoff, LOCK_ENV: HELD_ON_HOST} if lock_fd is not None else handoff
+        run_dir.log.touch()  # the launcher appends the container's output: the user's file too
+        hand_over(user, run_dir.root)
         return launch.start_container(spec, run_dir.log, keep=keep, handoff=handoff)
 
     def attach() -> launch.RunHandle | None:
@@ -261,6 +256,7 @@ def run_recipe(options: RunOptions) -> int:
 def _run_recipe(options: RunOptions) -> int:
     recipe = load_checked(options.recipe)
     parse_gpus(options.gpus)
+    ContainerUser.parse(options.user)
     check_output(recipe, options.output)
     run_dir = RunDirectory(recipe.run_dir(options.output))
     run_dir.check_usable(options.mode)
