@@ -80,7 +80,7 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
             Mount(str(tmp_path / "run"), "/aligntune/run", read_only=False),
             Mount(str(tmp_path / "hf"), "/aligntune/hf-cache", read_only=False),
         ),
-        environment={"HF_HOME": "/aligntune/hf-cache", "PYTHONPATH": "/aligntune/recipe"},
+        environment={"HF_HOME": "/aligntune/hf-cache"},
         passthrough_env=PASSTHROUGH_ENV,
         user="1000:1000",
         labels={
@@ -245,7 +245,6 @@ def test_secrets_pass_by_name_and_never_enter_the_spec(
     arguments = run_arguments(spec, env)
     assert arguments["environment"] == [
         "HF_HOME=/aligntune/hf-cache",
-        "PYTHONPATH=/aligntune/recipe",
         "HF_TOKEN=hf_marker_secret",
     ]
     without_env = dict(arguments, environment=None)
@@ -254,10 +253,7 @@ def test_secrets_pass_by_name_and_never_enter_the_spec(
 
 def test_unset_passthrough_names_are_not_sent(tmp_path: Path) -> None:
     spec = spec_for(tmp_path)
-    assert container_environment(spec, {}) == [
-        "HF_HOME=/aligntune/hf-cache",
-        "PYTHONPATH=/aligntune/recipe",
-    ]
+    assert container_environment(spec, {}) == ["HF_HOME=/aligntune/hf-cache"]
 
 
 def test_run_arguments_carry_init_shm_user_and_read_only_binds(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ class ContainerSpec:
     command: tuple[str, ...]
     mounts: tuple[Mount, ...]
     environment: dict[str, str]
-    """Fixed, non-secret variables (HF_HOME, PYTHONPATH)."""
+    """Fixed, non-secret variables (HF_HOME, the topology)."""
     passthrough_env: tuple[str, ...]
     """Host variables passed by name (their values are read only when the container starts)."""
     user: str
@@ -176,7 +176,9 @@ def build_container_spec(
     command += reference_arguments(references)
     if mode in ("resume", "restart"):
         command.append(f"--{mode}")
-    environment = {"HF_HOME": HF_CACHE_MOUNT, "PYTHONPATH": RECIPE_MOUNT}
+    # No PYTHONPATH: the runner imports `module:function` rewards from the recipe's folder itself
+    # (aligntune.core.rewards), and a stray `copy.py` there must not hide the standard library.
+    environment = {"HF_HOME": HF_CACHE_MOUNT}
     topology = topology or Topology()
     environment.update(topology.environment())
     network, aliases = container_network(recipe, topology, network)
@@ -186,8 +188,6 @@ def build_container_spec(
         name=container_name(paths.run_dir, recipe, topology),
         command=tuple(command),
         mounts=mounts,
-        # PYTHONPATH: `module:function` rewards (and what they import) come from the recipe's
-        # folder, as on the host.
         environment=environment,
         passthrough_env=PASSTHROUGH_ENV,
         user=user,

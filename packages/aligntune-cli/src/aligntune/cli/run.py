@@ -183,7 +183,9 @@ def local_launch(plan: Plan, run_dir: RunDirectory, options: RunOptions) -> Laun
     topology_env = options.topology.environment()
 
     def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
-        env = {**os.environ, **topology_env, **handoff}
+        # PYTHONSAFEPATH: `python -m` would put the current folder first on the path, where a
+        # stray `copy.py` hides the standard library's from the runner and its workers.
+        env = {**os.environ, **topology_env, **handoff, "PYTHONSAFEPATH": "1"}
         if lock_fd is None:
             return launch.start_local(argv, run_dir.log, env)
         env[LOCK_ENV] = f"fd:{lock_fd}"

@@ -211,7 +211,9 @@ def _import_from(module_name: str, base_dir: Path) -> ModuleType:
     """Import `module_name` with `base_dir` first on the path, writing no bytecode into it.
 
     A module of that name imported earlier from elsewhere (another recipe's folder) is forgotten
-    first, so each recipe gets its own file.
+    first, so each recipe gets its own file. Afterwards the folder moves to the end of the path:
+    what the reward imports later still resolves, but a stray `copy.py` beside the recipe never
+    hides the standard library's module from the rest of the process.
     """
     folder = str(base_dir)
     if folder in sys.path:
@@ -229,6 +231,8 @@ def _import_from(module_name: str, base_dir: Path) -> ModuleType:
         return importlib.import_module(module_name)
     finally:
         sys.dont_write_bytecode = writes
+        sys.path.remove(folder)
+        sys.path.append(folder)
 
 
 def _import_problem(module_name: str, base_dir: Path, exc: BaseException) -> str:
