@@ -86,3 +86,9 @@ def test_a_root_launcher_hands_the_whole_run_directory_over(tmp_path: Path) -> N
     hand_over(OTHER, run)
     owners = {p.stat().st_uid for p in [run, *run.rglob("*")]}
     assert owners == {12345}
+
+
+def test_a_cache_that_is_a_file_is_named(tmp_path) -> None:
+    (tmp_path / "hf").write_text("not a folder")
+    with pytest.raises(UserInputError, match=r"Hugging Face cache .*/hf is a file, not a folder"):
+        cache_for(OTHER, tmp_path / "hf")

@@ -210,7 +210,7 @@ def test_sample_rows_reads_the_first_rows_renamed(write_jsonl, tmp_path) -> None
 def test_a_model_folder_needs_tokenizer_files(make_recipe, tmp_path) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text("{}", encoding="utf-8")
+    (model / "config.json").write_text('{"model_type": "qwen2"}', encoding="utf-8")
     (model / "vocab.json").write_text("{}", encoding="utf-8")
     recipe = make_recipe()
     recipe["model"]["name_or_path"] = str(model)

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from aligntune.core import reward_checks
 from aligntune.core.errors import UserInputError
 from aligntune.core.reward_checks import check_reward_call, check_user_reward, reward_column
 from aligntune.core.rewards import (
@@ -136,3 +137,24 @@ def test_a_builtin_reward_reads_its_column_or_its_default() -> None:
     assert reward_column("exact_match", {"column": "gold"}) == ("gold", True)
     assert reward_column("contains", {"text": "x"}) is None
     assert reward_column("length_penalty", {}) is None
+
+
+def test_a_reward_that_never_returns_is_stopped_and_named(monkeypatch) -> None:
+    monkeypatch.setattr(reward_checks, "CALL_LIMIT_S", 1)
+
+    def spin(completions, **kwargs):
+        while True:
+            pass
+
+    with pytest.raises(UserInputError, match=r"reward mod:spin on .* did not return within 1 s"):
+        check_reward_call(spin, ROWS, "mod:spin")
+
+
+def test_what_a_reward_prints_goes_to_stderr_never_into_stdout(capsys) -> None:
+    def chatty(completions, **kwargs):
+        print("debug: scoring")
+        return [0.0] * len(completions)
+
+    check_reward_call(chatty, ROWS, "mod:chatty")
+    out, err = capsys.readouterr()
+    assert out == "" and "debug: scoring" in err

@@ -61,6 +61,11 @@ class ContainerUser:
 
 def cache_for(user: ContainerUser, cache: Path) -> Path:
     """The Hugging Face cache, made for `user` when it does not exist yet, else checked."""
+    if cache.exists() and not cache.is_dir():
+        raise UserInputError(
+            f"the Hugging Face cache {cache} is a file, not a folder",
+            hint="set HF_HOME to a folder (aligntune makes it when it does not exist)",
+        )
     if not cache.exists():
         try:
             cache.mkdir(parents=True)

@@ -96,6 +96,7 @@ def local_kind(path: Path) -> str:
     if kind is None:
         raise DataError(
             f"{path}: unsupported data file type {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(LOCAL_SUFFIXES)}"
+            f"use one of {', '.join(LOCAL_SUFFIXES)}",
+            hint="decompress a compressed file first (gunzip FILE), or convert it to JSON Lines",
         )
     return kind

@@ -91,6 +91,7 @@ class UsageError(AlignTuneError):
     """A command used wrongly (bad flag combination)."""
 
     exit_code = ExitCode.USAGE
+    hint = "aligntune COMMAND --help lists the options"
 
 
 class BackendUnavailableError(AlignTuneError, ImportError):

@@ -3,13 +3,12 @@ every row of each local data file, and the rewards against that data."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import resolve_local
 from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
 from aligntune.core.errors import DataError, UserInputError
+from aligntune.core.model_folder import model_folder_problems
 from aligntune.core.paths import local_path, unsafe_references
 from aligntune.core.recipe import Recipe
 from aligntune.core.reward_checks import reward_problems
@@ -17,12 +16,6 @@ from aligntune.core.sections import DataSource
 
 POLICY = "model.name_or_path"
 """The recipe field of the model being trained."""
-
-TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"))
-"""The file sets a tokenizer loads from (fast, SentencePiece, byte-level BPE)."""
-
-_TOKENIZER_CONFIG = "tokenizer_config.json"
-"""Settings only: without one of TOKENIZER_FILES beside it there is no vocabulary."""
 
 
 def _local_model_paths(recipe: Recipe) -> list[tuple[str, str]]:
@@ -62,33 +55,15 @@ def _config_file_problem(recipe: Recipe) -> str | None:
     return None
 
 
-def _tokenizer_problem(folder: Path) -> str | None:
-    """What a local model folder lacks to hold a tokenizer, or None."""
-    if any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
-        return None
-    needs = ", ".join(" with ".join(files) for files in TOKENIZER_FILES)
-    known = sorted({name for files in TOKENIZER_FILES for name in files} | {_TOKENIZER_CONFIG})
-    partial = [name for name in known if (folder / name).is_file()]
-    found = f"; it has only {', '.join(partial)}" if partial else ""
-    return f"{folder} has no tokenizer files: it needs one of {needs}{found}"
-
-
 def _model_problems(recipe: Recipe) -> list[str]:
-    """Each local model folder exists and holds a transformers model; the policy a tokenizer."""
+    """Each local model folder holds a transformers model; the policy's a tokenizer too."""
     problems = []
     for field, reference in _local_model_paths(recipe):
         path = local_path(reference, recipe.base_dir)
-        if path is None:
-            continue
-        if not path.is_dir():
-            problems.append(f"{field}: model folder {path} not found")
-        elif not (path / "config.json").is_file():
-            problems.append(f"{field}: {path} has no config.json (not a transformers model)")
-        # The policy's tokenizer loads from its folder; a repository's own code may read others.
-        elif field == POLICY and not recipe.model.trust_remote_code:
-            missing = _tokenizer_problem(path)
-            if missing:
-                problems.append(f"{field}: {missing}")
+        if path is not None:
+            # The policy's tokenizer loads from its folder; a repository's own code may read others.
+            tokenizer = field == POLICY and not recipe.model.trust_remote_code
+            problems += [f"{field}: {p}" for p in model_folder_problems(path, tokenizer)]
     return problems
 
 

@@ -135,6 +135,10 @@ def read_text(path: str | Path) -> str:
     try:
         if file.is_dir():
             raise RecipeError(str(path), ["is a folder, not a recipe file"])
+        if file.is_symlink() and not file.exists():
+            raise RecipeError(
+                str(path), ["is a symbolic link to nothing (a missing file, or a loop of links)"]
+            )
         if not file.is_file():
             raise RecipeError(str(path), ["recipe file not found"])
         with file.open("rb") as handle:
@@ -155,6 +159,7 @@ def read_text(path: str | Path) -> str:
         raise RecipeError(
             f"{path}:{line}",
             [f"cannot read recipe: not UTF-8 text (byte 0x{raw[exc.start]:02x} cannot be decoded)"],
+            hint="save the recipe as UTF-8 (iconv -f UTF-16 -t UTF-8, or your editor's encoding)",
         ) from None
 
 

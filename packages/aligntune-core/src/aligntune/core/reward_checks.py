@@ -14,11 +14,14 @@ import importlib.util
 import inspect
 import math
 import reprlib
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from types import SimpleNamespace
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 from aligntune.core.data_check import DataSummary
@@ -27,10 +30,45 @@ from aligntune.core.recipe import Recipe
 from aligntune.core.rewards import (
     BUILTIN_REWARDS,
     RewardImportError,
+    check_reward_signature,
     completion_text,
     in_recipe_folder,
     load_reward,
 )
+
+CALL_LIMIT_S = 60
+"""How long one call of a user's reward (or its import) may take while it is checked."""
+
+
+class _TooSlow(BaseException):
+    """Raised into user code that overran CALL_LIMIT_S (a BaseException: `except Exception` in
+    the user's code does not swallow it)."""
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run user code with its prints on stderr (never mixed into `plan --json`) and, on the main
+    thread, a time limit: a UserInputError naming `what` when it overruns."""
+
+    def overran(signum: int, frame: FrameType | None) -> None:
+        raise _TooSlow
+
+    timed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGALRM, overran) if timed else None
+    if timed:
+        signal.setitimer(signal.ITIMER_REAL, CALL_LIMIT_S)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    except _TooSlow:
+        raise UserInputError(
+            f"{what} did not return within {CALL_LIMIT_S} s", hint="check it for an endless loop"
+        ) from None
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
 
 SampleRows = Sequence[tuple[str, Mapping[str, Any]]]
 """(`path:line`, row under aligntune's column names), as `data_check.sample_rows` reads them."""
@@ -87,7 +125,10 @@ def _result_problem(result: Any, count: int) -> str | None:
     """What is wrong with a reward's return value for `count` completions, or None."""
     if isinstance(result, str | bytes | Mapping) or not hasattr(result, "__len__"):
         return f"returned {type(result).__name__} {reprlib.repr(result)}, not a list"
-    values = list(result)
+    try:
+        values = list(result)
+    except Exception as exc:  # the user's own sequence type: whatever it raises is theirs
+        return f"returned a {type(result).__name__} whose items cannot be read ({exc!r})"
     if len(values) != count:
         return f"returned {len(values)} value(s) for {count} completion(s)"
     for index, value in enumerate(values):
@@ -95,7 +136,7 @@ def _result_problem(result: Any, count: int) -> str | None:
             continue
         try:
             number = None if isinstance(value, str | bytes) else float(value)
-        except (TypeError, ValueError):
+        except Exception:
             number = None
         if number is None:
             return f"returned {type(value).__name__} {reprlib.repr(value)} for completion {index}"
@@ -117,10 +158,13 @@ def _call(
 ) -> None:
     where = rows[0][0] if len(rows) == 1 else f"{len(rows)} rows from {rows[0][0]}"
     try:
-        result = function(**_trl_arguments([values for _, values in rows], columns))
+        with user_code(f"reward {name} on {where}"):
+            result = function(**_trl_arguments([values for _, values in rows], columns))
     except SystemExit as exc:
         raise UserInputError(f"reward {name} called sys.exit({exc.code!r}) on {where}") from None
-    except Exception as exc:  # the user's code: whatever it raises is theirs to fix
+    except (KeyboardInterrupt, UserInputError):
+        raise
+    except BaseException as exc:  # the user's code: whatever it raises is theirs to fix
         raise UserInputError(
             f"reward {name} raised {type(exc).__name__}: {exc}{_user_line(exc, function)} "
             f"on {where}",
@@ -150,21 +194,40 @@ def check_user_reward(function: str, base_dir: Path, rows: SampleRows) -> None:
     """Import a `module:function` reward from the recipe's folder and call it on `rows`."""
     module_name = function.partition(":")[0]
     top = module_name.partition(".")[0]
-    if not in_recipe_folder(module_name, base_dir):
-        if top in sys.modules or importlib.util.find_spec(top) is not None:
-            return  # installed here, or the caller's own (the Python API): checked where it runs
+    beside = in_recipe_folder(module_name, base_dir)
+    if not beside and top not in sys.modules and importlib.util.find_spec(top) is None:
         raise UserInputError(
             f"reward {function}: no module {top!r}: neither {top}.py nor a folder {top} in "
             f"{base_dir}, and no installed module of that name",
             hint="put the reward's module beside the recipe",
         )
+    if not beside:
+        _check_installed_reward(function)
+        return
     try:
-        loaded = load_reward(function, {}, base_dir)
+        with user_code(f"importing reward {function}"):
+            loaded = load_reward(function, {}, base_dir)  # its signature is checked too
     except RewardImportError as exc:
         if exc.missing and exc.missing.partition(".")[0] != top:
             return  # it needs a package this host lacks; the runner checks it in its environment
         raise
     check_reward_call(loaded, rows, function)
+
+
+def _check_installed_reward(function: str) -> None:
+    """An installed module's reward: its signature, when the module imports here and has it (a
+    Python API caller's own function may be no module attribute; the runner checks that)."""
+    module_name, _, attr = function.partition(":")
+    try:
+        with user_code(f"importing reward {function}"):
+            module = importlib.import_module(module_name)
+    except (UserInputError, KeyboardInterrupt):
+        raise
+    except BaseException:  # it may import differently in the runner's environment
+        return
+    loaded = getattr(module, attr, None)
+    if callable(loaded):
+        check_reward_signature(loaded, function)
 
 
 def reward_problems(

@@ -1,0 +1,83 @@
+"""A local model folder, checked without the training stack: it exists, its JSON files parse, its
+config names a `model_type`, its safetensors headers read, and a policy has tokenizer files.
+Each problem is a sentence about the folder, for the caller to put its field in front."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"))
+"""The file sets a tokenizer loads from (fast, SentencePiece, byte-level BPE)."""
+
+_TOKENIZER_CONFIG = "tokenizer_config.json"
+"""Settings only: without one of TOKENIZER_FILES beside it there is no vocabulary."""
+
+_JSON_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json")
+"""The JSON files transformers reads from a model folder (when present)."""
+
+_MAX_HEADER = 100 * 2**20
+"""A safetensors header larger than this is no header (the format allows at most 100 MB)."""
+
+
+def model_folder_problems(folder: Path, tokenizer: bool) -> list[str]:
+    """What keeps `folder` from loading as a transformers model (and, with `tokenizer`, its
+    tokenizer): each a sentence, none when it looks sound."""
+    if not folder.is_dir():
+        return [f"model folder {folder} not found"]
+    if not (folder / "config.json").is_file():
+        return [f"{folder} has no config.json (not a transformers model)"]
+    problems = [problem for name in _JSON_FILES if (problem := _json_problem(folder / name))]
+    if not problems and not isinstance(_read_json(folder / "config.json").get("model_type"), str):
+        problems.append(f"{folder / 'config.json'} names no model_type (which architecture?)")
+    problems += [p for w in sorted(folder.glob("*.safetensors")) if (p := _weights_problem(w))]
+    if tokenizer and (missing := _tokenizer_problem(folder)):
+        problems.append(missing)
+    return problems
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def _json_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return f"{path} is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})"
+    if not isinstance(data, dict):
+        return f"{path} holds a JSON {type(data).__name__}, not an object"
+    return None
+
+
+def _weights_problem(path: Path) -> str | None:
+    """Whether a safetensors file starts with its header: 8 bytes of length, then JSON."""
+    why = "its header cannot be read"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            if 0 < size <= min(_MAX_HEADER, path.stat().st_size - 8):
+                header = json.loads(handle.read(size))
+                if isinstance(header, dict):
+                    return None
+    except (OSError, ValueError) as exc:
+        why = f"its header cannot be read ({exc})"
+    return f"{path} is not a safetensors file: {why}; copy the model again"
+
+
+def _tokenizer_problem(folder: Path) -> str | None:
+    """What a local model folder lacks to hold a tokenizer, or None."""
+    if any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
+        return None
+    needs = ", ".join(" with ".join(files) for files in TOKENIZER_FILES)
+    known = sorted({name for files in TOKENIZER_FILES for name in files} | {_TOKENIZER_CONFIG})
+    partial = [name for name in known if (folder / name).is_file()]
+    found = f"; it has only {', '.join(partial)}" if partial else ""
+    return f"{folder} has no tokenizer files: it needs one of {needs}{found}"
