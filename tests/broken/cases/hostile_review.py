@@ -97,3 +97,18 @@ CASES += [
         r"unsupported data file type '\.gz'.*\nhint: decompress",
     ),
 ]
+
+CASES += [
+    Case(
+        "chat-template-unclosed-block",
+        {
+            "recipe.yaml": recipe(
+                model={
+                    "name_or_path": str(TINY / "model"),
+                    "chat_template": "{% for m in messages %}{{ m.content }}\n{% if m %}",
+                }
+            )
+        },
+        r"model\.chat_template: not valid Jinja: line 2 of the template: Unexpected end",
+    ),
+]

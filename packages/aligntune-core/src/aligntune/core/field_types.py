@@ -56,12 +56,22 @@ PathText = Annotated[str, Field(min_length=1), AfterValidator(check_path)]
 
 
 def check_chat_template(value: str) -> str:
-    """A Jinja template that renders the conversation, not a template's name."""
+    """A Jinja template that renders the conversation, not a template's name, and parses."""
     if "messages" not in value or not ("{%" in value or "{{" in value):
         raise ValueError(
             "not a Jinja chat template: it never reads `messages`; give the template's text "
             "(a tokenizer_config.json's chat_template), or leave it unset to keep the tokenizer's"
         )
+    # Imported here: only a recipe that sets a template pays for it. transformers renders chat
+    # templates with loop controls on; the syntax is all that is checked (filters come later).
+    import jinja2
+
+    try:
+        jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(value)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(
+            f"not valid Jinja: line {exc.lineno} of the template: {exc.message}"
+        ) from None
     return value
 
 
