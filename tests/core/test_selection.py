@@ -293,3 +293,14 @@ def test_report_to_a_tracker_the_image_lacks_is_refused_for_docker_only(make_rec
         select_backend(recipe, CPU_HOST)
     assert caught.value.exit_code == 3
     assert select_backend(recipe, NO_DOCKER, runtime="local").backend == "trl"
+
+
+def test_a_path_field_the_run_will_not_read_is_a_warning_of_every_plan(make_recipe) -> None:
+    """Shown by plan and by run alike: the plan carries it."""
+    recipe = _recipe(
+        "sft", {"distributed": {"strategy": "ddp", "config_file": "ds.json"}}, make_recipe
+    )
+    plan = select_backend(recipe, CPU_HOST)
+    assert any(
+        w.startswith("distributed.config_file is ignored and not mounted") for w in plan.warnings
+    )

@@ -16,7 +16,7 @@ from aligntune.core.backends import BACKEND_NAMES, get_backend
 from aligntune.core.errors import AlignTuneError, ExitCode
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
-from aligntune.core.paths import unread_references
+from aligntune.core.paths import ignored_field_warnings
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
 
@@ -34,14 +34,6 @@ def load_checked(path: Path) -> Recipe:
         exc.args = (f"{path}: {exc}",)
         raise
     return recipe
-
-
-def ignored_fields(recipe: Recipe) -> list[str]:
-    """A warning for each path field the run will not read (it is not mounted either)."""
-    return [
-        f"{field} is ignored and not mounted: {why}"
-        for field, why in unread_references(recipe).items()
-    ]
 
 
 def mount_lines(mounts: tuple[Mount, ...]) -> list[str]:
@@ -66,7 +58,7 @@ def validate_recipes(paths: list[Path]) -> int:
             f"ok: {path} ({algorithm.name} on {recipe.model.name_or_path}, "
             f"data {recipe.data.train.path}, backend {recipe.backend})"
         )
-        lines = mount_lines(mounts) + [f"warning:   {w}" for w in ignored_fields(recipe)]
+        lines = mount_lines(mounts) + [f"warning:   {w}" for w in ignored_field_warnings(recipe)]
         typer.echo("\n".join(f"  {line}" for line in lines))
     if failures:
         typer.echo(f"{failures} of {len(paths)} recipe(s) invalid", err=True)
@@ -108,7 +100,6 @@ def plan_recipe(
     state = engine.result() if engine is not None else None
     host, _ = probe_host(docker=runtime == "docker", engine=state)
     plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
-    plan.warnings.extend(ignored_fields(recipe))
     return PlanReport(plan, mounts)
 
 

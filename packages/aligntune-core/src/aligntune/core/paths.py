@@ -134,6 +134,14 @@ def unread_references(recipe: Recipe) -> dict[str, str]:
     return {}
 
 
+def ignored_field_warnings(recipe: Recipe) -> list[str]:
+    """A warning for each path field the run will not read (it is not mounted either)."""
+    return [
+        f"{field} is ignored and not mounted: {why}"
+        for field, why in unread_references(recipe).items()
+    ]
+
+
 def unsafe_references(recipe: Recipe) -> list[str]:
     """A located problem for each local path field (read or not) that names kernel or runtime
     state, a socket, a device or a FIFO, or a folder holding such state; symlinks followed."""

@@ -18,7 +18,7 @@ from aligntune.core.backends import (
     get_backend,
 )
 from aligntune.core.errors import BackendUnavailableError, RunnerNotInstalledError
-from aligntune.core.paths import local_path
+from aligntune.core.paths import ignored_field_warnings, local_path
 from aligntune.core.plan import HostInfo, Plan, Runtime
 from aligntune.core.recipe import Recipe
 
@@ -155,7 +155,7 @@ def select_backend(
         )
     gpu_usable = bool(host.gpus) and (runtime != "docker" or host.nvidia_runtime)
     reasons: list[str] = []
-    warnings: list[str] = []
+    warnings = ignored_field_warnings(recipe)
     if host.gpus and not gpu_usable:
         warnings.append(
             f"{len(host.gpus)} GPU(s) found but docker has no nvidia runtime; containers get none"
