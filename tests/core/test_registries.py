@@ -113,8 +113,12 @@ def _table(path: Path, header: str) -> list[list[str]]:
 
 def test_the_algorithm_table_in_the_docs_is_the_registry() -> None:
     rows = _table(REPO / "docs/algorithms.md", "| algorithm | recipe `algorithm.name`")
-    documented = {row[1].strip("`"): row[4] for row in rows}
-    assert documented == {a.name: ", ".join(a.backends) for a in ALGORITHMS}
+    documented = {row[1].strip("`"): (row[4], row[5], row[6]) for row in rows}
+    resumable = {True: "yes", False: "no"}
+    assert documented == {
+        a.name: (", ".join(a.backends), a.reference_model, resumable[a.resumable])
+        for a in ALGORITHMS
+    }
 
 
 def test_the_readme_support_matrix_is_the_registry() -> None:
