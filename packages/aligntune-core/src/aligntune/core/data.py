@@ -13,6 +13,9 @@ from aligntune.core.errors import DataError
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "messages",
+    "conversations",
+    "system",
+    "tools",
     "prompt",
     "completion",
     "instruction",
@@ -25,7 +28,9 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 
 FORMAT_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "messages": ("messages",),
+    "sharegpt": ("conversations",),
     "preference": ("chosen", "rejected"),
+    "sharegpt_preference": ("conversations", "chosen", "rejected"),
     "prompt_completion": ("prompt", "completion"),
     "alpaca": ("instruction", "output"),
     "text": ("text",),
@@ -33,8 +38,34 @@ FORMAT_COLUMNS: Mapping[str, tuple[str, ...]] = {
 }
 """The columns each format needs (after the recipe's column mapping)."""
 
+FORMAT_OPTIONAL: Mapping[str, tuple[str, ...]] = {
+    "messages": ("tools",),
+    "sharegpt": ("system", "tools"),
+    "alpaca": ("input",),
+    "preference": ("prompt", "tools"),
+    "sharegpt_preference": ("system", "tools"),
+}
+"""Columns a format may have besides FORMAT_COLUMNS, checked when present."""
+
+TURN_STYLE: Mapping[str, str] = {
+    "messages": "messages",
+    "sharegpt": "sharegpt",
+    "preference": "messages",
+    "sharegpt_preference": "sharegpt",
+}
+"""The turn style (`aligntune.core.conversations.TURN_FIELDS`) of each format holding turns."""
+
 # Most specific first: a preference row also has a prompt, a prompt/completion row a prompt.
-_DETECTION_ORDER = ("messages", "preference", "prompt_completion", "alpaca", "text", "prompt")
+_DETECTION_ORDER = (
+    "sharegpt_preference",
+    "messages",
+    "sharegpt",
+    "preference",
+    "prompt_completion",
+    "alpaca",
+    "text",
+    "prompt",
+)
 
 LOCAL_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -73,6 +104,13 @@ def resolve_format(columns: set[str], declared: str, accepted: tuple[str, ...], 
             hint="map your columns with data.train.columns, e.g. {prompt: question}",
         )
     return detected
+
+
+def rows_used(rows: int, max_samples: int | None, weight: float | None) -> int:
+    """How many rows a source gives the run: its first `max_samples`, times its `weight` (a
+    fraction takes a seeded sample, a whole part repeats every row)."""
+    taken = rows if max_samples is None else min(rows, max_samples)
+    return taken if weight is None else max(1, round(taken * weight))
 
 
 def is_local_path(path: str) -> bool:

@@ -105,6 +105,10 @@ def _set_path_fields(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, 
                 yield f"{prefix}{name}", value
         elif isinstance(value, BaseModel):
             yield from _set_path_fields(value, f"{prefix}{name}.")
+        elif isinstance(value, list):  # a mixture of data sources: data.train.0.path, ...
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _set_path_fields(item, f"{prefix}{name}.{index}.")
 
 
 def _local_fields(recipe: Recipe) -> Iterator[tuple[str, str, Path]]:
@@ -172,7 +176,10 @@ def _set_field(recipe: Recipe, field: str, value: str | None) -> None:
     *parents, name = field.split(".")
     owner: Any = recipe
     for part in parents:
-        owner = getattr(owner, part, None)
+        if isinstance(owner, list):
+            owner = owner[int(part)] if part.isdigit() and int(part) < len(owner) else None
+        else:
+            owner = getattr(owner, part, None)
     info = type(owner).model_fields.get(name) if isinstance(owner, BaseModel) else None
     if info is None or PATH_FIELD not in info.metadata:
         raise UsageError(f"{field}: not a path field of this recipe")

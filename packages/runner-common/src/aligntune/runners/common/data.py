@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.algorithm_sections import SFTAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import local_kind, resolve_format
+from aligntune.core.conversations import template_problem
+from aligntune.core.data import local_kind
 from aligntune.core.errors import DataError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
+from aligntune.runners.common.chat_tokens import template_turns, tokenize_conversation
+from aligntune.runners.common.sources import mix, read_source
 
 _KEEP = {
     "messages": ("messages",),
     "prompt_completion": ("prompt", "completion"),
     "alpaca": ("prompt", "completion"),
     "text": ("text",),
-    "preference": ("prompt", "chosen", "rejected"),
+    "preference": ("prompt", "chosen", "rejected", "tools"),
 }
 """Columns a trainer gets per format; the prompt format keeps every column (rewards read them)."""
+
+_SHAPES = (("chosen", "preference"), ("completion", "prompt_completion"), ("text", "text"))
+"""The row shape (`_KEEP`'s key) a row in aligntune's shape has, by a column it holds."""
 
 
 @dataclass(frozen=True)
@@ -122,19 +131,156 @@ def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, whe
     return converted
 
 
-def load_data(recipe: Recipe, chat_template: bool) -> PreparedData:
-    """The recipe's train and eval data, checked against the algorithm's formats."""
-    accepted = get_algorithm(recipe.algorithm.name).data_formats
-    settings = recipe.data
-    train = load_source(settings.train, recipe.base_dir, "data.train")
-    fmt = resolve_format(set(train.column_names), settings.train.format, accepted, "data.train")
-    eval_data = None
-    if settings.eval is not None:
-        eval_data = load_source(settings.eval, recipe.base_dir, "data.eval")
-        eval_fmt = resolve_format(
-            set(eval_data.column_names), settings.eval.format, accepted, "data.eval"
+def _wrap_turns(row: dict[str, Any], prompt_trained: bool) -> dict[str, Any]:
+    """A pair or prompt/completion row whose text becomes turns (to sit beside conversations)."""
+    out = dict(row)
+    if "prompt" in out:
+        out["prompt"] = _as_turns(out["prompt"], "user")
+    for answer in ("completion", "chosen", "rejected"):
+        if answer in out:
+            out[answer] = _as_turns(out[answer], "assistant")
+    if "completion" in out and "messages" not in out:
+        prompt = [{**turn, "train": prompt_trained or None} for turn in out.pop("prompt")]
+        out = {"messages": prompt + out.pop("completion"), **out}
+    return out
+
+
+def _conversational(rows: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(row.get(key), list) for row in rows for key in ("messages", "prompt", "chosen")
+    )
+
+
+def _unified(
+    parts: list[tuple[str, list[dict[str, Any]]]], chat: bool, prompt_trained: bool
+) -> list[list[dict[str, Any]]]:
+    """Each source's rows; where the mixture joins conversations with text rows, the text rows
+    become turns (and prompt/completion rows conversations) so that all share one shape."""
+    formats = {fmt for fmt, _ in parts}
+    if len(parts) == 1 or not any(_conversational(rows) for _, rows in parts):
+        return [rows for _, rows in parts]
+    if "text" in formats:
+        raise DataError(
+            "data.train: plain text cannot be mixed with conversations; "
+            f"the mixture has {', '.join(sorted(formats))}"
         )
-        eval_data = prepare(eval_data, eval_fmt, settings.system_prompt, chat_template, "data.eval")
+    if not chat:
+        raise DataError(
+            "data.train: mixing conversations with text rows needs a chat template; "
+            "the tokenizer has none (set model.chat_template)"
+        )
+    return [[_wrap_turns(row, prompt_trained) for row in rows] for _, rows in parts]
+
+
+def _arrow_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """A conversational row as TRL's trainers read it from Arrow: turns without aligntune's
+    flags, tool-call arguments and tools as JSON text (one column type in every row)."""
+    out = dict(row)
+    for key, value in row.items():
+        if key == "tools":
+            out[key] = json.dumps(value)
+        elif isinstance(value, list):
+            turns = template_turns(value)
+            for turn in turns:
+                for call in turn.get("tool_calls", ()):
+                    call["function"] = {
+                        **call["function"],
+                        "arguments": json.dumps(call["function"]["arguments"]),
+                    }
+            out[key] = turns
+    return out
+
+
+def _check_template(rows: list[dict[str, Any]], tokenizer: Any, where: str) -> None:
+    """Tools and tool calls need a template that renders them (a hub model's is known here)."""
+    uses_tools = any(row.get("tools") for row in rows)
+    uses_calls = any(
+        "tool_calls" in turn
+        for row in rows
+        for value in row.values()
+        if isinstance(value, list)
+        for turn in value
+        if isinstance(turn, dict)
+    )
+    why = template_problem(str(tokenizer.chat_template or ""), uses_tools, uses_calls)
+    if why:
+        raise DataError(
+            f"{where}: {why}",
+            hint="use a model whose chat template renders tools, or set model.chat_template",
+        )
+
+
+def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, where: str) -> Any:
+    """Conversations as `input_ids` + `labels`, each turn trained or not as aligntune decides."""
+    from datasets import Dataset
+
+    algorithm = recipe.algorithm
+    user_turns = isinstance(algorithm, SFTAlgorithm) and not algorithm.assistant_only_loss
+    system = recipe.data.system_prompt
+    encoded = []
+    for index, row in enumerate(rows):
+        turns = row["messages"]
+        if system is not None:
+            turns = _with_system(turns, system)
+        try:
+            encoded.append(tokenize_conversation(tokenizer, turns, row.get("tools"), user_turns))
+        except DataError as exc:
+            raise DataError(f"{where}: row {index + 1}: {exc}", hint=exc.hint) from None
+    return Dataset.from_list(encoded)
+
+
+def _dataset(
+    rows: list[dict[str, Any]], fmt: str, recipe: Recipe, tokenizer: Any, where: str
+) -> Any:
+    """Rows in aligntune's shape as the dataset the algorithm's trainer takes."""
+    from datasets import Dataset
+
+    chat = bool(tokenizer.chat_template)
+    _check_template(rows, tokenizer, where)
+    if rows and "messages" in rows[0] and isinstance(recipe.algorithm, SFTAlgorithm):
+        if not chat:
+            raise DataError(
+                f"{where}: conversations need a chat template; the tokenizer has none "
+                "(set model.chat_template)"
+            )
+        return _sft_tokenized(rows, recipe, tokenizer, where)
+    if _conversational(rows):
+        rows = [_arrow_safe(row) for row in rows]
+    try:
+        dataset = Dataset.from_list(rows)
+    except Exception as exc:  # pyarrow's errors: the same column with different types
+        raise DataError(f"{where}: the rows do not make one table: {exc}") from None
+    first = rows[0] if rows else {}
+    shape = next((s for key, s in _SHAPES if key in first), fmt)
+    return prepare(dataset, shape, recipe.data.system_prompt, chat, where)
+
+
+def _read(
+    recipe: Recipe, sources: list[tuple[str, DataSource]], chat: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """(format of the first source, the sources' rows unified and mixed)."""
+    accepted = get_algorithm(recipe.algorithm.name).data_formats
+    seed = recipe.training.seed
+    algorithm = recipe.algorithm
+    prompt_trained = isinstance(algorithm, SFTAlgorithm) and algorithm.completion_only_loss is False
+    parts = []
+    for field, source in sources:
+        fmt, rows = read_source(source, recipe.base_dir, field, accepted, seed)
+        if fmt == "alpaca" and chat:  # instructions become a user turn, outputs an answer
+            rows = [_wrap_turns(row, prompt_trained) for row in rows]
+        parts.append((fmt, rows))
+    return parts[0][0], mix(_unified(parts, chat, prompt_trained), seed)
+
+
+def load_data(recipe: Recipe, tokenizer: Any) -> PreparedData:
+    """The recipe's train and eval data, each source checked against the algorithm's formats,
+    mixed, and converted for its trainer."""
+    settings = recipe.data
+    chat = bool(tokenizer.chat_template)
+    fmt, train = _read(recipe, settings.train_sources(), chat)
+    eval_rows: list[dict[str, Any]] | None = None
+    if settings.eval is not None:
+        eval_fmt, eval_rows = _read(recipe, [("data.eval", settings.eval)], chat)
     elif settings.eval_fraction is not None:
         held = round(len(train) * settings.eval_fraction)
         if held < 1 or held >= len(train):
@@ -142,11 +288,16 @@ def load_data(recipe: Recipe, chat_template: bool) -> PreparedData:
                 f"data.eval_fraction: {settings.eval_fraction} of {len(train)} rows leaves "
                 f"{held} for evaluation; use a larger dataset or fraction"
             )
-        split = train.train_test_split(test_size=held, seed=recipe.training.seed)
-        train, eval_data = split["train"], split["test"]
-        eval_data = prepare(eval_data, fmt, settings.system_prompt, chat_template, "data.eval")
-    train = prepare(train, fmt, settings.system_prompt, chat_template, "data.train")
-    return PreparedData(train=train, eval=eval_data, format=fmt)
+        order = list(range(len(train)))
+        random.Random(recipe.training.seed).shuffle(order)
+        eval_rows = [train[i] for i in order[:held]]
+        train = [train[i] for i in order[held:]]
+        eval_fmt = fmt
+    train_data = _dataset(train, fmt, recipe, tokenizer, "data.train")
+    eval_data = None
+    if eval_rows is not None:
+        eval_data = _dataset(eval_rows, eval_fmt, recipe, tokenizer, "data.eval")
+    return PreparedData(train=train_data, eval=eval_data, format=fmt)
 
 
 def tokenize_prompts(dataset: Any, tokenizer: Any, max_length: int) -> Any:

@@ -1,0 +1,118 @@
+"""Each data source read into aligntune's row shapes, and several mixed into one by the seed.
+
+A local json or jsonl file is read row by row in Python (as the host check read it), so turns of
+any shape reach `aligntune.core.conversations` before Arrow sees them; csv, parquet and hub data
+come through `datasets`. Every row leaves in one of four shapes: `messages` (+ `tools`), a
+preference pair (`prompt`, `chosen`, `rejected`, + `tools`), `prompt` + `completion`, or the
+format's own columns (`text`; `prompt` and the columns rewards read).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.conversations import TurnError, read_answer, read_tools, read_turns
+from aligntune.core.data import FORMAT_OPTIONAL, local_kind, resolve_format, rows_used
+from aligntune.core.data_check import TurnNames
+from aligntune.core.data_readers import read_rows
+from aligntune.core.data_rows import Problems
+from aligntune.core.errors import DataError
+from aligntune.core.paths import local_path
+from aligntune.core.sections import DataSource
+
+_TURN_COLUMNS = ("prompt", "chosen", "rejected", "completion")
+"""Columns that hold text or, in conversational data, turns."""
+
+
+def _raw_rows(source: DataSource, base_dir: Path, where: str) -> list[dict[str, Any]]:
+    """Every row of a source, under aligntune's column names."""
+    from aligntune.runners.common.data import load_source
+
+    path = local_path(source.path, base_dir)
+    if path is None or local_kind(path) != "json":
+        dataset = load_source(source.model_copy(update={"max_samples": None}), base_dir, where)
+        return [dict(row) for row in dataset]
+    renamed = {file_name: canonical for canonical, file_name in source.columns.items()}
+    problems = Problems(path)
+    rows = [
+        {renamed.get(str(key), str(key)): value for key, value in row.items()}
+        for _, row in read_rows(path, "json", problems)
+        if isinstance(row, dict)
+    ]
+    if problems.shown:  # checked before the run; a file changed since is named, not guessed at
+        raise DataError("\n".join(problems.lines()), hint=problems.hint)
+    if not rows:
+        raise DataError(f"{where}: {source.path} has no rows")
+    return rows
+
+
+def _turns_or_text(value: Any, names: TurnNames, where: str) -> Any:
+    return read_turns(value, names.style("messages"), where) if isinstance(value, list) else value
+
+
+def shape_row(row: dict[str, Any], fmt: str, names: TurnNames) -> dict[str, Any]:
+    """One row of format `fmt` in aligntune's shape; a TurnError says what does not fit."""
+    style = names.style(fmt)
+    out: dict[str, Any]
+    if fmt in ("messages", "sharegpt"):
+        column = "messages" if fmt == "messages" else "conversations"
+        out = {"messages": read_turns(row[column], style, column)}
+    elif fmt == "sharegpt_preference":
+        out = {"prompt": read_turns(row["conversations"], style, "conversations")}
+        for answer in ("chosen", "rejected"):
+            out[answer] = read_answer(row[answer], style, answer)
+    elif fmt == "alpaca":
+        extra = row.get("input") or ""
+        instruction = row["instruction"] + (f"\n\n{extra}" if extra else "")
+        out = {"prompt": instruction, "completion": row["output"]}
+    elif fmt in ("preference", "prompt_completion"):
+        out = {key: _turns_or_text(row[key], names, key) for key in _TURN_COLUMNS if key in row}
+        if fmt == "preference" and "prompt" in out and out["prompt"] is None:
+            del out["prompt"]
+    else:
+        out = dict(row)
+    optional = FORMAT_OPTIONAL.get(fmt, ())
+    if "tools" in optional and row.get("tools") is not None:
+        out["tools"] = read_tools(row["tools"], "tools")
+    if "system" in optional and row.get("system"):  # ShareGPT's system prompt column
+        column = "messages" if "messages" in out else "prompt"
+        if out[column][0]["role"] != "system":
+            out[column] = [{"role": "system", "content": row["system"]}, *out[column]]
+    return out
+
+
+def _select(rows: list[dict[str, Any]], source: DataSource, seed: int) -> list[dict[str, Any]]:
+    """The rows a source gives: its first `max_samples`, times its `weight` (seeded)."""
+    taken = rows if source.max_samples is None else rows[: source.max_samples]
+    whole, rest = divmod(rows_used(len(rows), source.max_samples, source.weight), len(taken))
+    return taken * whole + random.Random(seed).sample(taken, rest)
+
+
+def read_source(
+    source: DataSource, base_dir: Path, where: str, accepted: tuple[str, ...], seed: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """(format, rows in aligntune's shape) of one source, `max_samples` and `weight` applied."""
+    raw = _raw_rows(source, base_dir, where)
+    columns = {key for row in raw[:1] for key in row}
+    fmt = resolve_format(columns, source.format, accepted, where)
+    names = TurnNames(source.fields, source.roles)
+    shaped = []
+    for index, row in enumerate(raw):
+        try:
+            shaped.append(shape_row(row, fmt, names))
+        except TurnError as exc:
+            raise DataError(f"{where}: row {index + 1}: {exc.where}: {exc.what}") from None
+        except KeyError as exc:
+            raise DataError(f"{where}: row {index + 1}: {exc.args[0]}: missing") from None
+    return fmt, _select(shaped, source, seed)
+
+
+def mix(parts: list[list[dict[str, Any]]], seed: int) -> list[dict[str, Any]]:
+    """The sources' rows as one list; several sources are shuffled together by the seed."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = [row for part in parts for row in part]
+    random.Random(seed).shuffle(rows)
+    return rows
