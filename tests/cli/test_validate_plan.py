@@ -194,7 +194,10 @@ def test_validate_and_plan_list_every_host_path_a_run_would_mount(
     recipe, mounts = _someone_elses_recipe(tmp_path, monkeypatch)
     before = snapshot(tmp_path)
     assert validate_recipes([recipe]) == 0
-    lines = [line.split(maxsplit=1)[1] for line in capsys.readouterr().out.splitlines()[1:]]
+    shown = capsys.readouterr().out.splitlines()[1:]
+    data = f"data:      data.train: {tmp_path / 'shared' / 'train.jsonl'}: messages"
+    assert shown[0].strip().startswith(data)
+    lines = [line.split(maxsplit=1)[1] for line in shown[1:]]
     assert lines == [*mounts, IGNORED]
     found = HostInfo(docker_available=True, images=frozenset({image_tag("trl", "cpu")}))
     monkeypatch.setattr(host, "probe_host", lambda **_: (found, None))

@@ -43,6 +43,22 @@ UNTRAINED_ROLES = frozenset({"system", "tool"})
 """Turns never trained: the system prompt and tool results are given, not generated."""
 
 
+JSON_KINDS = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    list: "list",
+    dict: "object",
+}
+"""The JSON type of each type `json` decodes to (null aside), as Arrow names them."""
+
+
+def kind_of(value: Any) -> str:
+    """The JSON type of a decoded value: string, number, boolean, list, object, null."""
+    return "null" if value is None else JSON_KINDS.get(type(value), type(value).__name__)
+
+
 class TurnError(ValueError):
     """A turn that does not fit: `where` inside the value (`[2].content`), `what` is wrong."""
 
@@ -71,9 +87,10 @@ def _text(value: Any, where: str) -> str:
     """A turn's text: a string, or a list of text parts (`{type: text, text|value}`) joined."""
     if isinstance(value, str):
         return value
+    if value is None:
+        raise TurnError(where, "missing (null)")
     if not isinstance(value, list):
-        got = "missing (null)" if value is None else f"a {type(value).__name__}"
-        raise TurnError(where, f"expected a string or a list of text parts, got {got}")
+        raise TurnError(where, f"expected a string or a list of text parts, got a {kind_of(value)}")
     texts = []
     for index, part in enumerate(value):
         at = f"{where}[{index}]"
@@ -161,17 +178,18 @@ def _calls(value: Any, where: str) -> list[dict[str, Any]]:
 def read_turn(turn: Any, style: TurnStyle, where: str) -> dict[str, Any]:
     """One turn in aligntune's shape; a TurnError says what does not fit."""
     if not isinstance(turn, dict):
-        raise TurnError(where, f"expected a message object, got a {type(turn).__name__}")
+        raise TurnError(where, f"expected a message object, got a {kind_of(turn)}")
     name = turn.get(style.role_key)
     if not isinstance(name, str):
-        got = "missing" if name is None else "not a string"
+        got = "missing" if name is None else f"a {kind_of(name)}, not a string"
         raise TurnError(f"{where}.{style.role_key}", f"{got}; each turn names its role")
     role = style.roles.get(name)
     if role is None:
         known = ", ".join(sorted(style.roles))
         raise TurnError(
             f"{where}.{style.role_key}",
-            f"unknown role {name!r}; known: {known} (map others with the source's roles)",
+            f"unknown role {name!r}; known roles: {known}; map others with the data "
+            f"source's roles, e.g. roles: {{{name}: assistant}}",
         )
     content_at = f"{where}.{style.content_key}"
     raw = turn.get(style.content_key)
@@ -202,7 +220,7 @@ def read_turns(value: Any, style: TurnStyle, where: str = "") -> list[dict[str, 
     if value is None:
         raise TurnError(where, "missing (null)")
     if not isinstance(value, list):
-        raise TurnError(where, f"expected a list of messages, got a {type(value).__name__}")
+        raise TurnError(where, f"expected a list of messages, got a {kind_of(value)}")
     if not value:
         raise TurnError(where, "empty list of messages")
     return [read_turn(turn, style, f"{where}[{index}]") for index, turn in enumerate(value)]
@@ -210,8 +228,13 @@ def read_turns(value: Any, style: TurnStyle, where: str = "") -> list[dict[str, 
 
 def read_answer(value: Any, style: TurnStyle, where: str) -> list[dict[str, Any]]:
     """A ShareGPT preference answer: one turn object, or a list of turns."""
-    turns = [read_turn(value, style, where)] if isinstance(value, dict) else None
-    turns = turns or read_turns(value, style, where)
+    if isinstance(value, dict):
+        turns = [read_turn(value, style, where)]
+    elif isinstance(value, list):
+        turns = read_turns(value, style, where)
+    else:
+        shape = f"{{{style.role_key}, {style.content_key}}}"
+        raise TurnError(where, f"expected a turn {shape} or a list of turns, got a {kind_of(value)}")
     if turns[0]["role"] != "assistant":
         raise TurnError(where, f"an answer is an assistant turn, not a {turns[0]['role']} turn")
     return turns

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.conversations import (
+    JSON_KINDS,
     TurnError,
     TurnStyle,
+    kind_of,
     read_answer,
     read_tools,
     read_turns,
@@ -27,23 +29,8 @@ MAX_PROBLEMS = 20
 _PLAIN_TEXT = ("alpaca", "text")
 """Formats whose columns are joined as strings; the others may also hold conversations."""
 
-_KINDS = {
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    list: "list",
-    dict: "object",
-}
-"""The JSON type of each type `json` decodes to (null aside), as Arrow names them."""
-
 _SYSTEM = "system"
 _ASSISTANT = "assistant"
-
-
-def kind_of(value: Any) -> str:
-    """The JSON type of a decoded value: string, number, boolean, list, object, null."""
-    return "null" if value is None else _KINDS.get(type(value), type(value).__name__)
 
 
 class Problems:
@@ -186,7 +173,7 @@ class RowChecker:
         # A column whose JSON type changes stops `datasets` from building its table.
         kinds = self.kinds
         for key, value in row.items():
-            kind_name = _KINDS.get(type(value))
+            kind_name = JSON_KINDS.get(type(value))
             if kind_name is None:  # null, which any column may hold
                 self.nulls.add(key)
             elif kinds.get(key) != kind_name and key not in bad:
