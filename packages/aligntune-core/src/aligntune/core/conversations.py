@@ -234,7 +234,9 @@ def read_answer(value: Any, style: TurnStyle, where: str) -> list[dict[str, Any]
         turns = read_turns(value, style, where)
     else:
         shape = f"{{{style.role_key}, {style.content_key}}}"
-        raise TurnError(where, f"expected a turn {shape} or a list of turns, got a {kind_of(value)}")
+        raise TurnError(
+            where, f"expected a turn {shape} or a list of turns, got a {kind_of(value)}"
+        )
     if turns[0]["role"] != "assistant":
         raise TurnError(where, f"an answer is an assistant turn, not a {turns[0]['role']} turn")
     return turns

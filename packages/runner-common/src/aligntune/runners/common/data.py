@@ -16,7 +16,7 @@ from aligntune.core.errors import DataError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
-from aligntune.runners.common.chat_tokens import template_turns, tokenize_conversation
+from aligntune.runners.common.chat_tokens import IGNORED, template_turns, tokenize_conversation
 from aligntune.runners.common.sources import mix, read_source
 
 _KEEP = {
@@ -226,6 +226,14 @@ def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, w
             encoded.append(tokenize_conversation(tokenizer, turns, row.get("tools"), user_turns))
         except DataError as exc:
             raise DataError(f"{where}: row {index + 1}: {exc}", hint=exc.hint) from None
+    starts = [next((i for i, x in enumerate(e["labels"]) if x != IGNORED), 0) for e in encoded]
+    if min(starts, default=0) >= recipe.data.max_length:
+        # The trainer cuts every row at max_length, and a row with nothing left to learn is dropped.
+        raise DataError(
+            f"{where}: no conversation has a trained token within data.max_length "
+            f"{recipe.data.max_length} (the earliest starts at token {min(starts)})",
+            hint="raise data.max_length",
+        )
     return Dataset.from_list(encoded)
 
 
