@@ -170,6 +170,6 @@ def test_rows_whose_trained_turns_lie_past_max_length_are_refused(tmp_path: Path
     recipe = _recipe(tmp_path, {"path": str(path)}, model={"chat_template": TOOL_TEMPLATE})
     recipe.data.max_length = 32
     with pytest.raises(
-        DataError, match="no conversation has a trained token within data.max_length 32"
+        DataError, match=r"no conversation has a trained token within data\.max_length 32"
     ):
         _load(recipe)
