@@ -84,7 +84,8 @@ CASES = [
          f"{D}:1: chosen: an answer is an assistant turn, not a user turn"),
     Case("sharegpt-preference-answer-text",
          data("dpo", {"conversations": [HUMAN], "chosen": "4", "rejected": GPT}),
-         f"{D}:1: chosen: expected a turn " + r"\{{from, value\}} or a list of turns, got a string"),
+         f"{D}:1: chosen: expected a turn " + r"\{{from, value\}} or a list of turns, got a "
+         "string"),
     Case("sharegpt-mapped-role-key-absent",
          data("sft", {"conversations": [HUMAN, GPT]}, fields={"role": "speaker"}),
          f"{D}:1: " + r"conversations\[0\]\.speaker: missing; each turn names its role"),
