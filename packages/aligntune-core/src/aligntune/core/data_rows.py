@@ -8,7 +8,7 @@ Arrow table `datasets` builds needs that), and a preference pair differs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +56,30 @@ class Problems:
         return [text for _, text in sorted(self.shown, key=lambda shown: shown[0])] + more
 
 
-def _plain_turns(value: Any, style: TurnStyle, answer: bool) -> bool:
-    """Whether `value` is a list of turns of known roles with non-empty string text and no other
-    keys (with `answer`: one of them an assistant turn): the common case, tested first and fast;
+def plain_turns_test(style: TurnStyle) -> Callable[[Any, bool], bool]:
+    """The common case of a column of turns, tested first and fast: a list of turns with a known
+    role and non-empty string text and no other keys (with `answer`, the last by the assistant).
     `read_turns` reads everything else and says what is wrong."""
-    if type(value) is not list or not value:
-        return False
-    role_key, content_key, roles = style.role_key, style.content_key, style.roles
-    answered = not answer
-    for message in value:
-        if type(message) is not dict or len(message) != 2:
+    role_key, content_key = style.role_key, style.content_key
+    by_role = [(name, role) for name, role in style.roles.items() if role != "tool_call"]
+    names = frozenset(name for name, _ in by_role)
+    system = frozenset(name for name, role in by_role if role == _SYSTEM)
+    assistant = frozenset(name for name, role in by_role if role == _ASSISTANT)
+
+    def plain(value: Any, answer: bool) -> bool:
+        if type(value) is not list or not value:
             return False
-        name, content = message.get(role_key), message.get(content_key)
-        role = roles.get(name) if type(name) is str else None
-        if role is None or role == "tool_call" or type(content) is not str:
-            return False
-        if (not content or content.isspace()) and role != _SYSTEM:
-            return False
-        answered = answered or role == _ASSISTANT
-    return answered
+        for message in value:
+            if type(message) is not dict or len(message) != 2:
+                return False
+            name, content = message.get(role_key), message.get(content_key)
+            if type(name) is not str or name not in names or type(content) is not str:
+                return False
+            if (not content or content.isspace()) and name not in system:
+                return False
+        return not answer or value[-1][role_key] in assistant
+
+    return plain
 
 
 def nonfinite_field(value: Any, where: str = "") -> str | None:
@@ -122,9 +127,19 @@ class RowChecker:
         `style` how turns name their parts (default: the format's own)."""
         self.format = fmt
         self.style = style or TurnStyle.of(TURN_STYLE.get(fmt, "messages"), {}, {})
-        wanted = (*FORMAT_COLUMNS[fmt], *FORMAT_OPTIONAL.get(fmt, ()))
-        # (column as the file names it, aligntune's name, what it holds)
-        self.columns = [(mapping.get(c, c), c, _column_kind(fmt, c)) for c in wanted]
+        # (column as the file names it, aligntune's name, what it holds): the format's own
+        # columns, checked in every row, and the optional ones, checked where a row has them.
+        # A column of turns also says whether one must be the assistant's (None: not turns).
+        answers = {_CONVERSATION: True, _PROMPT_TURNS: False}
+        self.columns = [
+            (mapping.get(c, c), c, kind, answers.get(kind))
+            for c in FORMAT_COLUMNS[fmt]
+            for kind in (_column_kind(fmt, c),)
+        ]
+        self.optional_columns = [
+            (mapping.get(c, c), c, _column_kind(fmt, c)) for c in FORMAT_OPTIONAL.get(fmt, ())
+        ]
+        self.plain = plain_turns_test(self.style)
         self.required = {mapping.get(c, c) for c in FORMAT_COLUMNS[fmt]}
         self.optional = {mapping.get(c, c) for c in FORMAT_OPTIONAL.get(fmt, ())}
         self.renamed = {source: canonical for canonical, source in mapping.items()}
@@ -147,23 +162,24 @@ class RowChecker:
     def check(self, line: int, row: dict[str, Any]) -> None:
         """Record every problem of one row (a JSON object or a CSV record)."""
         bad: set[str] = set()
-        for source, canonical, kind in self.columns:
+        plain = self.plain
+        for source, canonical, kind, answer in self.columns:
             value = row.get(source)
             # The common case first, and fast: every row pays for these lines.
-            if kind in (_CONVERSATION, _PROMPT_TURNS):
-                if _plain_turns(value, self.style, kind == _CONVERSATION):
+            if answer is not None:
+                if plain(value, answer):
                     continue
             elif kind == _TEXT and type(value) is str and value and not value.isspace():
                 continue
             if source not in row:
-                if source in self.required:
-                    self._missing(line, source, row)
-                    bad.add(source)
-                continue
-            found = self._value_problem(kind, canonical, source in self.optional, value)
-            if found is not None:
-                self.problems.add(line, f"{source}{found[0]}: {found[1]}")
+                self._missing(line, source, row)
                 bad.add(source)
+                continue
+            self._check_value(line, source, canonical, kind, value, bad)
+        if len(row) > len(self.columns):  # only then can a row hold an optional column
+            for source, canonical, kind in self.optional_columns:
+                if source in row:
+                    self._check_value(line, source, canonical, kind, row[source], bad)
         if self.pair and not bad and row[self.pair[0]] == row[self.pair[1]]:
             self.problems.add(
                 line,
@@ -178,6 +194,14 @@ class RowChecker:
                 self.nulls.add(key)
             elif kinds.get(key) != kind_name and key not in bad:
                 self._kind_changed(line, key, kind_name)
+
+    def _check_value(
+        self, line: int, source: str, canonical: str, kind: int, value: Any, bad: set[str]
+    ) -> None:
+        found = self._value_problem(kind, canonical, source in self.optional, value)
+        if found is not None:
+            self.problems.add(line, f"{source}{found[0]}: {found[1]}")
+            bad.add(source)
 
     def _turns(self, kind: int, value: Any) -> list[dict[str, Any]]:
         """The turns of a column that holds them, read as the runner reads them."""
