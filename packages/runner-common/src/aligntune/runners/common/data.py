@@ -1,28 +1,23 @@
-"""Load a recipe's datasets with `datasets` and turn each row format into what TRL expects."""
+"""A recipe's data as each trainer takes it: the sources read and mixed (`sources.py`), then
+conversations tokenized for SFT with labels turn by turn (`chat_tokens.py`), other rows put into
+TRL's columns (system prompt added, tools and tool-call arguments as JSON text for Arrow)."""
 
 from __future__ import annotations
 
 import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm
-from aligntune.core.algorithms import get_algorithm
 from aligntune.core.conversations import template_problem
-from aligntune.core.data import local_kind
 from aligntune.core.errors import DataError
-from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
-from aligntune.core.sections import DataSource
 from aligntune.runners.common.chat_tokens import IGNORED, template_turns, tokenize_conversation
-from aligntune.runners.common.sources import mix, read_source
+from aligntune.runners.common.sources import as_turns, conversational, read_sources
 
 _KEEP = {
-    "messages": ("messages",),
     "prompt_completion": ("prompt", "completion"),
-    "alpaca": ("prompt", "completion"),
     "text": ("text",),
     "preference": ("prompt", "chosen", "rejected", "tools"),
 }
@@ -41,69 +36,22 @@ class PreparedData:
     format: str
 
 
-def load_source(source: DataSource, base_dir: Path, where: str) -> Any:
-    """One data source as a `datasets.Dataset`, columns renamed, first max_samples rows."""
-    from datasets import load_dataset
-
-    local = local_path(source.path, base_dir)
-    try:
-        if local is not None:
-            kind = local_kind(local)
-            dataset = load_dataset(kind, data_files=str(local), split="train")
-        else:
-            dataset = load_dataset(
-                source.path, source.subset, split=source.split, revision=source.revision
-            )
-    except DataError:
-        raise
-    except Exception as exc:  # datasets raises many types; the user needs the message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{where}: cannot load {source.path}: {first}") from None
-    renames = {src: dst for dst, src in source.columns.items() if src != dst}
-    missing = [f"{dst} -> {src}" for src, dst in renames.items() if src not in dataset.column_names]
-    if missing:
-        raise DataError(
-            f"{where}: mapped column(s) not in the data: {', '.join(missing)}; "
-            f"columns found: {', '.join(dataset.column_names)}"
-        )
-    dataset = dataset.rename_columns(renames)
-    if source.max_samples is not None:
-        dataset = dataset.select(range(min(source.max_samples, len(dataset))))
-    if len(dataset) == 0:
-        raise DataError(f"{where}: {source.path} has no rows")
-    return dataset
-
-
-def _as_turns(value: Any, role: str) -> list[dict[str, str]]:
-    return value if isinstance(value, list) else [{"role": role, "content": str(value)}]
-
-
 def _with_system(turns: list[dict[str, str]], system: str) -> list[dict[str, str]]:
     if turns and turns[0].get("role") == "system":
         return turns
     return [{"role": "system", "content": system}, *turns]
 
 
-def convert_row(row: dict[str, Any], fmt: str, system: str | None, chat: bool) -> dict[str, Any]:
+def convert_row(row: dict[str, Any], system: str | None) -> dict[str, Any]:
     """One row in TRL's shape; a system prompt makes string prompts conversational."""
-    row = dict(row)
-    if fmt == "alpaca":
-        extra = row.get("input") or ""
-        row["prompt"] = row["instruction"] + (f"\n\n{extra}" if extra else "")
-        row["completion"] = row["output"]
-        if chat:
-            row["prompt"] = _as_turns(row["prompt"], "user")
-            row["completion"] = _as_turns(row["completion"], "assistant")
     if system is None:
         return row
-    if fmt == "messages":
-        row["messages"] = _with_system(row["messages"], system)
-        return row
+    row = dict(row)
     if "prompt" in row:
-        row["prompt"] = _with_system(_as_turns(row["prompt"], "user"), system)
+        row["prompt"] = _with_system(as_turns(row["prompt"], "user"), system)
     for answer in ("completion", "chosen", "rejected"):
         if answer in row:
-            row[answer] = _as_turns(row[answer], "assistant")
+            row[answer] = as_turns(row[answer], "assistant")
     return row
 
 
@@ -121,7 +69,7 @@ def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, whe
         )
     converted = dataset.map(
         convert_row,
-        fn_kwargs={"fmt": fmt, "system": system, "chat": chat_template},
+        fn_kwargs={"system": system},
         desc="aligntune: converting rows",
     )
     keep = _KEEP.get(fmt)
@@ -129,47 +77,6 @@ def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, whe
         drop = [c for c in converted.column_names if c not in keep]
         converted = converted.remove_columns(drop)
     return converted
-
-
-def _wrap_turns(row: dict[str, Any], prompt_trained: bool) -> dict[str, Any]:
-    """A pair or prompt/completion row whose text becomes turns (to sit beside conversations)."""
-    out = dict(row)
-    if "prompt" in out:
-        out["prompt"] = _as_turns(out["prompt"], "user")
-    for answer in ("completion", "chosen", "rejected"):
-        if answer in out:
-            out[answer] = _as_turns(out[answer], "assistant")
-    if "completion" in out and "messages" not in out:
-        prompt = [{**turn, "train": prompt_trained or None} for turn in out.pop("prompt")]
-        out = {"messages": prompt + out.pop("completion"), **out}
-    return out
-
-
-def _conversational(rows: list[dict[str, Any]]) -> bool:
-    return any(
-        isinstance(row.get(key), list) for row in rows for key in ("messages", "prompt", "chosen")
-    )
-
-
-def _unified(
-    parts: list[tuple[str, list[dict[str, Any]]]], chat: bool, prompt_trained: bool
-) -> list[list[dict[str, Any]]]:
-    """Each source's rows; where the mixture joins conversations with text rows, the text rows
-    become turns (and prompt/completion rows conversations) so that all share one shape."""
-    formats = {fmt for fmt, _ in parts}
-    if len(parts) == 1 or not any(_conversational(rows) for _, rows in parts):
-        return [rows for _, rows in parts]
-    if "text" in formats:
-        raise DataError(
-            "data.train: plain text cannot be mixed with conversations; "
-            f"the mixture has {', '.join(sorted(formats))}"
-        )
-    if not chat:
-        raise DataError(
-            "data.train: mixing conversations with text rows needs a chat template; "
-            "the tokenizer has none (set model.chat_template)"
-        )
-    return [[_wrap_turns(row, prompt_trained) for row in rows] for _, rows in parts]
 
 
 def _arrow_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +159,7 @@ def _dataset(
                 "(set model.chat_template)"
             )
         return _sft_tokenized(rows, recipe, tokenizer, where)
-    if _conversational(rows):
+    if conversational(rows):
         rows = [_arrow_safe(row) for row in rows]
     try:
         dataset = Dataset.from_list(rows)
@@ -263,32 +170,15 @@ def _dataset(
     return prepare(dataset, shape, recipe.data.system_prompt, chat, where)
 
 
-def _read(
-    recipe: Recipe, sources: list[tuple[str, DataSource]], chat: bool
-) -> tuple[str, list[dict[str, Any]]]:
-    """(format of the first source, the sources' rows unified and mixed)."""
-    accepted = get_algorithm(recipe.algorithm.name).data_formats
-    seed = recipe.training.seed
-    algorithm = recipe.algorithm
-    prompt_trained = isinstance(algorithm, SFTAlgorithm) and algorithm.completion_only_loss is False
-    parts = []
-    for field, source in sources:
-        fmt, rows = read_source(source, recipe.base_dir, field, accepted, seed)
-        if fmt == "alpaca" and chat:  # instructions become a user turn, outputs an answer
-            rows = [_wrap_turns(row, prompt_trained) for row in rows]
-        parts.append((fmt, rows))
-    return parts[0][0], mix(_unified(parts, chat, prompt_trained), seed)
-
-
 def load_data(recipe: Recipe, tokenizer: Any) -> PreparedData:
     """The recipe's train and eval data, each source checked against the algorithm's formats,
     mixed, and converted for its trainer."""
     settings = recipe.data
     chat = bool(tokenizer.chat_template)
-    fmt, train = _read(recipe, settings.train_sources(), chat)
+    fmt, train = read_sources(recipe, settings.train_sources(), chat)
     eval_rows: list[dict[str, Any]] | None = None
     if settings.eval is not None:
-        eval_fmt, eval_rows = _read(recipe, [("data.eval", settings.eval)], chat)
+        eval_fmt, eval_rows = read_sources(recipe, [("data.eval", settings.eval)], chat)
     elif settings.eval_fraction is not None:
         held = round(len(train) * settings.eval_fraction)
         if held < 1 or held >= len(train):

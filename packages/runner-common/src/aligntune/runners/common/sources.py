@@ -13,6 +13,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.algorithm_sections import SFTAlgorithm
+from aligntune.core.algorithms import get_algorithm
 from aligntune.core.conversations import TurnError, read_answer, read_tools, read_turns
 from aligntune.core.data import FORMAT_OPTIONAL, local_kind, resolve_format, rows_used
 from aligntune.core.data_check import TurnNames
@@ -20,16 +22,48 @@ from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems
 from aligntune.core.errors import DataError
 from aligntune.core.paths import local_path
+from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
 
 _TURN_COLUMNS = ("prompt", "chosen", "rejected", "completion")
 """Columns that hold text or, in conversational data, turns."""
 
 
+def load_source(source: DataSource, base_dir: Path, where: str) -> Any:
+    """One data source as a `datasets.Dataset`, columns renamed, first max_samples rows."""
+    from datasets import load_dataset
+
+    local = local_path(source.path, base_dir)
+    try:
+        if local is not None:
+            kind = local_kind(local)
+            dataset = load_dataset(kind, data_files=str(local), split="train")
+        else:
+            dataset = load_dataset(
+                source.path, source.subset, split=source.split, revision=source.revision
+            )
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many types; the user needs the message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{where}: cannot load {source.path}: {first}") from None
+    renames = {src: dst for dst, src in source.columns.items() if src != dst}
+    missing = [f"{dst} -> {src}" for src, dst in renames.items() if src not in dataset.column_names]
+    if missing:
+        raise DataError(
+            f"{where}: mapped column(s) not in the data: {', '.join(missing)}; "
+            f"columns found: {', '.join(dataset.column_names)}"
+        )
+    dataset = dataset.rename_columns(renames)
+    if source.max_samples is not None:
+        dataset = dataset.select(range(min(source.max_samples, len(dataset))))
+    if len(dataset) == 0:
+        raise DataError(f"{where}: {source.path} has no rows")
+    return dataset
+
+
 def _raw_rows(source: DataSource, base_dir: Path, where: str) -> list[dict[str, Any]]:
     """Every row of a source, under aligntune's column names."""
-    from aligntune.runners.common.data import load_source
-
     path = local_path(source.path, base_dir)
     if path is None or local_kind(path) != "json":
         dataset = load_source(source.model_copy(update={"max_samples": None}), base_dir, where)
@@ -116,3 +150,67 @@ def mix(parts: list[list[dict[str, Any]]], seed: int) -> list[dict[str, Any]]:
     rows = [row for part in parts for row in part]
     random.Random(seed).shuffle(rows)
     return rows
+
+
+def as_turns(value: Any, role: str) -> list[dict[str, str]]:
+    """Text as one turn of `role`; turns as they are."""
+    return value if isinstance(value, list) else [{"role": role, "content": str(value)}]
+
+
+def _wrap_turns(row: dict[str, Any], prompt_trained: bool) -> dict[str, Any]:
+    """A pair or prompt/completion row whose text becomes turns (to sit beside conversations)."""
+    out = dict(row)
+    if "prompt" in out:
+        out["prompt"] = as_turns(out["prompt"], "user")
+    for answer in ("completion", "chosen", "rejected"):
+        if answer in out:
+            out[answer] = as_turns(out[answer], "assistant")
+    if "completion" in out and "messages" not in out:
+        prompt = [{**turn, "train": prompt_trained or None} for turn in out.pop("prompt")]
+        out = {"messages": prompt + out.pop("completion"), **out}
+    return out
+
+
+def conversational(rows: list[dict[str, Any]]) -> bool:
+    """Whether any row holds turns."""
+    return any(
+        isinstance(row.get(key), list) for row in rows for key in ("messages", "prompt", "chosen")
+    )
+
+
+def _unified(
+    parts: list[tuple[str, list[dict[str, Any]]]], chat: bool, prompt_trained: bool
+) -> list[list[dict[str, Any]]]:
+    """Each source's rows; where the mixture joins conversations with text rows, the text rows
+    become turns (and prompt/completion rows conversations) so that all share one shape."""
+    formats = {fmt for fmt, _ in parts}
+    if len(parts) == 1 or not any(conversational(rows) for _, rows in parts):
+        return [rows for _, rows in parts]
+    if "text" in formats:
+        raise DataError(
+            "data.train: plain text cannot be mixed with conversations; "
+            f"the mixture has {', '.join(sorted(formats))}"
+        )
+    if not chat:
+        raise DataError(
+            "data.train: mixing conversations with text rows needs a chat template; "
+            "the tokenizer has none (set model.chat_template)"
+        )
+    return [[_wrap_turns(row, prompt_trained) for row in rows] for _, rows in parts]
+
+
+def read_sources(
+    recipe: Recipe, sources: list[tuple[str, DataSource]], chat: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """(format of the first source, the sources' rows unified and mixed)."""
+    accepted = get_algorithm(recipe.algorithm.name).data_formats
+    seed = recipe.training.seed
+    algorithm = recipe.algorithm
+    prompt_trained = isinstance(algorithm, SFTAlgorithm) and algorithm.completion_only_loss is False
+    parts: list[tuple[str, list[dict[str, Any]]]] = []
+    for field, source in sources:
+        fmt, rows = read_source(source, recipe.base_dir, field, accepted, seed)
+        if fmt == "alpaca" and chat:  # instructions become a user turn, outputs an answer
+            rows = [_wrap_turns(row, prompt_trained) for row in rows]
+        parts.append((fmt, rows))
+    return parts[0][0], mix(_unified(parts, chat, prompt_trained), seed)
