@@ -59,4 +59,3 @@ def test_detection_puts_the_label_formats_first() -> None:
     # For SFT a label column is just another column.
     sft = get_algorithm("sft").data_formats
     assert detect_format({"prompt", "completion", "label"}, sft) == "prompt_completion"
-

@@ -69,9 +69,8 @@ def _reference_model(p: Pieces) -> Any:
     if p.settings.peft is not None:
         return None
     # TRL would reload the reference from the config's path without the recipe's revision.
-    return load_causal_lm(
-        p.settings.models["policy"], p.settings.model_init, p.device, "model.name_or_path"
-    )
+    policy = model_reference(p.settings.models["policy"], p.recipe.base_dir)
+    return load_causal_lm(policy, p.settings.model_init, p.device, "model.name_or_path")
 
 
 def build_dpo(p: Pieces, callbacks: list[Any]) -> Any:
