@@ -3,9 +3,12 @@ and CSV; the refusals are in tests/broken/cases/feedback.py."""
 
 from __future__ import annotations
 
+import pytest
+
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import detect_format
+from aligntune.core.data import detect_format, resolve_format
 from aligntune.core.data_check import check_local_data
+from aligntune.core.errors import DataError
 
 KTO = get_algorithm("kto").data_formats
 CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
@@ -56,6 +59,14 @@ def test_detection_puts_the_label_formats_first() -> None:
     assert detect_format({"prompt", "completion", "label"}, (*KTO, "prompt_completion")) == (
         "feedback"
     )
-    # For SFT a label column is just another column.
+
+
+def test_sft_reads_rated_rows_only_when_told_to() -> None:
+    # Read as prompt/completion, the undesirable answers would be trained on too.
     sft = get_algorithm("sft").data_formats
-    assert detect_format({"prompt", "completion", "label"}, sft) == "prompt_completion"
+    rated = {"prompt", "completion", "label"}
+    assert detect_format(rated, sft) == "prompt_completion"
+    with pytest.raises(DataError, match="the label column rates each completion"):
+        resolve_format(rated, "auto", sft, "d.jsonl")
+    assert resolve_format(rated, "prompt_completion", sft, "d.jsonl") == "prompt_completion"
+    assert resolve_format({"messages", "label"}, "messages", sft, "d.jsonl") == "messages"

@@ -88,6 +88,15 @@ CASES = [
         at(None, r"cannot tell the data format.*these columns are feedback data, which kto"),
     ),
     Case(
+        "feedback-data-given-to-sft",
+        {"recipe.yaml": recipe(data={"train": {"path": "d.jsonl"}}), "d.jsonl": jsonl(GOOD, BAD)},
+        at(
+            None,
+            r"the label column rates each completion; these columns are feedback data, "
+            r"which kto trains; read as prompt_completion data, every completion would be trained",
+        ),
+    ),
+    Case(
         "feedback-format-declared-for-dpo",
         {
             "recipe.yaml": recipe("dpo", data={"train": {"path": "d.jsonl", "format": "feedback"}}),

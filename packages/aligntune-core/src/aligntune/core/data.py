@@ -90,7 +90,20 @@ def resolve_format(columns: set[str], declared: str, accepted: tuple[str, ...], 
             f"this algorithm needs one of [{needs}]{_trained_by(columns)}",
             hint="map your columns with data.train.columns, e.g. {prompt: question}",
         )
+    _check_not_rated(columns, detected, where)
     return detected
+
+
+def _check_not_rated(columns: set[str], detected: str, where: str) -> None:
+    """Feedback rows read as plain completions would train the undesirable ones too."""
+    rated = detect_format(columns, tuple(FORMAT_COLUMNS))
+    if rated is None or LABEL not in FORMAT_COLUMNS[rated] or LABEL in FORMAT_COLUMNS[detected]:
+        return
+    raise DataError(
+        f"{where}: the {LABEL} column rates each completion{_trained_by(columns)}; read as "
+        f"{detected} data, every completion would be trained on, the undesirable ones too",
+        hint=f"to train on every row anyway, declare the data source's format: {detected}",
+    )
 
 
 def _trained_by(columns: set[str]) -> str:
