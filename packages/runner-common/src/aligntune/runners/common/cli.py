@@ -21,7 +21,7 @@ from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
-from aligntune.core.paths import HOST_PATH_FLAG, REFERENCE_FLAG
+from aligntune.core.paths import HOST_PATH_FLAG, OUTPUT_FIELD, REFERENCE_FLAG, recorded_names
 from aligntune.core.plan import GpuInfo, HostInfo, Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory, handed_plan
@@ -144,9 +144,10 @@ def train(backend: Backend, recipe: Recipe, run_dir: RunDirectory, mode: str) ->
         print(f"aligntune: warning: {warning}", file=sys.stderr)
     metrics = trainer.train()
     loss = metrics.get("loss", metrics.get("train_loss"))
+    where = recorded_names(recipe, run_dir.root)[OUTPUT_FIELD]  # the host's name in a container
     print(
         f"aligntune: finished {recipe.run_name} at step {metrics.get('global_step')} "
-        f"(loss {loss}); run directory {run_dir.root}"
+        f"(loss {loss}); run directory {where}"
     )
     return ExitCode.OK
 
