@@ -138,7 +138,7 @@ def test_a_container_run_records_the_host_paths_it_was_handed(
     # On the host nothing is renamed; a copy keeps the names; an unknown field is refused.
     assert renamed_paths(recipe, tmp_path / "runs" / "ppo") == {}
     assert in_container.model_copy(deep=True).host_paths == host
-    with pytest.raises(UsageError, match="training.seed: not a path field"):
+    with pytest.raises(UsageError, match=r"training\.seed: not a path field"):
         recipe.with_references({}, {"training.seed": "/x"})
 
 
