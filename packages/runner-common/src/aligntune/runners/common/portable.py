@@ -28,11 +28,13 @@ arguments (container paths inside); trainer_settings.json records them as JSON."
 
 
 def renamed_text(text: str, renames: Mapping[str, str]) -> str:
-    """`text` with each path in `renames` (a whole path, or the start of one) replaced."""
-    for old in sorted(renames, key=len, reverse=True):
-        new = renames[old]
-        text = re.sub(re.escape(old) + r"(?![^/\s\"',)\]])", lambda _, new=new: new, text)
-    return text
+    """`text` with each path in `renames` (a whole path, or the start of one) replaced, in one
+    pass (a new name is never renamed again), the longest path first."""
+    if not renames:
+        return text
+    paths = "|".join(re.escape(old) for old in sorted(renames, key=len, reverse=True))
+    pattern = re.compile(f"(?:{paths})" + r"(?![^/\s\"',)\]])")
+    return pattern.sub(lambda found: renames[found.group(0)], text)
 
 
 def renamed_json(value: Any, renames: Mapping[str, str]) -> Any:
