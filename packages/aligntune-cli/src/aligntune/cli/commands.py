@@ -19,7 +19,7 @@ from aligntune.core.outputdir import check_output
 from aligntune.core.paths import ignored_field_warnings
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
-from aligntune.core.template_check import sample_lines
+from aligntune.core.template_check import runner_check_note, sample_lines
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
     from aligntune.cli.engine import EngineProbe
@@ -60,6 +60,8 @@ def validate_recipes(paths: list[Path]) -> int:
             f"data {recipe.data.train.path}, backend {recipe.backend})"
         )
         lines = mount_lines(mounts) + [f"warning:   {w}" for w in ignored_field_warnings(recipe)]
+        note = runner_check_note(recipe)
+        lines += [f"note:      {note}"] if note else []
         typer.echo("\n".join(f"  {line}" for line in lines))
     if failures:
         typer.echo(f"{failures} of {len(paths)} recipe(s) invalid", err=True)

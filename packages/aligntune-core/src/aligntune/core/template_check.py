@@ -118,6 +118,8 @@ def folder_facts(folder: Path) -> TokenizerFacts:
     tokens: set[str] = set()
     tokenizer = _read(folder / "tokenizer.json")
     vocab = tokenizer.get("model", {}).get("vocab") if tokenizer else None
+    if isinstance(vocab, list):  # Unigram: [piece, score] pairs
+        vocab = {str(entry[0]): 0 for entry in vocab if isinstance(entry, list) and entry}
     known = isinstance(vocab, dict) or (folder / "vocab.json").is_file()
     tokens.update(vocab if isinstance(vocab, dict) else _read(folder / "vocab.json"))
     tokens.update(t.get("content", "") for t in tokenizer.get("added_tokens", []))
@@ -152,16 +154,17 @@ def training_sample(recipe: Recipe, facts: TokenizerFacts) -> Rendered | str:
     if template is None:
         return "no chat template: rows are trained as plain text"
     rows = sample_rows(recipe.data.train, recipe.base_dir)
-    for where, row in rows[:1]:
-        messages = _conversation(recipe, row)
-        if messages is None:
-            return f"{where} is not a conversation (`messages`): TRL renders other rows itself"
-        rendered = render(template, messages, facts, where)
-        if algorithm.assistant_only_loss:
-            return rendered
-        whole = ((0, len(rendered.text)),)  # without assistant_only_loss every token is trained
-        return Rendered(where, rendered.text, whole, rendered.replies)
-    return "no local rows to render (hub or parquet data): the runner renders them"
+    if not rows:
+        return "no local rows to render (hub or parquet data)"
+    where, row = rows[0]
+    messages = _conversation(recipe, row)
+    if messages is None:
+        return f"{where} is not a conversation (`messages`): TRL renders other rows itself"
+    rendered = render(template, messages, facts, where)
+    if algorithm.assistant_only_loss:
+        return rendered
+    whole = ((0, len(rendered.text)),)  # without assistant_only_loss every token is trained
+    return Rendered(where, rendered.text, whole, rendered.replies)
 
 
 def _template_source(recipe: Recipe) -> str:
@@ -195,7 +198,8 @@ def sample_problems(recipe: Recipe, sample: Rendered, facts: TokenizerFacts) -> 
         problems.append(
             f"{FIELD}: {source} does not train the stop token {stop!r} after the assistant's "
             f"reply in {sample.where}: the model would not learn to stop; put it inside the "
-            "{% generation %} block, right after the reply"
+            "{% generation %} block right after the reply, or name the template (a named "
+            f"template's end-of-turn token is its stop token): {', '.join(TEMPLATE_NAMES)}"
         )
     return problems
 
@@ -253,6 +257,11 @@ def local_facts(recipe: Recipe) -> TokenizerFacts | None:
     return folder_facts(folder) if folder is not None else None
 
 
+HUB_NOTE = (
+    "{model} is a hub model (no tokenizer here): the runner renders and checks the first row "
+    "with the tokenizer it loads, before it writes anything"
+)
+
 MARKS = ("[[", "]]")
 """How `plan --show-sample` marks the trained spans of the rendered row."""
 
@@ -261,10 +270,7 @@ def sample_lines(recipe: Recipe) -> list[str]:
     """What `aligntune plan --show-sample` prints: the first row as it is trained, marked."""
     facts = local_facts(recipe)
     if facts is None:
-        return [
-            f"sample:    {recipe.model.name_or_path} is a hub model (no tokenizer here): the "
-            "runner renders and checks the first row with the tokenizer it loads"
-        ]
+        return [f"sample:    {HUB_NOTE.format(model=recipe.model.name_or_path)}"]
     sample = training_sample(recipe, facts)
     if isinstance(sample, str):
         return [f"sample:    none: {sample}"]
@@ -278,3 +284,11 @@ def sample_lines(recipe: Recipe) -> list[str]:
         f"{trained}, between {MARKS[0]} and {MARKS[1]}",
         *sample.marked(*MARKS).splitlines(),
     ]
+
+
+def runner_check_note(recipe: Recipe) -> str | None:
+    """For a hub model whose chat template a check would read: that the runner checks it."""
+    checked = isinstance(recipe.algorithm, SFTAlgorithm) or recipe.model.chat_template
+    if local_facts(recipe) is not None or not checked:
+        return None
+    return HUB_NOTE.format(model=recipe.model.name_or_path)
