@@ -25,6 +25,7 @@ USER_ONLY = (
     "{% if m['role'] == 'user' %}{% generation %}{{ m['content'] }}<|im_end|>{% endgeneration %}"
     "{% else %}{{ m['content'] }}<|im_end|>{% endif %}{% endfor %}"
 )
+RAISES = "{% for m in messages %}{{ raise_exception('no ' + m['role'] + ' role here') }}{% endfor %}"
 NO_STOP = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
 CASES = [
@@ -51,6 +52,12 @@ CASES = [
         with_template(USER_ONLY),
         r"leaves the assistant's reply 'The capital of France is Paris\.' of .*sft\.jsonl:1 "
         r"outside the trained span",
+    ),
+    Case(
+        "chat-template-raises",
+        with_template(RAISES, {"name": "sft"}),
+        r"model\.chat_template: rendering the first training row failed: TemplateError: no user "
+        r"role here",
     ),
     Case(
         "chat-template-never-stops",

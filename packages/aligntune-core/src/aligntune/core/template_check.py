@@ -76,15 +76,16 @@ def render(
             eos_token=facts.eos_token or "",
         )
     )
-    text, spans, start = "", [], None
+    chars: list[str] = []
+    spans, start = [], 0
     for char in raw:
         if char == OPEN:
-            start = len(text)
-        elif char == CLOSE and start is not None:
-            spans.append((start, len(text)))
-            start = None
+            start = len(chars)
+        elif char == CLOSE:
+            spans.append((start, len(chars)))
         else:
-            text += char
+            chars.append(char)
+    text = "".join(chars)
     replies = tuple(
         m["content"]
         for m in messages
@@ -239,13 +240,12 @@ def token_problems(recipe: Recipe, facts: TokenizerFacts, where: str) -> list[st
 
 def render_problems(recipe: Recipe, facts: TokenizerFacts, where: str) -> list[str]:
     """Every problem the rendered first row shows, and a named template's missing tokens."""
-    import jinja2
-
     problems = token_problems(recipe, facts, where)
     try:
         sample = training_sample(recipe, facts)
-    except jinja2.TemplateError as exc:
-        return [*problems, f"{FIELD}: rendering the first training row failed: {exc}"]
+    except Exception as exc:  # the template is the user's code: any error is theirs to see
+        failed = f"{type(exc).__name__}: {exc}"[:300]
+        return [*problems, f"{FIELD}: rendering the first training row failed: {failed}"]
     if isinstance(sample, Rendered):
         problems += sample_problems(recipe, sample, facts)
     return problems
