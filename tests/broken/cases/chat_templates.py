@@ -25,7 +25,9 @@ USER_ONLY = (
     "{% if m['role'] == 'user' %}{% generation %}{{ m['content'] }}<|im_end|>{% endgeneration %}"
     "{% else %}{{ m['content'] }}<|im_end|>{% endif %}{% endfor %}"
 )
-RAISES = "{% for m in messages %}{{ raise_exception('no ' + m['role'] + ' role here') }}{% endfor %}"
+RAISES = (
+    "{% for m in messages %}{{ raise_exception('no ' + m['role'] + ' role here') }}{% endfor %}"
+)
 NO_STOP = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
 CASES = [
