@@ -11,9 +11,7 @@ RENAMES = {"/aligntune/recipe/model": "/home/u/model", "/aligntune/run": "/home/
 
 
 def test_whole_paths_and_paths_under_them_are_renamed_once() -> None:
-    card = (
-        "base_model: /aligntune/recipe/model\ntags:\n- base_model:adapter:/aligntune/recipe/model"
-    )
+    card = "base_model: /aligntune/recipe/model\n- base_model:adapter:/aligntune/recipe/model"
     assert renamed_text(card, RENAMES) == (
         "base_model: /home/u/model\n- base_model:adapter:/home/u/model"
     )
