@@ -54,6 +54,7 @@ class Recipe(Section):
     """Where results go."""
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _host_paths: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def check_rewards_match_algorithm(self) -> Recipe:
@@ -122,9 +123,21 @@ class Recipe(Section):
         """
         return paths.local_references(self)
 
-    def with_references(self, new: Mapping[str, str]) -> Recipe:
-        """A copy with these path fields replaced (container paths, absolute paths), unchecked."""
-        return paths.with_references(self, new)
+    def with_references(
+        self, new: Mapping[str, str], host_paths: Mapping[str, str] | None = None
+    ) -> Recipe:
+        """A copy with these path fields replaced (container paths, absolute paths), unchecked;
+        `host_paths` names the inputs as the user's host does (`paths.recorded_names`)."""
+        return paths.with_references(self, new, host_paths)
+
+    @property
+    def host_paths(self) -> dict[str, str]:
+        """Field (or `output.dir`) -> the user's host path, where a launcher handed them."""
+        return dict(self._host_paths)
+
+    def set_host_paths(self, host_paths: Mapping[str, str]) -> None:
+        """Record the user's host path of each input (see `paths.recorded_names`)."""
+        self._host_paths = dict(host_paths)
 
 
 def check_generation_batch(recipe: Recipe, algorithm: GroupRLAlgorithm) -> None:
