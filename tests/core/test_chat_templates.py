@@ -20,6 +20,7 @@ from aligntune.core.template_check import (
     render,
     render_problems,
     sample_lines,
+    stop_token,
 )
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
@@ -101,6 +102,19 @@ def test_the_stop_token_must_be_trained(tmp_path: Path) -> None:
     config["eos_token"] = "\n"  # now the template does end the reply with it
     (tmp_path / "model" / "tokenizer_config.json").write_text(json.dumps(config))
     assert render_problems(recipe, folder_facts(tmp_path / "model"), "./model") == []
+
+
+def test_a_base_model_whose_eos_differs_from_the_turn_end_passes(tmp_path: Path) -> None:
+    """A base model (eos `<|endoftext|>`) with its ChatML template: the template closes each
+    reply with `<|im_end|>`, a special token, which is what the model learns to stop on."""
+    recipe = sft(tmp_path, None, assistant_only=False)
+    config = json.loads((tmp_path / "model" / "tokenizer_config.json").read_text())
+    config["eos_token"] = "<|endoftext|>"
+    (tmp_path / "model" / "tokenizer_config.json").write_text(json.dumps(config))
+    facts = folder_facts(tmp_path / "model")
+    assert render_problems(recipe, facts, "./model") == []
+    assert facts.chat_template is not None
+    assert stop_token(None, facts.chat_template, facts) == "<|im_end|>"
 
 
 def test_a_hub_model_is_checked_in_the_runner() -> None:

@@ -165,14 +165,6 @@ def unknown_name_message(value: str) -> str:
     )
 
 
-def stop_tokens(value: str | None, eos_token: str | None) -> tuple[str, ...]:
-    """The tokens that end a reply: a named template's end-of-turn, and the tokenizer's eos."""
-    named = named_template(value)
-    tokens = [named.end_of_turn] if named is not None else []
-    tokens += [eos_token] if eos_token else []
-    return tuple(dict.fromkeys(tokens))
-
-
 @cache
 def jinja_environment() -> Any:
     """A Jinja environment like transformers' for chat templates, whose `generation` tag marks

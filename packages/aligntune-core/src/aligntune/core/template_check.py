@@ -41,6 +41,8 @@ class TokenizerFacts:
     bos_token: str | None = None
     tokens: frozenset[str] | None = None
     """Every token it knows as one token; None when that cannot be read without loading it."""
+    special: frozenset[str] = frozenset()
+    """Its special tokens (eos, end-of-turn markers such as `<|im_end|>`, ...)."""
 
 
 @dataclass(frozen=True)
@@ -123,14 +125,16 @@ def folder_facts(folder: Path) -> TokenizerFacts:
         vocab = {str(entry[0]): 0 for entry in vocab if isinstance(entry, list) and entry}
     known = isinstance(vocab, dict) or (folder / "vocab.json").is_file()
     tokens.update(vocab if isinstance(vocab, dict) else _read(folder / "vocab.json"))
-    tokens.update(t.get("content", "") for t in tokenizer.get("added_tokens", []))
-    decoder = config.get("added_tokens_decoder", {})
-    tokens.update(_token_text(t) or "" for t in decoder.values())
+    added = [t for t in tokenizer.get("added_tokens", []) if isinstance(t, dict)]
+    decoder = [t for t in config.get("added_tokens_decoder", {}).values() if isinstance(t, dict)]
+    tokens.update(str(t.get("content", "")) for t in [*added, *decoder])
+    special = {str(t.get("content", "")) for t in [*added, *decoder] if t.get("special")}
     return TokenizerFacts(
         chat_template=template if isinstance(template, str) else None,
         eos_token=_token_text(config.get("eos_token")),
         bos_token=_token_text(config.get("bos_token")),
         tokens=frozenset(tokens) if known else None,
+        special=frozenset(special - {""}),
     )
 
 
@@ -205,9 +209,40 @@ def sample_problems(recipe: Recipe, sample: Rendered, facts: TokenizerFacts) -> 
     return problems
 
 
+_PROBE = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"})
+"""A conversation rendered to find the token a template closes the assistant's turn with."""
+
+
+def end_of_turn(template: str, facts: TokenizerFacts) -> str | None:
+    """The special token the template writes right after an assistant reply (`<|im_end|>` in a
+    ChatML-style template, the eos in others), or None when it writes none there."""
+    text = render(template, list(_PROBE), facts, "probe").text
+    reply = _PROBE[-1]["content"]
+    if reply not in text:
+        return None
+    after = text[text.rindex(reply) + len(reply) :].lstrip()
+    candidates = sorted({*facts.special, *filter(None, [facts.eos_token])}, key=len, reverse=True)
+    return next((token for token in candidates if after.startswith(token)), None)
+
+
+def stop_token(value: str | None, template: str | None, facts: TokenizerFacts) -> str | None:
+    """The token that ends a reply: a named template's end-of-turn, else the special token the
+    template closes a reply with, else the tokenizer's eos."""
+    named = named_template(value)
+    if named is not None:
+        return named.end_of_turn
+    closing = None
+    if template is not None:
+        try:
+            closing = end_of_turn(template, facts)
+        except Exception:  # the template's own errors are reported by the row's render
+            closing = None
+    return closing or facts.eos_token
+
+
 def _stop_token(recipe: Recipe, facts: TokenizerFacts) -> str | None:
-    named = named_template(recipe.model.chat_template)
-    return named.end_of_turn if named is not None else facts.eos_token
+    template = template_text(recipe.model.chat_template) or facts.chat_template
+    return stop_token(recipe.model.chat_template, template, facts)
 
 
 def _last_reply_end(sample: Rendered) -> int | None:

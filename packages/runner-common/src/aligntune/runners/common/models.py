@@ -59,19 +59,26 @@ def prepare_tokenizer(recipe: Recipe, tokenizer: Any) -> Any:
     template = template_text(recipe.model.chat_template)
     if template:
         tokenizer.chat_template = template
-    facts = TokenizerFacts(
-        chat_template=tokenizer.chat_template,
-        eos_token=tokenizer.eos_token,
-        bos_token=tokenizer.bos_token,
-        tokens=frozenset(tokenizer.get_vocab()),
-    )
-    problems = render_problems(recipe, facts, recipe.model.name_or_path)
+    problems = render_problems(recipe, tokenizer_facts(tokenizer), recipe.model.name_or_path)
     if problems:
         raise UserInputError("\n".join(problems))
     if tokenizer.pad_token is None:
         # Padding is masked out of every loss, so reusing EOS changes nothing the model learns.
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def tokenizer_facts(tokenizer: Any) -> TokenizerFacts:
+    """What the template checks need of a loaded tokenizer (its template already applied)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    special = [*tokenizer.all_special_tokens, *(t.content for t in added.values() if t.special)]
+    return TokenizerFacts(
+        chat_template=tokenizer.chat_template,
+        eos_token=tokenizer.eos_token,
+        bos_token=tokenizer.bos_token,
+        tokens=frozenset(tokenizer.get_vocab()),
+        special=frozenset(special),
+    )
 
 
 def _from_pretrained_kwargs(model_init: dict[str, Any], device: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.chat_templates import stop_tokens
 from aligntune.core.recipe import Recipe
+from aligntune.core.template_check import stop_token
+from aligntune.runners.common.models import tokenizer_facts
 
 NAMING_FILES = ("adapter_config.json", "README.md")
 """The files peft and TRL write that name the base model (`base_model_name_or_path`, the model
@@ -66,14 +67,17 @@ def rename_paths(folder: Path, renames: Mapping[str, str]) -> None:
 
 
 def save_generation_config(model: Any, tokenizer: Any, recipe: Recipe, folder: Path) -> None:
-    """generation_config.json beside the weights: the model's own settings, with the chat
-    template's end-of-turn and the tokenizer's eos as stop tokens, and its pad token."""
+    """generation_config.json beside the weights: the model's own settings, with the token the
+    chat template ends a reply with and the tokenizer's eos as stop tokens, and its pad token."""
     from transformers import GenerationConfig
 
     config = getattr(model, "generation_config", None)
     config = GenerationConfig.from_dict(config.to_dict()) if config else GenerationConfig()
     ids = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
-    for token in stop_tokens(recipe.model.chat_template, tokenizer.eos_token):
+    template, facts = tokenizer.chat_template, tokenizer_facts(tokenizer)
+    for token in (stop_token(recipe.model.chat_template, template, facts), tokenizer.eos_token):
+        if token is None:
+            continue
         token_id = tokenizer.convert_tokens_to_ids(token)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
             ids.append(token_id)
