@@ -21,7 +21,8 @@ from aligntune.core.conversations import (
     read_tools,
     read_turns,
 )
-from aligntune.core.data import FORMAT_COLUMNS, FORMAT_OPTIONAL, TURN_STYLE, detect_format
+from aligntune.core.data import FORMAT_COLUMNS, FORMAT_OPTIONAL, LABEL, TURN_STYLE, detect_format
+from aligntune.core.data_feedback import FeedbackRows
 
 MAX_PROBLEMS = 20
 """Problems shown per file; the rest are counted."""
@@ -103,6 +104,8 @@ answer (a turn or a list of turns), tool schemas, or text (where allowed, also t
 def _column_kind(fmt: str, canonical: str) -> int:
     if canonical == "tools":
         return _TOOLS
+    if LABEL in FORMAT_COLUMNS[fmt] and canonical == "messages":
+        return _PROMPT_TURNS  # its last turn is the rated answer: the feedback rules check it
     if canonical == "messages" or (canonical == "conversations" and fmt == "sharegpt"):
         return _CONVERSATION
     if canonical == "conversations":
@@ -134,6 +137,7 @@ class RowChecker:
         self.columns = [
             (mapping.get(c, c), c, kind, answers.get(kind))
             for c in FORMAT_COLUMNS[fmt]
+            if c != LABEL  # the feedback rules check it
             for kind in (_column_kind(fmt, c),)
         ]
         self.optional_columns = [
@@ -148,6 +152,12 @@ class RowChecker:
         self.pair = tuple(mapping.get(c, c) for c in ("chosen", "rejected")) if paired else ()
         self.origin = origin
         self.problems = problems
+        self.feedback = (
+            FeedbackRows(fmt, mapping, problems, self._missing)
+            if LABEL in FORMAT_COLUMNS[fmt]
+            else None
+        )
+        """The label (and last-turn) rules of the feedback formats."""
         self.kinds: dict[str, str] = {}
         """Each column's JSON type, from the first row where it is not null ..."""
         self.kind_lines: dict[str, int] = {}
@@ -180,6 +190,8 @@ class RowChecker:
             for source, canonical, kind in self.optional_columns:
                 if source in row:
                     self._check_value(line, source, canonical, kind, row[source], bad)
+        if self.feedback is not None:
+            bad |= self.feedback.check(line, row, bad)
         if self.pair and not bad and row[self.pair[0]] == row[self.pair[1]]:
             self.problems.add(
                 line,
@@ -237,6 +249,11 @@ class RowChecker:
         if not optional and (not value or value.isspace()):
             return "", "empty"
         return None
+
+    def finish(self) -> None:
+        """After the last row: the rules about the whole file."""
+        if self.feedback is not None:
+            self.feedback.finish()
 
     def _missing(self, line: int, source: str, row: dict[str, Any]) -> None:
         names = {self.renamed.get(key, key) for key in row}

@@ -10,20 +10,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm
-from aligntune.core.conversations import template_problem
+from aligntune.core.conversations import template_problem, template_turns
+from aligntune.core.data import FORMAT_COLUMNS, LABEL
 from aligntune.core.errors import DataError
 from aligntune.core.recipe import Recipe
-from aligntune.runners.common.chat_tokens import IGNORED, template_turns, tokenize_conversation
+from aligntune.runners.common.chat_tokens import IGNORED, tokenize_conversation
 from aligntune.runners.common.sources import as_turns, conversational, read_sources
 
 _KEEP = {
     "prompt_completion": ("prompt", "completion"),
     "text": ("text",),
     "preference": ("prompt", "chosen", "rejected", "tools"),
+    "feedback": ("prompt", "completion", LABEL, "tools"),
 }
 """Columns a trainer gets per format; the prompt format keeps every column (rewards read them)."""
 
-_SHAPES = (("chosen", "preference"), ("completion", "prompt_completion"), ("text", "text"))
+_SHAPES = (
+    (LABEL, "feedback"),
+    ("chosen", "preference"),
+    ("completion", "prompt_completion"),
+    ("text", "text"),
+)
 """The row shape (`_KEEP`'s key) a row in aligntune's shape has, by a column it holds."""
 
 
@@ -53,6 +60,25 @@ def convert_row(row: dict[str, Any], system: str | None) -> dict[str, Any]:
         if answer in row:
             row[answer] = as_turns(row[answer], "assistant")
     return row
+
+
+def check_labels(dataset: Any, fmt: str, where: str) -> None:
+    """Feedback labels are booleans of both kinds (core reads no row of hub or parquet data)."""
+    if LABEL not in FORMAT_COLUMNS[fmt]:
+        return
+    kind = getattr(dataset.features[LABEL], "dtype", None)
+    if kind != "bool":
+        raise DataError(
+            f"{where}: column {LABEL} holds {kind or dataset.features[LABEL]}, not booleans; "
+            "each row needs label true (a desirable completion) or false (an undesirable one)"
+        )
+    desirable = sum(dataset[LABEL])
+    if desirable in (0, len(dataset)):
+        only = "desirable (true)" if desirable else "undesirable (false)"
+        raise DataError(
+            f"{where}: every one of the {len(dataset)} rows is {only}; the feedback formats "
+            "train on both kinds, so add rows with the other label"
+        )
 
 
 def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, where: str) -> Any:
@@ -165,6 +191,7 @@ def _dataset(
         dataset = Dataset.from_list(rows)
     except Exception as exc:  # pyarrow's errors: the same column with different types
         raise DataError(f"{where}: the rows do not make one table: {exc}") from None
+    check_labels(dataset, fmt, where)
     first = rows[0] if rows else {}
     shape = next((s for key, s in _SHAPES if key in first), fmt)
     return prepare(dataset, shape, recipe.data.system_prompt, chat, where)

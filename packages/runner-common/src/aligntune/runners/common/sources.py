@@ -16,7 +16,7 @@ from typing import Any
 from aligntune.core.algorithm_sections import SFTAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.conversations import TurnError, read_answer, read_tools, read_turns
-from aligntune.core.data import FORMAT_OPTIONAL, local_kind, resolve_format, rows_used
+from aligntune.core.data import FORMAT_OPTIONAL, LABEL, local_kind, resolve_format, rows_used
 from aligntune.core.data_check import TurnNames
 from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems
@@ -101,6 +101,12 @@ def shape_row(row: dict[str, Any], fmt: str, names: TurnNames) -> dict[str, Any]
         extra = row.get("input") or ""
         instruction = row["instruction"] + (f"\n\n{extra}" if extra else "")
         out = {"prompt": instruction, "completion": row["output"]}
+    elif fmt == "feedback_messages":  # the last (assistant) turn is the rated completion
+        turns = read_turns(row["messages"], style, "messages")
+        out = _as_feedback({"prompt": turns[:-1], "completion": turns[-1:], LABEL: row[LABEL]})
+    elif fmt == "feedback":
+        out = {key: _turns_or_text(row[key], names, key) for key in ("prompt", "completion")}
+        out = _as_feedback({**out, LABEL: row[LABEL]})
     elif fmt in ("preference", "prompt_completion"):
         out = {key: _turns_or_text(row[key], names, key) for key in _TURN_COLUMNS if key in row}
         if fmt == "preference" and "prompt" in out and out["prompt"] is None:
@@ -115,6 +121,15 @@ def shape_row(row: dict[str, Any], fmt: str, names: TurnNames) -> dict[str, Any]
         if out[column][0]["role"] != "system":
             out[column] = [{"role": "system", "content": row["system"]}, *out[column]]
     return out
+
+
+def _as_feedback(row: dict[str, Any]) -> dict[str, Any]:
+    """A rated row whose prompt and completion are both text or both turns (text becomes a turn
+    when the other is turns), as KTO's unpaired preference takes it."""
+    if isinstance(row["prompt"], list) != isinstance(row["completion"], list):
+        row["prompt"] = as_turns(row["prompt"], "user")
+        row["completion"] = as_turns(row["completion"], "assistant")
+    return row
 
 
 def _select(rows: list[dict[str, Any]], source: DataSource, seed: int) -> list[dict[str, Any]]:
@@ -157,15 +172,16 @@ def as_turns(value: Any, role: str) -> list[dict[str, str]]:
     return value if isinstance(value, list) else [{"role": role, "content": str(value)}]
 
 
-def _wrap_turns(row: dict[str, Any], prompt_trained: bool) -> dict[str, Any]:
-    """A pair or prompt/completion row whose text becomes turns (to sit beside conversations)."""
+def _wrap_turns(row: dict[str, Any], prompt_trained: bool | None) -> dict[str, Any]:
+    """A row whose text becomes turns (to sit beside conversations); for SFT (`prompt_trained`
+    not None) a prompt/completion row becomes one conversation, its prompt trained or not."""
     out = dict(row)
     if "prompt" in out:
         out["prompt"] = as_turns(out["prompt"], "user")
     for answer in ("completion", "chosen", "rejected"):
         if answer in out:
             out[answer] = as_turns(out[answer], "assistant")
-    if "completion" in out and "messages" not in out:
+    if prompt_trained is not None and "completion" in out:
         prompt = [{**turn, "train": prompt_trained or None} for turn in out.pop("prompt")]
         out = {"messages": prompt + out.pop("completion"), **out}
     return out
@@ -179,7 +195,7 @@ def conversational(rows: list[dict[str, Any]]) -> bool:
 
 
 def _unified(
-    parts: list[tuple[str, list[dict[str, Any]]]], chat: bool, prompt_trained: bool
+    parts: list[tuple[str, list[dict[str, Any]]]], chat: bool, prompt_trained: bool | None
 ) -> list[list[dict[str, Any]]]:
     """Each source's rows; where the mixture joins conversations with text rows, the text rows
     become turns (and prompt/completion rows conversations) so that all share one shape."""
@@ -206,7 +222,9 @@ def read_sources(
     accepted = get_algorithm(recipe.algorithm.name).data_formats
     seed = recipe.training.seed
     algorithm = recipe.algorithm
-    prompt_trained = isinstance(algorithm, SFTAlgorithm) and algorithm.completion_only_loss is False
+    prompt_trained = None  # SFT: whether a prompt/completion row's prompt is trained
+    if isinstance(algorithm, SFTAlgorithm):
+        prompt_trained = algorithm.completion_only_loss is False
     parts: list[tuple[str, list[dict[str, Any]]]] = []
     for field, source in sources:
         fmt, rows = read_source(source, recipe.base_dir, field, accepted, seed)
