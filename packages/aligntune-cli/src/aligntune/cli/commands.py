@@ -22,6 +22,7 @@ from aligntune.core.recipe import Recipe
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
     from aligntune.cli.engine import EngineProbe
+    from aligntune.core.images import PullPolicy
     from aligntune.core.plan import HostInfo, Plan, Runtime
 
 
@@ -84,7 +85,11 @@ class PlanReport:
 
 
 def plan_recipe(
-    path: Path, backend: str | None, runtime: str, engine: EngineProbe | None = None
+    path: Path,
+    backend: str | None,
+    runtime: str,
+    engine: EngineProbe | None = None,
+    pull: PullPolicy = "missing",
 ) -> PlanReport:
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
     if already asked), and select the backend."""
@@ -99,7 +104,7 @@ def plan_recipe(
         mounts = ()
     state = engine.result() if engine is not None else None
     host, _ = probe_host(docker=runtime == "docker", engine=state)
-    plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
+    plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime), pull=pull)
     return PlanReport(plan, mounts)
 
 
