@@ -48,11 +48,12 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     config = folder / "config.yml"
     config.write_text(
-        "version: 0.1\nlog: {level: warn}\n"
+        "version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\n"
         f"storage: {{filesystem: {{rootdirectory: {folder / 'store'}}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}}}\n"
     )
-    server = subprocess.Popen([binary, "serve", str(config)], stderr=subprocess.DEVNULL)
+    log = (folder / "registry.log").open("wb")
+    server = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
     try:
         for _ in range(100):
             try:
@@ -66,6 +67,7 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def timed(label: str, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,8 @@ REPORT_EVERY_S = 10.0
 
 
 class PullProgress:
-    """Bytes downloaded over all layers, from the engine's pull messages."""
+    """Bytes downloaded over the layers the engine downloads (those it has are not counted),
+    from its pull messages."""
 
     def __init__(self, reference: str, redraw: bool) -> None:
         self.reference = reference
@@ -33,8 +34,11 @@ class PullProgress:
         layer, detail = message.get("id"), message.get("progressDetail") or {}
         if layer and message.get("status") == "Downloading" and detail.get("total"):
             self.layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
-        elif layer and message.get("status") in ("Download complete", "Pull complete"):
-            total = self.layers.get(layer, (0, 0))[1]
+        elif layer in self.layers and message.get("status") in (
+            "Download complete",
+            "Pull complete",
+        ):
+            total = self.layers[layer][1]
             self.layers[layer] = (total, total)
         now = time.monotonic()
         if self.layers and (self.redraw or now - self.last >= REPORT_EVERY_S):
@@ -52,7 +56,9 @@ class PullProgress:
             typer.echo(line)
 
 
-def pull_failed(reference: str, registry: str, reason: str, build_command: str) -> Exception:
+def pull_failed(
+    reference: str, registry: str, reason: str, build_command: str
+) -> BackendUnavailableError:
     """The one error every failed pull raises: the registry, the reason, the ways out."""
     reason = (reason.strip().splitlines() or ["no reason given"])[0][:240]
     return BackendUnavailableError(
