@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from aligntune.core.backends import BACKENDS
+
 REPO = Path(__file__).resolve().parents[1]
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
 
@@ -36,3 +40,12 @@ def test_actions_are_pinned_to_a_version() -> None:
         actions = uses.findall(path.read_text())
         assert actions, f"{path.name} uses no action: the pattern no longer matches"
         assert [a for a in actions if not pinned.match(a)] == [], path.name
+
+
+def test_the_release_builds_and_records_every_image_of_the_registry() -> None:
+    release = yaml.safe_load((REPO / ".github" / "workflows" / "release.yml").read_text())
+    matrix = release["jobs"]["images"]["strategy"]["matrix"]["include"]
+    built = {(entry["image"], entry["device"]) for entry in matrix}
+    assert built == {(b.image_name, device) for b in BACKENDS for device in b.devices}
+    merge = "\n".join(step.get("run", "") for step in release["jobs"]["wheels"]["steps"])
+    assert f"len(parts) == {len(built)}" in merge

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from aligntune.cli.pull import pull_failed
+from aligntune.cli.pull import PullProgress, pull_failed
 from aligntune.core.backends import BACKENDS
 from aligntune.core.errors import ExitCode, error_lines
 from aligntune.core.images import MIRROR_ENV
@@ -52,3 +52,19 @@ def test_a_failed_pull_names_the_registry_and_the_ways_out() -> None:
         f"hint: docker login 127.0.0.1:9 if it needs a login; or set {MIRROR_ENV} to a mirror "
         "that holds this digest; or build the image locally: BUILD",
     ]
+
+
+def test_pull_progress_counts_the_layers_being_downloaded(capsys) -> None:  # type: ignore[no-untyped-def]
+    progress = PullProgress("REF", redraw=False)
+    messages = [
+        {"status": "Pulling from aligntune/trl-runner", "id": "sha256:00"},
+        {"status": "Already exists", "id": "a"},
+        {"status": "Downloading", "id": "b", "progressDetail": {"current": 1e6, "total": 4e6}},
+        {"status": "Downloading", "id": "c", "progressDetail": {"current": 2e6, "total": 6e6}},
+        {"status": "Download complete", "id": "b"},
+        {"status": "Pull complete", "id": "a"},
+    ]
+    for message in messages:
+        progress.update(message)
+    progress.show()
+    assert capsys.readouterr().out == "pulling REF: 6 / 10 MB\n"

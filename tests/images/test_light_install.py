@@ -210,6 +210,7 @@ def test_light_install_pulls_by_digest_and_trains(
     assert status["status"] == "finished"
     plan_json = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert plan_json["image"] == reference and plan_json["image_source"] == "release"
+    assert reference in in_venv(venv, tmp_path, "images", "list").stdout
     # The bits pulled by digest are the image that was pushed.
     pulled_id = docker("image", "inspect", "-f", "{{.Id}}", reference).stdout.strip()
     assert pulled_id == tag_removed
