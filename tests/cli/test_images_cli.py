@@ -67,4 +67,4 @@ def test_pull_progress_counts_the_layers_being_downloaded(capsys) -> None:  # ty
     for message in messages:
         progress.update(message)
     progress.show()
-    assert capsys.readouterr().out == "pulling REF: 6 / 10 MB\n"
+    assert capsys.readouterr().out == "pulling REF: 6.0 / 10.0 MB\n"

@@ -49,7 +49,7 @@ class PullProgress:
         """`pulling REF: done / total MB` (over the layers the engine has begun to download)."""
         done = sum(current for current, _ in self.layers.values()) / 1e6
         total = sum(size for _, size in self.layers.values()) / 1e6
-        line = f"pulling {self.reference}: {done:.0f} / {total:.0f} MB"
+        line = f"pulling {self.reference}: {done:.1f} / {total:.1f} MB"
         if self.redraw:
             typer.echo(f"\r{line}", nl=False)
         else:
