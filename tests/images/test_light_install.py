@@ -157,6 +157,7 @@ def tag_removed(trl_cpu_image: str, released_reference: str) -> Iterator[str]:
         if docker("image", "inspect", image_id).returncode != 0:
             docker("pull", released_reference, timeout=900)
         assert docker("tag", image_id, trl_cpu_image).returncode == 0
+        docker("image", "rm", released_reference)  # the name only: the tag keeps the image
 
 
 def test_light_install_pulls_by_digest_and_trains(
