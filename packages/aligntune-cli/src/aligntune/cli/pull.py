@@ -73,7 +73,6 @@ def pull_failed(
 def pull_image(reference: str, registry: str, build_command: str, *, quiet: bool) -> None:
     """Pull `reference` (registry/repository@sha256:...) into the docker engine, with progress."""
     import docker
-    import requests
 
     repository, _, digest = reference.partition("@")
     started = time.monotonic()
@@ -91,8 +90,8 @@ def pull_image(reference: str, registry: str, build_command: str, *, quiet: bool
     except docker.errors.APIError as exc:
         reason = str(getattr(exc, "explanation", None) or exc)
         raise pull_failed(reference, registry, reason, build_command) from None
-    except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-        # The engine itself could not be reached, or went silent.
+    except (docker.errors.DockerException, OSError) as exc:
+        # The engine itself could not be reached, or went silent (requests' errors are OSErrors).
         raise pull_failed(reference, registry, str(exc), build_command) from None
     if progress.layers:
         progress.show()
