@@ -18,6 +18,7 @@ from aligntune.core.backends import (
     get_backend,
 )
 from aligntune.core.errors import BackendUnavailableError, RunnerNotInstalledError
+from aligntune.core.images import PullPolicy, choose_image
 from aligntune.core.paths import ignored_field_warnings, local_path
 from aligntune.core.plan import HostInfo, Plan, Runtime
 from aligntune.core.recipe import Recipe
@@ -146,6 +147,7 @@ def select_backend(
     *,
     backend: str | None = None,
     runtime: Runtime = "docker",
+    pull: PullPolicy = "missing",
 ) -> Plan:
     """Choose backend, device and image for `recipe` on `host`; explain why in plain words."""
     requested = backend or recipe.backend
@@ -183,15 +185,20 @@ def select_backend(
         f"device {device}: "
         + (f"{len(host.gpus)} usable CUDA GPU(s)" if gpu_usable else "no usable CUDA GPU")
     )
-    image = chosen.image_tag(device) if runtime == "docker" else None
-    if image and image not in host.images:
-        warnings.append(f"image {image} is not built: {chosen.build_command(device)}")
+    image = choose_image(chosen, device, host.images, pull) if runtime == "docker" else None
+    if image:
+        reasons.append(image.why)
+        if image.source == "local build" and not image.present:
+            warnings.append(f"image {image.reference} is not built: {chosen.build_command(device)}")
     return Plan(
         backend=chosen.name,
         device=device,
         runtime=runtime,
-        image=image,
-        image_available=image is None or image in host.images,
+        image=image and image.reference,
+        image_available=image is None or image.present,
+        image_source=image and image.source,
+        image_pull=bool(image and image.pull),
+        image_download_bytes=image and image.download_bytes,
         algorithm=recipe.algorithm.name,
         requested_backend=requested,
         gpus=len(host.gpus) if gpu_usable else 0,
