@@ -5,8 +5,6 @@ from typing import Any
 
 from broken_harness import TINY, Case, recipe
 
-from aligntune.core.errors import ExitCode
-
 AT = r"recipe\.yaml:\d+: 1 problem\s+.*"
 """The error names the recipe file and the line of the mistake (fields name their line too)."""
 LONG_NAME = "x" * 300
