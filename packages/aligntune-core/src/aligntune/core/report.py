@@ -139,7 +139,7 @@ def summarize(run_dir: RunDirectory) -> dict[str, Any]:
     split = [a for a in attempts(events) if a and a[0].get("event") == "start"]
     rows = metric_rows(events)
     starts = [a[0] for a in split]
-    end = next((e for e in reversed(events) if e.get("event") == "end"), {})
+    end: dict[str, Any] = next((e for e in reversed(events) if e.get("event") == "end"), {})
     end_metrics = end.get("metrics") or {}
     first_step = next((e for e in events if e.get("event") == "first_step"), {})
     logs = [e for e in events if e.get("event") == "log"]

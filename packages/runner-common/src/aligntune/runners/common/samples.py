@@ -1,5 +1,6 @@
-"""Sample generations for the run report: a few fixed prompts answered greedily by the base model
-before training and by the trained model after, one JSON line each in samples.jsonl.
+"""The run report's inputs the runner makes: sample generations, a few fixed prompts answered
+greedily by the base model before training and by the trained model after (one JSON line each in
+samples.jsonl), and the report itself when the run ends.
 
 Only rank 0 generates (other ranks never wait on it); under FSDP no rank holds a whole model, so
 no samples are made there.
@@ -13,8 +14,9 @@ import time
 from typing import Any, Literal
 
 from aligntune.core.recipe import Recipe
-from aligntune.core.report import SAMPLES
+from aligntune.core.report import SAMPLES, summary_lines, write_report
 from aligntune.core.rundir import RunDirectory, disk_errors
+from aligntune.runners.common import distributed
 
 Stage = Literal["base", "trained"]
 
@@ -88,3 +90,43 @@ def _text(prompt: Any) -> str:
         users = [t.get("content", "") for t in prompt if t.get("role") == "user"]
         return str(users[-1] if users else prompt[-1].get("content", ""))
     return str(prompt)
+
+
+def answer_samples(
+    recipe: Recipe, run_dir: RunDirectory, stage: Stage, model: Any, pieces: Any, step: int
+) -> None:
+    """Rank 0 answers the sample prompts; a failure is a warning, never the run's end."""
+    settings = recipe.samples
+    if not distributed.is_rank_zero() or recipe.distributed.strategy == "fsdp":
+        return
+    if not settings.prompts and settings.count == 0:
+        return
+    prompts, source = sample_prompts(recipe, pieces.eval, pieces.train)
+    if not prompts:
+        return
+    try:
+        write_samples(
+            run_dir,
+            stage,
+            model,
+            pieces.tokenizer,
+            prompts,
+            source,
+            settings.max_new_tokens,
+            step,
+        )
+    except Exception as exc:  # samples are a courtesy: the trained model is what counts
+        print(f"aligntune: warning: no {stage} samples: {exc}", file=sys.stderr)
+
+
+def report_quietly(run_dir: RunDirectory) -> None:
+    """Write the run report and print where it is; a failure is a warning, since the run's
+    outcome stands whether or not its report is drawn."""
+    try:
+        files = write_report(run_dir.root)
+    except Exception as exc:
+        print(f"aligntune: warning: the run report was not written: {exc}", file=sys.stderr)
+        return
+    print(f"aligntune: report: {files.report}", file=sys.stderr)
+    for line in summary_lines(run_dir.read_json(files.summary) or {}):
+        print(f"aligntune:   {line}", file=sys.stderr)

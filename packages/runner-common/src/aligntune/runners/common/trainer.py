@@ -5,8 +5,6 @@ Import only after the backend's `import_stack()` (Unsloth must patch trl/transfo
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,7 +18,6 @@ from aligntune.core.paths import resolved_recipe
 from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
-from aligntune.core.report import summary_lines, write_report
 from aligntune.core.reward_checks import check_reward_call
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
@@ -32,9 +29,10 @@ from aligntune.runners.common.data import load_data
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.manifest import build_manifest
 from aligntune.runners.common.models import model_reference
-from aligntune.runners.common.samples import Stage, sample_prompts, write_samples
+from aligntune.runners.common.samples import Stage, answer_samples, report_quietly
 from aligntune.runners.common.settings import resolve_settings
 from aligntune.runners.common.signals import InterruptRequest
+from aligntune.runners.common.trackers import point_trackers_at
 
 
 def load_rewards(
@@ -234,46 +232,17 @@ class Run:
             self._trainer.evaluate()
 
     def _samples(self, stage: Stage) -> None:
-        """Rank 0 answers the sample prompts; a failure is a warning, never the run's end."""
-        settings = self.recipe.samples
-        if not distributed.is_rank_zero() or self.recipe.distributed.strategy == "fsdp":
-            return
-        if not settings.prompts and settings.count == 0:
-            return
-        prompts, source = sample_prompts(self.recipe, self.pieces.eval, self.pieces.train)
-        if not prompts:
-            return
+        """Answer the sample prompts with the model as it is now (samples.py)."""
         trainer = self._trainer
         # PPOTrainer.model wraps the policy with the value model; the policy alone generates.
         model = getattr(trainer, "policy_model", trainer.model) if trainer else self.pieces.model
         step = trainer.state.global_step if trainer is not None and stage == "trained" else 0
-        try:
-            write_samples(
-                self.run_dir,
-                stage,
-                model,
-                self.pieces.tokenizer,
-                prompts,
-                source,
-                settings.max_new_tokens,
-                step,
-            )
-        except Exception as exc:  # samples are a courtesy: the trained model is what counts
-            print(f"aligntune: warning: no {stage} samples: {exc}", file=sys.stderr)
+        answer_samples(self.recipe, self.run_dir, stage, model, self.pieces, step)
 
     def _report(self) -> None:
-        """Rank 0 writes the run report (report.py); a failure is a warning."""
-        if not distributed.is_rank_zero():
-            return
-        try:
-            files = write_report(self.run_dir.root)
-        except Exception as exc:  # the run's outcome stands whether or not its report is drawn
-            print(f"aligntune: warning: the run report was not written: {exc}", file=sys.stderr)
-            return
-        summary = self.run_dir.read_json(files.summary) or {}
-        print(f"aligntune: report: {files.report}", file=sys.stderr)
-        for line in summary_lines(summary):
-            print(f"aligntune:   {line}", file=sys.stderr)
+        """Rank 0 writes the run report; a failure is a warning."""
+        if distributed.is_rank_zero():
+            report_quietly(self.run_dir)
 
     def _finish(self) -> dict[str, Any]:
         assert self._callback is not None
@@ -310,19 +279,6 @@ class Run:
 
         model = self._trainer.model if self._trainer is not None else self.pieces.model
         return generate(model, self.pieces.tokenizer, prompts, max_new_tokens)
-
-
-TRACKER_FOLDERS = {"tensorboard": "TENSORBOARD_LOGGING_DIR", "trackio": "TRACKIO_DIR"}
-"""tracker -> the environment variable that points its files at a folder of the run directory
-(transformers' TensorBoardCallback reads one, trackio the other when it is first imported)."""
-
-
-def point_trackers_at(root: Path, trackers: list[str]) -> None:
-    """Make each local tracker write into `root/<tracker>/` of this run."""
-    for tracker in trackers:
-        variable = TRACKER_FOLDERS.get(tracker)
-        if variable is not None:
-            os.environ[variable] = str(root / tracker)
 
 
 def _bf16_supported(device: str) -> bool:
