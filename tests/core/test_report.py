@@ -126,8 +126,15 @@ def test_summary_counts_attempts_time_throughput_memory_and_best_values(tmp_path
     assert summary["steps"] == 12 and summary["total_steps"] == 12
     assert summary["peak_rss_mb"] == 512.0
     loss = summarize(write_events(tmp_path / "one", events))["metrics"]["loss"]
-    assert loss["first"] == 0.1 and loss["best"] == pytest.approx(0.1 / 12)
-    assert loss["best_step"] == 12 and loss["better"] == "min"
+    assert loss["first"] == 0.1 and "best" not in loss  # GRPO's loss: lower is not better
+    assert summarize(run_dir)["metrics"]["eval_loss"].get("best") is None
+    for event in events:
+        event["algorithm"] = "sft"  # the same numbers as an SFT run's: lower loss is better
+    sft = summarize(write_events(tmp_path / "sft", events))["metrics"]["loss"]
+    assert sft["best"] == pytest.approx(0.1 / 12)
+    assert sft["best_step"] == 12 and sft["better"] == "min"
+    for event in events:
+        event["algorithm"] = "grpo"
     reward = summarize(write_events(tmp_path / "two", events))["metrics"]["reward"]
     assert reward["better"] == "max" and reward["best_step"] == 12
     spread = summarize(run_dir)["metrics"]["reward_std"]
@@ -136,7 +143,8 @@ def test_summary_counts_attempts_time_throughput_memory_and_best_values(tmp_path
     assert one["tokens_per_second"] == 1200 / 24.0 and one["samples_per_second"] == 2.0
     lines = summary_lines(one)
     assert lines[0] == "status finished, 12 steps (grpo on trl, None)"
-    assert lines[3].startswith("loss: first 0.1, last 0.008333, best 0.008333 at step 12")
+    assert lines[3] == "loss: first 0.1, last 0.008333"
+    assert lines[4] == "reward: first 0.1, last 1.2, best 1.2 at step 12"
 
 
 def test_smoothing_follows_a_handful_of_points_and_debiases_the_start() -> None:

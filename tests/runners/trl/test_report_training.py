@@ -126,3 +126,30 @@ def test_aligntune_run_local_ends_with_where_the_report_is(
     assert lines[at + 1] == "  status finished, 2 steps (sft on trl, cpu)"
     assert lines[at + 3].startswith("  peak memory: RSS ")
     assert (run_dir / "report.md").is_file() and (run_dir / "final" / "README.md").is_file()
+
+
+def test_grpo_evaluates_held_out_prompts_with_the_recipes_rewards(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe(
+        "grpo",
+        data={"eval_fraction": 0.25},
+        training={"max_steps": 2, "save_steps": 2, "batch_size": 4, "eval_steps": 2},
+        algorithm={"name": "grpo", "num_generations": 4, "max_completion_length": 8, "beta": 0.1},
+        samples={"count": 1, "max_new_tokens": 4},
+    )
+    run_dir = tmp_path / "grpo"
+    make_run(recipe, run_dir).train()
+    (final_eval,) = [e for e in read_events(run_dir) if e["event"] == "eval"]
+    assert final_eval["step"] == 2
+    assert {"eval_reward", "eval_rewards/numeric_match/mean"} <= set(final_eval)
+    assert "eval_rewards/digit_share/mean" in final_eval  # a function's own name
+    assert_pngs(
+        run_dir,
+        {"loss", "learning_rate", "grad_norm", "eval_loss", "rewards", "kl", "reward_spread"}
+        | {"eval_reward"},
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert {"rewards/numeric_match/mean", "rewards/digit_share/mean"} <= set(summary["metrics"])
+    assert "best" not in summary["metrics"]["loss"]  # a policy-gradient loss has no scale
+    assert_samples(run_dir, count=1)

@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.algorithms import ALGORITHM_NAMES, get_algorithm
 from aligntune.core.rundir import RunDirectory, write_atomic
 
 SUMMARY = "summary.json"
@@ -25,6 +26,8 @@ PLOTS = "plots"
 REPORT = "report.md"
 SAMPLES = "samples.jsonl"
 CARD = "README.md"
+REPORT_OUTPUTS = (SUMMARY, METRICS, PLOTS, REPORT, SAMPLES)
+"""The run directory's report files (the model card lives in final/)."""
 
 _NOT_METRICS = frozenset({"event", "time", "step", "total"})
 _BETTER: tuple[tuple[str, str | None], ...] = (
@@ -96,12 +99,19 @@ def matching(names: Iterable[str], patterns: Iterable[str]) -> list[str]:
     return found
 
 
-def _direction(name: str) -> str | None:
-    return next((way for pattern, way in _BETTER if fnmatchcase(name, pattern)), None)
+def _direction(name: str, algorithm: str | None) -> str | None:
+    way = next((way for pattern, way in _BETTER if fnmatchcase(name, pattern)), None)
+    if way == "min" and algorithm in ALGORITHM_NAMES:
+        # A policy-gradient loss (GRPO family, PPO) has no fixed scale: lower is not better.
+        return way if get_algorithm(algorithm).scorer == "none" else None
+    return way
 
 
-def metric_stats(rows: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """first, last, min, max and (for losses, rewards, accuracies) best, each with its step."""
+def metric_stats(
+    rows: dict[int, dict[str, Any]], algorithm: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """first, last, min, max and (for likelihood losses, rewards, accuracies) best, each with
+    its step."""
     stats = {}
     for name in metric_names(rows):
         points = series(rows, name)
@@ -114,7 +124,7 @@ def metric_stats(rows: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "min": min(v for _, v in points),
             "max": max(v for _, v in points),
         }
-        way = _direction(name)
+        way = _direction(name, algorithm)
         if way is not None:
             step, value = (min if way == "min" else max)(points, key=lambda p: p[1])
             entry.update(best=value, best_step=step, better=way)
@@ -172,7 +182,7 @@ def summarize(run_dir: RunDirectory) -> dict[str, Any]:
         ),
         "peak_rss_mb": _peak(logs, "peak_rss_mb"),
         "peak_gpu_memory_mb": _peak(logs, "peak_gpu_memory_mb"),
-        "metrics": metric_stats(rows),
+        "metrics": metric_stats(rows, starts[-1].get("algorithm") if starts else None),
     }
 
 
