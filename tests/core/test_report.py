@@ -237,3 +237,19 @@ def test_aligntune_report_of_a_folder_without_events_is_one_clean_error(tmp_path
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {tmp_path} is not an aligntune run directory")
     assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_the_docs_chart_table_says_what_the_registry_draws() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    charts = [(spec, "every one") for spec in COMMON_PLOTS] + [
+        (spec, algorithm.name) for algorithm in ALGORITHMS for spec in algorithm.plots
+    ]
+    for spec, who in charts:
+        found = [
+            row
+            for row in rows
+            if row.startswith(f"| `{spec.name}` |") and who in row.split("|")[2]
+            and all(f"`{series}`" in row for series in spec.series)
+        ]  # fmt: skip
+        assert found, f"docs/report.md has no row for {who}'s {spec.name} chart {spec.series}"
