@@ -32,6 +32,7 @@ REPORT_OUTPUTS = (SUMMARY, METRICS, PLOTS, REPORT, SAMPLES)
 _NOT_METRICS = frozenset({"event", "time", "step", "total"})
 _BETTER: tuple[tuple[str, str | None], ...] = (
     ("*std*", None),
+    ("*rejected*", None),
     ("*loss*", "min"),
     ("*accurac*", "max"),
     ("*margins*", "max"),
@@ -225,6 +226,7 @@ def read_samples(run_dir: RunDirectory) -> list[dict[str, Any]]:
 
 def write_report(root: Path) -> ReportFiles:
     """Write (or rewrite) the report of the run directory `root` from its files."""
+    # Both build on this module's readers: imported here, not at the top, to avoid a cycle.
     from aligntune.core.plots import draw_plots
     from aligntune.core.report_text import model_card, report_markdown
 
