@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithms import ALGORITHM_NAMES, get_algorithm
+from aligntune.core.report_text import model_card, report_markdown
 from aligntune.core.rundir import RunDirectory, write_atomic
 
 SUMMARY = "summary.json"
@@ -226,9 +227,8 @@ def read_samples(run_dir: RunDirectory) -> list[dict[str, Any]]:
 
 def write_report(root: Path) -> ReportFiles:
     """Write (or rewrite) the report of the run directory `root` from its files."""
-    # Both build on this module's readers: imported here, not at the top, to avoid a cycle.
+    # plots builds on this module's readers: imported here, not at the top, to avoid a cycle.
     from aligntune.core.plots import draw_plots
-    from aligntune.core.report_text import model_card, report_markdown
 
     run_dir = RunDirectory(root)
     events = list(run_dir.iter_events())
