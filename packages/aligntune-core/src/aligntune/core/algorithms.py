@@ -15,10 +15,10 @@ from typing import Any, Literal, get_args
 from aligntune.core.backends import BACKEND_NAMES, BackendName
 from aligntune.core.errors import UserInputError
 
-AlgorithmName = Literal["sft", "dpo", "ppo", "grpo", "gspo", "dapo", "dr_grpo"]
+AlgorithmName = Literal["sft", "dpo", "kto", "ppo", "grpo", "gspo", "dapo", "dr_grpo"]
 """An algorithm's name, as recipes (`algorithm.name`), plans and events spell it."""
 Scorer = Literal["none", "reward functions", "reward model"]
-"""What scores the policy's samples: nothing (SFT, DPO), reward functions, or a reward model."""
+"""What scores the policy's samples: nothing (SFT, DPO, KTO), reward functions or a reward model."""
 
 
 def _frozen(**settings: Any) -> MappingProxyType[str, Any]:
@@ -67,6 +67,16 @@ _PREFERENCE_PLOTS = (
         "fraction of pairs",
         ("rewards/accuracies", "eval_rewards/accuracies"),
     ),
+    PlotSpec("eval_margins", "Evaluation reward margin", "reward", ("eval_rewards/margins",)),
+)
+_FEEDBACK_PLOTS = (
+    PlotSpec(
+        "rewards",
+        "Implicit rewards of desirable and undesirable answers",
+        "reward (beta x log-ratio)",
+        ("rewards/chosen", "rewards/rejected", "rewards/margins"),
+    ),
+    PlotSpec("kl", "KL estimate against the reference policy", "nats", ("kl",)),
     PlotSpec("eval_margins", "Evaluation reward margin", "reward", ("eval_rewards/margins",)),
 )
 _GROUP_RL_PLOTS = (
@@ -185,6 +195,20 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         reference_model="yes",
         plots=_PREFERENCE_PLOTS,
         verified=_CPU_VERIFIED,
+    ),
+    Algorithm(
+        name="kto",
+        title="Kahneman-Tversky Optimization (unpaired desirable/undesirable feedback)",
+        trl_trainer="trl.KTOTrainer",
+        trl_config="trl.KTOConfig",
+        data_formats=("feedback", "feedback_messages"),
+        backends=_EVERY_BACKEND,
+        defining_settings=_frozen(loss_type="kto"),
+        reference_model="yes",
+        plots=_FEEDBACK_PLOTS,
+        verified=_CPU_VERIFIED,
+        notes="Rows are read in file order (TRL pairs each row with its batch neighbours for "
+        "the KL estimate): mix desirable and undesirable rows through the file.",
     ),
     Algorithm(
         name="ppo",

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, model_validator
 
 from aligntune.core import paths
-from aligntune.core.algorithm_sections import AlgorithmSection, GroupRLAlgorithm
+from aligntune.core.algorithm_sections import AlgorithmSection, GroupRLAlgorithm, KTOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.backends import BackendChoice
 from aligntune.core.sections import (
@@ -80,6 +80,18 @@ class Recipe(Section):
         if isinstance(algorithm, GroupRLAlgorithm):
             algorithm.fill_effective_values(self.training.gradient_accumulation_steps)
             check_generation_batch(self, algorithm)
+        return self
+
+    @model_validator(mode="after")
+    def check_kto_batch(self) -> Recipe:
+        """KTO estimates its KL term from the other rows of each batch: a batch needs two."""
+        if isinstance(self.algorithm, KTOAlgorithm) and self.training.batch_size < 2:
+            raise ValueError(
+                f"training.batch_size ({self.training.batch_size}): {self.algorithm.name} needs at "
+                "least 2 rows per batch, because TRL estimates its KL term by pairing each "
+                "prompt with another row's completion of the same batch "
+                "(gradient_accumulation_steps does not help); set batch_size to 2 or more"
+            )
         return self
 
     @property

@@ -86,8 +86,9 @@ class ModelSettings(Section):
 # --- data ----------------------------------------------------------------------------------
 
 DataFormat = Literal[
-    "auto", "messages", "prompt_completion", "alpaca", "text", "preference", "prompt"
-]
+    "auto", "messages", "prompt_completion", "alpaca", "text", "preference", "prompt",
+    "feedback", "feedback_messages",
+]  # fmt: skip
 
 
 class DataSource(Section):
