@@ -153,3 +153,13 @@ def test_grpo_evaluates_held_out_prompts_with_the_recipes_rewards(
     assert {"rewards/numeric_match/mean", "rewards/digit_share/mean"} <= set(summary["metrics"])
     assert "best" not in summary["metrics"]["loss"]  # a policy-gradient loss has no scale
     assert_samples(run_dir, count=1)
+
+
+def test_kto_run_draws_desirable_and_undesirable_rewards_and_the_kl_estimate(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("kto", training={"max_steps": 2, "save_steps": 2})
+    run_dir = tmp_path / "kto"
+    make_run(recipe, run_dir).train()
+    assert_report(run_dir, "kto", steps=2)
+    assert_pngs(run_dir, {"loss", "learning_rate", "grad_norm", "rewards", "kl"})
