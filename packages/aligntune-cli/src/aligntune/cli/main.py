@@ -180,6 +180,16 @@ def plan(
     typer.echo(report.as_json() if as_json else "\n".join(report.lines()))
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+) -> None:
+    """Write a run's report (summary, metrics.csv, plots, report.md, model card) from its events."""
+    from aligntune.cli.run_report import regenerate
+
+    typer.echo("\n".join(regenerate(run_dir)))
+
+
 @app.command("list-backends")
 def list_backends() -> None:
     """Each backend, its algorithms, and whether it can run on this host and why."""

@@ -112,20 +112,6 @@ def _check_strategy_device(recipe: Recipe, device: str, runtime: Runtime) -> Non
         )
 
 
-def _check_trackers(spec: BackendSpec, recipe: Recipe, device: Device, runtime: Runtime) -> None:
-    """`training.report_to` names only trackers the image has (elsewhere: the user's setup)."""
-    missing = [t for t in recipe.training.report_to if t not in spec.trackers]
-    if runtime != "docker" or not missing:
-        return
-    has = ", ".join(sorted(spec.trackers)) or "none"
-    raise BackendUnavailableError(
-        f"training.report_to: the {spec.title} image ({spec.image_tag(device)}) does not "
-        f"install {', '.join(missing)} (its trackers: {has})",
-        hint="remove them from training.report_to (the run directory's events.jsonl always "
-        "records the metrics), or --runtime local where they are installed",
-    )
-
-
 def _check_runtime(backend: str, runtime: Runtime, host: HostInfo) -> None:
     if runtime == "docker" and not host.docker_available:
         detail = f" ({host.notes[0]})" if host.notes else ""
@@ -179,7 +165,6 @@ def select_backend(
             "training.precision fp16 needs a CUDA GPU; none is usable here",
             hint="use training.precision fp32 or bf16 (or auto) on CPU",
         )
-    _check_trackers(chosen, recipe, device, runtime)
     _check_runtime(chosen.name, runtime, host)
     reasons.append(
         f"device {device}: "
