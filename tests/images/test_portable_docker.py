@@ -28,7 +28,8 @@ def test_final_of_a_docker_run_loads_on_the_host(
     result = aligntune("run", str(recipe), "--output", str(run_dir), "--quiet")
     assert result.returncode == 0, result.stderr
     final = run_dir / "final"
-    named = [*OUTPUTS, "events.jsonl", *(str(p.relative_to(run_dir)) for p in final.iterdir())]
+    named = [*OUTPUTS, "events.jsonl", "summary.json", "report.md", "metrics.csv"]
+    named += [str(p.relative_to(run_dir)) for p in final.iterdir()]
     named += [str(p.relative_to(run_dir)) for p in run_dir.glob("checkpoints/*/*.json")]
     named += [str(p.relative_to(run_dir)) for p in run_dir.glob("checkpoints/*/README.md")]
     texts = {

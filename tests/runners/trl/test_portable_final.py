@@ -23,9 +23,10 @@ PROCESS_STATE = {".aligntune-run"}
 
 
 def text_files(run_dir: Path) -> dict[str, str]:
-    """Every text file a run wrote (weights, pickles and the lock record left out)."""
+    """Every file a run wrote as text (weights, pickles and the lock record left out); the bytes
+    of a binary one (plots, tracker files) that are not UTF-8 are replaced, its paths kept."""
     return {
-        str(p.relative_to(run_dir)): p.read_text(encoding="utf-8")
+        str(p.relative_to(run_dir)): p.read_bytes().decode("utf-8", errors="replace")
         for p in run_dir.rglob("*")
         if p.is_file() and p.suffix not in BINARY and p.name not in PROCESS_STATE
     }

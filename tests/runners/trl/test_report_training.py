@@ -163,3 +163,17 @@ def test_kto_run_draws_desirable_and_undesirable_rewards_and_the_kl_estimate(
     make_run(recipe, run_dir).train()
     assert_report(run_dir, "kto", steps=2)
     assert_pngs(run_dir, {"loss", "learning_rate", "grad_norm", "rewards", "kl"})
+
+
+def test_two_runs_in_one_process_each_keep_their_trackio_files(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """trackio fixes its folder when first imported (TRL's trainers import it): each run of one
+    Python process (a notebook) still writes into its own run directory."""
+    import trackio.utils  # imported before any run, as `import trl`'s trainers do
+
+    assert not str(trackio.utils.TRACKIO_DIR).startswith(str(tmp_path))
+    for name in ("first", "second"):
+        recipe = tiny_recipe("sft", training={"max_steps": 1, "report_to": "trackio"})
+        make_run(recipe, tmp_path / name).train()
+        assert list((tmp_path / name / "trackio").glob("*.db"))
