@@ -1,6 +1,7 @@
 """The runners' command line, `python -m aligntune.runners.<backend>`: what the images run.
 
     run RECIPE --output RUN_DIR [--resume | --restart] [--reference FIELD=PATH ...]
+    export RUN_DIR [--format merged|adapter] [--output DIR] [--base PATH] [--base-name NAME]
     selftest
 
 Exit codes: `aligntune.core.errors.ExitCode` (a bad recipe, data or model prints one line per
@@ -15,9 +16,11 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
-from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
+from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, UserInputError, error_lines
+from aligntune.core.exports import EXPORT_FORMATS, check_format, read_source
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
 from aligntune.core.paths import REFERENCE_FLAG
@@ -53,8 +56,22 @@ def make_parser(backend: Backend) -> argparse.ArgumentParser:
         metavar="FIELD=PATH",
         help="where a local input of the recipe is found here (the launcher's container paths)",
     )
+    add_export_parser(commands)
     commands.add_parser("selftest", help="train a tiny model for a few steps (no download)")
     return parser
+
+
+def add_export_parser(commands: Any) -> None:
+    """`export`: a finished run's model into a new folder, checked (see export.py)."""
+    export = commands.add_parser("export", help="write a finished run's model into a new folder")
+    export.add_argument("run_dir", type=Path, help="the run directory")
+    export.add_argument("--format", choices=EXPORT_FORMATS, help="default: merged")
+    export.add_argument(
+        "--output", type=_output, help="a new (or empty) folder (default: RUN_DIR-FORMAT)"
+    )
+    export.add_argument("--base", help="where the base model is found here (default: the run's)")
+    export.add_argument("--base-name", help="how the export names the base (default: the run's)")
+    export.add_argument("--run-name", help="how export.json names the run (default: RUN_DIR)")
 
 
 def _output(text: str) -> Path:
@@ -173,12 +190,40 @@ def selftest(backend: Backend) -> int:
     return ExitCode.OK if ok else ExitCode.CRASH
 
 
+def export(backend: Backend, args: argparse.Namespace) -> int:
+    """Export one finished run (checked again here, where the weights are read)."""
+    source = read_source(args.run_dir)
+    fmt = check_format(source, args.format)
+    output = args.output or source.default_output(fmt)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise UserInputError(
+            f"{output} already exists and is not empty; an export never writes over a folder",
+            hint="choose another --output",
+        )
+    backend.import_stack()
+    from aligntune.runners.common.export import ExportJob, base_folder, run_export
+
+    job = ExportJob(
+        source=source,
+        fmt=fmt,
+        base_dir=base_folder(source, args.base) if source.adapter else None,
+        base_name=args.base_name or source.base,
+        run_name=args.run_name or str(source.run_dir),
+        output=output,
+    )
+    run_export(job, backend.name)
+    print(f"aligntune: wrote the {fmt} export")
+    return ExitCode.OK
+
+
 def main(backend: Backend, argv: list[str] | None = None) -> int:
     """Parse arguments, run the command, map outcomes to exit codes."""
     args = make_parser(backend).parse_args(argv)
     try:
         if args.command == "selftest":
             return selftest(backend)
+        if args.command == "export":
+            return export(backend, args)
         mode = "restart" if args.restart else "resume" if args.resume else "auto"
         return run(backend, args.recipe, args.output, mode, dict(args.references))
     except AlignTuneError as exc:
