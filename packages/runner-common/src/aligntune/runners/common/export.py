@@ -160,7 +160,7 @@ def check(job: ExportJob, prompts: list[Any]) -> CheckResult:
         what = "exported adapter on its base"
     else:
         exported = export_check.next_token_logits(_load(job.output, plain_init, device), prompts)
-        what = "merged model, reloaded"
+        what = "merged model reloaded from disk"
     return export_check.compare(reference, exported, job.source.dtype, base, what)
 
 

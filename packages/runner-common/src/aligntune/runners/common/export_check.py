@@ -103,7 +103,7 @@ def compare(
             f"export check failed: the {what} gives next-token logits up to {diff:.4g} away "
             f"from the trained model's (tolerance {tolerance:.3g} in {dtype}){dropped}; "
             "nothing was written",
-            hint="set ALIGNTUNE_DEBUG=1 for a traceback, and report it with the run's manifest",
+            hint="nothing is kept; please report it with the run directory's manifest.json",
         )
     return CheckResult(diff, tolerance, effect, len(reference))
 

@@ -1,0 +1,214 @@
+"""`aligntune export --runtime local` on real tiny runs: what a user loads afterwards.
+
+A LoRA run (3 SFT steps) and a full fine-tune (2 steps) are trained once for the module. The
+merged export loads with plain transformers and gives the logits of base + adapter; the adapter
+export loads with peft on its own; a merge that dropped the adapter and a full disk both fail
+with one line and leave no folder; the run directory never changes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from trl_helpers import make_run, tree_snapshot
+
+from aligntune.runners.common import merge
+from aligntune.runners.common.export_check import PROMPTS
+from aligntune.runners.trl.cli import main as runner_main
+
+pytestmark = pytest.mark.training
+
+REPO = Path(__file__).resolve().parents[3]
+TINY = REPO / "recipes" / "tiny"
+
+
+def train(root: Path, name: str, peft: dict[str, Any], steps: int) -> Path:
+    """A finished tiny SFT run in root/name, on a private copy of the tiny model."""
+    if not (root / "model").exists():
+        shutil.copytree(TINY / "model", root / "model")
+    recipe = {
+        "name": name,
+        "algorithm": {"name": "sft"},
+        "model": {"name_or_path": "./model", "peft": peft},
+        "data": {"train": {"path": str(TINY / "data" / "sft.jsonl")}, "max_length": 64},
+        "training": {"max_steps": steps, "batch_size": 8, "learning_rate": 5e-3},
+    }
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    make_run(path, root / "runs" / name).train()
+    return root / "runs" / name
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One LoRA run and one full fine-tune, finished."""
+    root = tmp_path_factory.mktemp("export")
+    return {
+        "lora": train(root, "lora", {"method": "lora", "r": 8, "alpha": 16}, 3),
+        "full": train(root, "full", {"method": "full"}, 2),
+    }
+
+
+def aligntune(*args: str) -> subprocess.CompletedProcess[str]:
+    """`aligntune ARGS` as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "aligntune.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def logits(model: Any, tokenizer: Any) -> Any:
+    """Next-token logits for the fixed prompts, stacked."""
+    import torch
+
+    rows = []
+    with torch.no_grad():
+        for prompt in PROMPTS:
+            ids = tokenizer(prompt, return_tensors="pt").input_ids
+            rows.append(model(input_ids=ids).logits[0, -1])
+    return torch.stack(rows)
+
+
+def trained_logits(run: Path) -> Any:
+    """The trained model as training left it: the base with final/'s adapter, unmerged."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(run.parent.parent / "model")
+    model = PeftModel.from_pretrained(base, run / "final").eval()
+    return logits(model, AutoTokenizer.from_pretrained(run / "final"))
+
+
+def siblings(run: Path) -> list[str]:
+    """What sits beside the run (an export's folder; never a leftover staging folder)."""
+    return sorted(p.name for p in run.parent.iterdir())
+
+
+def test_merged_export_loads_with_plain_transformers_and_matches_base_plus_adapter(
+    runs: dict[str, Path],
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = runs["lora"]
+    before = tree_snapshot(run)
+    done = aligntune("export", str(run), "--runtime", "local")
+    assert done.returncode == 0, done.stderr
+    merged = run.parent / "lora-merged"
+    assert done.stdout.splitlines()[-1] == f"exported: {merged}"
+    assert siblings(run) == ["full", "lora", "lora-merged"]
+    assert tree_snapshot(run) == before
+    files = {p.name for p in merged.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "export.json"} <= files
+    assert "generation_config.json" in files and "chat_template.jinja" in files
+    assert not any(name.startswith("adapter_") for name in files)
+
+    model = AutoModelForCausalLM.from_pretrained(merged).eval()
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+    difference = float((logits(model, tokenizer) - trained_logits(run)).abs().max())
+    assert difference < 1e-4
+
+    record = json.loads((merged / "export.json").read_text())
+    assert record["format"] == "merged" and record["dtype"] == "float32"
+    assert record["source_run"] == str(run) and record["base"] == str(run.parent.parent / "model")
+    assert record["merged_weights"] == 14  # q, k, v, o, gate, up, down in each of 2 layers
+    check = record["check"]
+    assert check["passed"] and check["max_abs_logit_diff"] <= check["tolerance"] < 1e-3
+    assert check["adapter_effect"] > 100 * check["tolerance"]  # a dropped adapter would show
+    assert record["versions"]["transformers"] and record["versions"]["peft"]
+
+
+def test_adapter_export_loads_alone_with_peft_on_the_named_base(runs: dict[str, Path]) -> None:
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    run = runs["lora"]
+    target = run.parent / "only-the-adapter"
+    done = aligntune("export", str(run), "-f", "adapter", "-o", str(target), "--runtime", "local")
+    assert done.returncode == 0, done.stderr
+    config = json.loads((target / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(run.parent.parent / "model")
+    model = AutoPeftModelForCausalLM.from_pretrained(target).eval()
+    exported = logits(model, AutoTokenizer.from_pretrained(target))
+    assert float((exported - trained_logits(run)).abs().max()) == 0.0
+    assert json.loads((target / "export.json").read_text())["check"]["max_abs_logit_diff"] == 0.0
+
+
+def test_a_full_fine_tune_exports_its_final_model_as_it_is(runs: dict[str, Path]) -> None:
+    run = runs["full"]
+    done = aligntune("export", str(run), "--runtime", "local")
+    assert done.returncode == 0, done.stderr
+    merged = run.parent / "full-merged"
+    final = run / "final"
+    for path in final.iterdir():
+        if path.name not in ("training_args.bin", "README.md"):
+            assert (merged / path.name).read_bytes() == path.read_bytes(), path.name
+    record = json.loads((merged / "export.json").read_text())
+    assert record["peft_method"] == "full" and record["merged_weights"] is None
+    assert (
+        record["check"]["max_abs_logit_diff"] == 0.0 and record["check"]["adapter_effect"] is None
+    )
+    refused = aligntune("export", str(run), "-f", "adapter", "-o", str(run.parent / "x"))
+    assert refused.returncode == 1
+    assert "is a full fine-tune: it has no adapter to export" in refused.stderr
+
+
+def test_a_merge_that_drops_the_adapter_fails_the_check_and_keeps_nothing(
+    runs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The merge's own arithmetic zeroed; the real check runs on the real written folder."""
+    import torch
+
+    monkeypatch.setattr(
+        merge.LoraPair, "delta", lambda pair: torch.zeros(pair.b.shape[0], pair.a.shape[1])
+    )
+    run = runs["lora"]
+    before = tree_snapshot(run)
+    code = runner_main(["export", str(run), "--output", str(tmp_path / "dropped")])
+    err = capsys.readouterr().err
+    assert code == 70
+    assert "error: export check failed: the merged model reloaded from disk gives next-token logits" in err
+    assert "it matches the base without the adapter: the adapter was dropped" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "dropped").exists() and tree_snapshot(run) == before
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_folder(
+    runs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """safetensors reports a full disk as its own error naming the errno, as here."""
+    import safetensors.torch
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "Error while serializing: I/O error: No space left on device (os error 28): "
+            'IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    run = runs["lora"]
+    before = tree_snapshot(run)
+    code = runner_main(["export", str(run), "--output", str(tmp_path / "full")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        err.splitlines()[0] == f"error: cannot write {tmp_path / 'full'}: No space left on device"
+    )
+    assert "hint: free space on that disk" in err
+    assert not (tmp_path / "full").exists() and tree_snapshot(run) == before
