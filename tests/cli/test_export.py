@@ -5,6 +5,7 @@ tests/runners/trl/test_export.py and tests/images/test_export_docker.py."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from aligntune.cli.container_user import ContainerUser
 from aligntune.cli.engine import DockerState
 from aligntune.cli.mounts import Mount
 from aligntune.core.exports import read_source
+from aligntune.core.rundir import RunDirectoryError
 
 
 def docker_run(root: Path) -> Path:
@@ -157,4 +159,21 @@ def test_a_missing_image_is_refused_before_anything_is_written(
     monkeypatch.setattr("aligntune.cli.engine.probe_docker", lambda: state)
     with pytest.raises(export.BackendUnavailableError, match=f"image {IMAGE} is not built"):
         export.export_run(export.ExportOptions(run_dir=run))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["sft"]
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_full_disk_on_the_host_is_one_line_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = docker_run(tmp_path)
+
+    def full(**_: Any) -> str:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export.tempfile, "mkdtemp", full)
+    monkeypatch.setattr(launch, "start_container", FakeExport(0, {}).start)
+    with pytest.raises(RunDirectoryError, match="No space left on device") as refused:
+        export.export_run(export.ExportOptions(run_dir=run))
+    assert refused.value.hint == "free space on that disk, or choose another --output"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["sft"]

@@ -212,3 +212,21 @@ def test_a_full_disk_is_one_line_and_leaves_no_folder(
     )
     assert "hint: free space on that disk" in err
     assert not (tmp_path / "full").exists() and tree_snapshot(run) == before
+
+
+def test_a_qlora_run_merges_only_where_bitsandbytes_runs(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The 4-bit path's CPU half: the weights it would round-trip are exactly the Linear layers
+    LoRA's all-linear adapted (not the tied head); without CUDA it refuses, exit 3, nothing kept."""
+    run = tmp_path / "qlora"
+    shutil.copytree(runs["lora"], run)
+    settings = json.loads((run / "trainer_settings.json").read_text())
+    settings["model_init"]["quantization"] = "4bit"
+    (run / "trainer_settings.json").write_text(json.dumps(settings))
+    base = runs["lora"].parent.parent / "model"
+    assert merge.quantized_weights(base) == set(merge.load_adapter(run / "final"))
+    code = runner_main(["export", str(run), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 3 and "error: merging a QLoRA adapter needs a CUDA GPU" in err
+    assert not (tmp_path / "out").exists()
