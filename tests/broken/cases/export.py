@@ -112,6 +112,13 @@ CASES = [
         exit_code=ExitCode.USAGE,
     ),
     Case(
+        "export-locally-as-another-user",
+        run_files(),
+        r"error: --user applies to the docker runtime; the runner runs as you",
+        commands=((*EXPORT, "--runtime", "local", "--user", "1000"),),
+        exit_code=ExitCode.USAGE,
+    ),
+    Case(
         "export-gguf",
         run_files(),
         r"error: gguf export is not available in this image.*\nhint: export --format merged, "

@@ -170,8 +170,8 @@ def _show_new(log: Path, shown: int) -> int:
     return shown + len(chunk)
 
 
-def run_here(source: ExportSource, fmt: ExportFormat, staging: Path) -> int:
-    """The runner installed in this Python environment, as a child process."""
+def check_runner(source: ExportSource) -> None:
+    """Refuse --runtime local where the run's runner is not installed."""
     backend = get_backend(source.backend)
     if not backend.runner_installed():
         raise RunnerNotInstalledError(
@@ -179,6 +179,11 @@ def run_here(source: ExportSource, fmt: ExportFormat, staging: Path) -> int:
             f"{backend.install_command}",
             hint="or export in the backend's image: --runtime docker",
         )
+
+
+def run_here(source: ExportSource, fmt: ExportFormat, staging: Path) -> int:
+    """The runner installed in this Python environment, as a child process."""
+    backend = get_backend(source.backend)
     argv = [sys.executable, "-m", backend.runner_module, "export", str(source.run_dir)]
     argv += ["--output", str(staging), *runner_arguments(source, fmt)]
     # PYTHONSAFEPATH: a stray `copy.py` in the current folder must not shadow the stdlib.
@@ -210,6 +215,8 @@ def export_run(options: ExportOptions) -> int:
         cache = cache_for(user, hf_cache_path())
     elif options.user is not None:
         raise UsageError("--user applies to the docker runtime; the runner runs as you")
+    else:
+        check_runner(source)
     staging = make_staging(target)
     try:
         if docker:
