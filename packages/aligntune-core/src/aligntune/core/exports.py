@@ -56,6 +56,9 @@ class ExportSource:
     """The dtype the model trained in (trainer_settings.json), which a merge writes."""
     quantization: str | None
     """4bit or 8bit for a quantized base (QLoRA), else None."""
+    model_init: dict[str, Any]
+    """How the run loaded its model (trainer_settings.json): dtype, trust_remote_code,
+    quantization; the export's check loads the base the same way."""
 
     @property
     def adapter(self) -> bool:
@@ -138,6 +141,7 @@ def read_source(run_root: Path) -> ExportSource:
         revision=model.get("revision"),
         dtype=str(init.get("dtype", "float32")),
         quantization=init.get("quantization"),
+        model_init=dict(init),
     )
 
 

@@ -141,10 +141,9 @@ def check(job: ExportJob, prompts: list[Any]) -> CheckResult:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    trained_init = {"dtype": job.source.dtype, "trust_remote_code": False}
-    if job.source.quantization:
-        trained_init["quantization"] = job.source.quantization
-    plain_init = {"dtype": job.source.dtype, "trust_remote_code": False}
+    trained_init = {"dtype": job.source.dtype, "trust_remote_code": False, **job.source.model_init}
+    # What was written is plain weights in the training dtype, whatever the base was loaded as.
+    plain_init = {k: v for k, v in trained_init.items() if k != "quantization"}
     base: list[Any] | None = None
     if job.source.adapter:
         reference, base = export_check.reference_logits(
@@ -179,9 +178,11 @@ def write_model(job: ExportJob, progress: Callable[[str], None]) -> int | None:
         job.output,
         job.source.dtype,
         quantized=job.source.quantization == "4bit",
+        trust_remote_code=bool(job.source.model_init.get("trust_remote_code")),
         progress=progress,
     )
-    copy_beside(job, ADAPTER_FILES, MODEL_FILES)
+    remote_code = tuple(path.name for path in sorted(job.base.glob("*.py")))  # its auto_map
+    copy_beside(job, ADAPTER_FILES, MODEL_FILES + remote_code)
     write_config(job)
     return changed
 

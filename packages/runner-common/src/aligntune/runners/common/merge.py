@@ -106,15 +106,15 @@ def nf4_round_trip() -> Callable[[Any], Any]:
     return round_trip
 
 
-def quantized_weights(base_dir: Path) -> set[str]:
+def quantized_weights(base_dir: Path, trust_remote_code: bool = False) -> set[str]:
     """The weights 4-bit loading quantizes: every Linear layer's but the output head's (the
     model is built on the meta device: no memory, no weights read)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(str(base_dir))
+    config = AutoConfig.from_pretrained(str(base_dir), trust_remote_code=trust_remote_code)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     head = model.get_output_embeddings()
     return {
         f"{name}.weight"
@@ -144,6 +144,7 @@ def merge_shards(
     output: Path,
     dtype: str,
     quantized: bool = False,
+    trust_remote_code: bool = False,
     progress: Callable[[str], None] = print,
 ) -> int:
     """Write the merged weights of `base_dir` + `adapter_dir` into `output`, shard by shard, in
@@ -155,7 +156,7 @@ def merge_shards(
     pairs = load_adapter(adapter_dir)
     target = getattr(torch, dtype)
     round_trip = nf4_round_trip() if quantized else None
-    to_quantize = quantized_weights(base_dir) if quantized else set()
+    to_quantize = quantized_weights(base_dir, trust_remote_code) if quantized else set()
     names = shard_names(base_dir)
     merged: set[str] = set()
     total = 0

@@ -1,7 +1,7 @@
 """`aligntune export` on the host: the exact container it starts for a docker run, and the
 staging folder that becomes the export only when the runner finished and recorded its check.
 The launch seam (`launch.start_container`) is patched; the runner's side is tested for real in
-tests/runners/trl/test_export.py and tests/images/test_export_docker.py."""
+tests/runners/trl/test_export_merge.py and tests/images/test_export_docker.py."""
 
 from __future__ import annotations
 
