@@ -29,14 +29,14 @@ REPO = Path(__file__).resolve().parents[3]
 TINY = REPO / "recipes" / "tiny"
 
 
-def train(root: Path, name: str, peft: dict[str, Any], steps: int) -> Path:
-    """A finished tiny SFT run in root/name, on a private copy of the tiny model."""
+def train(root: Path, name: str, peft: dict[str, Any], steps: int, **model: Any) -> Path:
+    """A finished tiny SFT run in root/runs/name, on a private copy of the tiny model."""
     if not (root / "model").exists():
         shutil.copytree(TINY / "model", root / "model")
     recipe = {
         "name": name,
         "algorithm": {"name": "sft"},
-        "model": {"name_or_path": "./model", "peft": peft},
+        "model": {"name_or_path": "./model", "peft": peft, **model},
         "data": {"train": {"path": str(TINY / "data" / "sft.jsonl")}, "max_length": 64},
         "training": {"max_steps": steps, "batch_size": 8, "learning_rate": 5e-3},
     }
@@ -54,6 +54,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "lora": train(root, "lora", {"method": "lora", "r": 8, "alpha": 16}, 3),
         "full": train(root, "full", {"method": "full"}, 2),
     }
+
+
+@pytest.fixture(scope="module")
+def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA run in bfloat16 on the tiny model saved in several safetensors shards."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("sharded")
+    model = AutoModelForCausalLM.from_pretrained(TINY / "model")
+    model.save_pretrained(root / "model", max_shard_size="100KB")
+    AutoTokenizer.from_pretrained(TINY / "model").save_pretrained(root / "model")
+    lora = {"method": "lora", "r": 8, "alpha": 16}
+    return train(root, "bf16", lora, 2, dtype="bfloat16")
 
 
 def aligntune(*args: str) -> subprocess.CompletedProcess[str]:
@@ -124,6 +137,7 @@ def test_merged_export_loads_with_plain_transformers_and_matches_base_plus_adapt
     assert record["merged_weights"] == 14  # q, k, v, o, gate, up, down in each of 2 layers
     check = record["check"]
     assert check["passed"] and check["max_abs_logit_diff"] <= check["tolerance"] < 1e-3
+    assert check["conclusive"]
     assert check["adapter_effect"] > 100 * check["tolerance"]  # a dropped adapter would show
     assert record["versions"]["transformers"] and record["versions"]["peft"]
 
@@ -230,3 +244,41 @@ def test_a_qlora_run_merges_only_where_bitsandbytes_runs(
     err = capsys.readouterr().err
     assert code == 3 and "error: merging a QLoRA adapter needs a CUDA GPU" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sharded_base_merges_shard_by_shard_in_the_training_dtype(sharded_run: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = sharded_run.parent.parent / "model"
+    done = aligntune("export", str(sharded_run), "--runtime", "local")
+    assert done.returncode == 0, done.stderr
+    merged = sharded_run.parent / "bf16-merged"
+    shards = sorted(p.name for p in base.glob("*.safetensors"))
+    assert len(shards) > 1 and sorted(p.name for p in merged.glob("*.safetensors")) == shards
+    assert f"aligntune: merged shard {len(shards)}/{len(shards)}" in done.stdout
+    index = json.loads((merged / "model.safetensors.index.json").read_text())
+    size = 0
+    for name in shards:
+        with safe_open(str(merged / name), framework="pt") as shard:
+            for key in shard.keys():  # noqa: SIM118 - a safetensors handle is not a dict
+                tensor = shard.get_tensor(key)
+                assert tensor.dtype == torch.bfloat16, key
+                size += tensor.numel() * tensor.element_size()
+    assert index["metadata"]["total_size"] == size
+    assert json.loads((merged / "config.json").read_text())["dtype"] == "bfloat16"
+
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    model = AutoModelForCausalLM.from_pretrained(merged).eval()
+    assert model.dtype == torch.bfloat16
+    trained = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16), sharded_run / "final"
+    ).eval()
+    expected = logits(trained, tokenizer).float()
+    difference = float((logits(model, tokenizer).float() - expected).abs().max())
+    record = json.loads((merged / "export.json").read_text())
+    assert record["dtype"] == "bfloat16"
+    assert difference <= 0.04 * max(1.0, float(expected.abs().max()))
+    assert record["check"]["max_abs_logit_diff"] <= record["check"]["tolerance"]

@@ -248,6 +248,11 @@ def run_export(job: ExportJob, backend: str, progress: Callable[[str], None] = p
             raise disk_error(job.output, exc) from None
         result = check(job, prompts)
         record(job, result, changed, backend)
+    if not result.conclusive:
+        progress(
+            f"aligntune: warning: the adapter moves the logits by only {result.adapter_effect:.3g}"
+            f", within the tolerance: the check cannot tell this merge from the bare base"
+        )
     progress(
         f"aligntune: checked: next-token logits within {result.max_abs_diff:.3g} of the trained "
         f"model (tolerance {result.tolerance:.3g}, {job.source.dtype}, {result.prompts} prompts)"

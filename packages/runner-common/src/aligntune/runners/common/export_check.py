@@ -44,6 +44,12 @@ class CheckResult:
     adapter)."""
     prompts: int
 
+    @property
+    def conclusive(self) -> bool:
+        """Whether the adapter moves the logits by more than the tolerance, so that a merge that
+        lost it could not pass (always true without an adapter)."""
+        return self.adapter_effect is None or self.adapter_effect > self.tolerance
+
     def as_dict(self) -> dict[str, Any]:
         """The record's `check` entry."""
         return {
@@ -52,6 +58,7 @@ class CheckResult:
             "adapter_effect": self.adapter_effect,
             "prompts": self.prompts,
             "passed": True,
+            "conclusive": self.conclusive,
         }
 
 
