@@ -20,7 +20,12 @@ from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, UserInputError, error_lines
-from aligntune.core.exports import EXPORT_FORMATS, check_format, read_source
+from aligntune.core.exports import (
+    EXPORT_FORMATS,
+    check_export_output,
+    check_format,
+    read_source,
+)
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
 from aligntune.core.paths import REFERENCE_FLAG
@@ -195,7 +200,9 @@ def export(backend: Backend, args: argparse.Namespace) -> int:
     source = read_source(args.run_dir)
     fmt = check_format(source, args.format)
     output = args.output or source.default_output(fmt)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+    if not output.exists():
+        check_export_output(output, source.run_dir)
+    elif not output.is_dir() or any(output.iterdir()):  # an empty folder: the launcher's staging
         raise UserInputError(
             f"{output} already exists and is not empty; an export never writes over a folder",
             hint="choose another --output",
