@@ -95,7 +95,13 @@ def nf4_round_trip() -> Callable[[Any], Any]:
             "merging a QLoRA adapter needs a CUDA GPU (bitsandbytes dequantizes there)",
             hint="run the export in the run's cuda image, or use --format adapter",
         )
-    from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+    try:
+        from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+    except ImportError:
+        raise BackendUnavailableError(
+            "merging a QLoRA adapter needs bitsandbytes, which this image does not install",
+            hint="export in the unsloth cuda image, or use --format adapter",
+        ) from None
 
     def round_trip(weight: Any) -> Any:
         packed, state = quantize_4bit(
