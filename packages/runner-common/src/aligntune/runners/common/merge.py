@@ -100,7 +100,7 @@ def nf4_round_trip() -> Callable[[Any], Any]:
     except ImportError:
         raise BackendUnavailableError(
             "merging a QLoRA adapter needs bitsandbytes, which this image does not install",
-            hint="export in the unsloth cuda image, or use --format adapter",
+            hint="use --format adapter, or --runtime local where bitsandbytes is installed",
         ) from None
 
     def round_trip(weight: Any) -> Any:
