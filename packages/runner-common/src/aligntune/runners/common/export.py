@@ -6,7 +6,8 @@
 
 Beside the weights: the tokenizer and chat template of final/, the generation config, and
 `export.json` (format, dtype, source run, base, the check's numbers, versions). The folder is
-written whole or not at all: a failure removes everything this export wrote.
+written under a hidden name and renamed when complete: a failure removes everything this export
+wrote.
 
 Import only after the backend's `import_stack()`.
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -212,21 +214,25 @@ def record(job: ExportJob, result: CheckResult, changed: int | None, backend: st
 
 
 @contextmanager
-def whole_or_nothing(output: Path) -> Any:
-    """Write into `output` (absent, or an empty folder the launcher made): on any failure
-    everything written there is removed, and the folder too when this call made it."""
-    made = not output.exists()
+def written_whole(output: Path) -> Iterator[Path]:
+    """The folder to write `output` in: a hidden sibling renamed to `output` once complete, or
+    `output` itself when it is an empty folder already (the launcher's staging folder, which the
+    launcher renames). On any failure everything written is removed, with the folder made here."""
+    staged = not output.exists()
+    folder = output.with_name(f".{output.name}.{os.getpid()}.partial") if staged else output
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=not staged)
     except OSError as exc:
         raise disk_error(output, exc) from None
     try:
-        yield
+        yield folder
+        if staged:
+            folder.rename(output)
     except BaseException:
-        if made:
-            shutil.rmtree(output, ignore_errors=True)
+        if staged:
+            shutil.rmtree(folder, ignore_errors=True)
         else:
-            for path in output.iterdir():
+            for path in folder.iterdir():
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
@@ -241,13 +247,14 @@ def run_export(job: ExportJob, backend: str, progress: Callable[[str], None] = p
 
     logging.disable_progress_bar()  # a bar per model load; the progress lines say enough
     prompts = export_check.prompt_ids(AutoTokenizer.from_pretrained(str(job.final)))
-    with whole_or_nothing(job.output):
+    with written_whole(job.output) as folder:
+        staged = replace(job, output=folder)
         try:
-            changed = write_model(job, progress)
+            changed = write_model(staged, progress)
         except OSError as exc:
             raise disk_error(job.output, exc) from None
-        result = check(job, prompts)
-        record(job, result, changed, backend)
+        result = check(staged, prompts)
+        record(staged, result, changed, backend)
     if not result.conclusive:
         progress(
             f"aligntune: warning: the adapter moves the logits by only {result.adapter_effect:.3g}"
