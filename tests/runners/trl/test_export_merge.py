@@ -282,3 +282,50 @@ def test_a_sharded_base_merges_shard_by_shard_in_the_training_dtype(sharded_run:
     assert record["dtype"] == "bfloat16"
     assert difference <= 0.04 * max(1.0, float(expected.abs().max()))
     assert record["check"]["max_abs_logit_diff"] <= record["check"]["tolerance"]
+
+
+MAKE = """
+import sys, torch
+from peft import LoraConfig, get_peft_model
+from transformers import Qwen2Config, Qwen2ForCausalLM
+torch.manual_seed(0)
+config = Qwen2Config(vocab_size=512, hidden_size=512, intermediate_size=1536, num_hidden_layers=12,
+                     num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=True)
+model = Qwen2ForCausalLM(config)
+model.save_pretrained(sys.argv[1] + "/base", max_shard_size="4MB")
+lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+get_peft_model(model, lora).save_pretrained(sys.argv[1] + "/adapter")
+"""
+MEASURE = """
+import resource, sys
+from pathlib import Path
+import safetensors.torch, torch, transformers
+from aligntune.runners.common import merge
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+root = Path(sys.argv[1])
+before = peak()
+(root / "merged").mkdir()
+merge.merge_shards(
+    root / "base", root / "adapter", root / "merged", "float32",
+    progress=lambda line: print(line, peak() - before),
+)
+"""
+
+
+def test_the_merge_holds_one_shard_not_the_model(tmp_path: Path) -> None:
+    """A 150 MB model in 4 MB shards: the merge's peak memory stops growing after the first
+    shards (allocator and writer warm-up) and stays flat to the last one, so it does not grow
+    with the model: a model larger than memory merges the same way."""
+    python = [sys.executable, "-c"]
+    subprocess.run([*python, MAKE, str(tmp_path)], check=True, capture_output=True, timeout=300)
+    done = subprocess.run(
+        [*python, MEASURE, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    files = list((tmp_path / "base").glob("*.safetensors"))
+    size, largest = sum(p.stat().st_size for p in files), max(p.stat().st_size for p in files)
+    grown = [int(line.rsplit(" ", 1)[1]) for line in done.stdout.splitlines()]
+    assert size > 140e6 and len(grown) == len(files) > 30
+    third = len(grown) // 3
+    assert grown[-1] - grown[third] < 2 * largest, f"peak memory kept growing: {grown}"
+    assert grown[-1] < size / 2, f"peak memory grew by {grown[-1]} bytes for {size}"
