@@ -15,6 +15,12 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "recipes" / "tiny"
 
 
+def tiny_data_file(algorithm: str) -> str:
+    """The data file's name in the shipped tiny recipe of `algorithm`."""
+    tiny = yaml.safe_load((TINY / f"{algorithm}.yaml").read_text(encoding="utf-8"))
+    return Path(tiny["data"]["train"]["path"]).name
+
+
 @pytest.fixture
 def tiny_model() -> Path:
     """The shipped tiny random Qwen2 (2 layers, hidden 64, vocab 512)."""
@@ -23,7 +29,7 @@ def tiny_model() -> Path:
 
 def base_recipe(algorithm: str = "sft", **sections: Any) -> dict[str, Any]:
     """A minimal valid recipe for the tiny model and data; sections replace the defaults."""
-    data_file = {"sft": "sft.jsonl", "dpo": "dpo.jsonl"}.get(algorithm, "grpo.jsonl")
+    data_file = tiny_data_file(algorithm)
     recipe: dict[str, Any] = {
         "algorithm": {"name": algorithm},
         "model": {"name_or_path": str(TINY / "model")},

@@ -50,9 +50,15 @@ class Case:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def tiny_data_file(algorithm: str) -> str:
+    """The data file's name in the shipped tiny recipe of `algorithm`."""
+    tiny = yaml.safe_load((TINY / f"{algorithm}.yaml").read_text(encoding="utf-8"))
+    return Path(tiny["data"]["train"]["path"]).name
+
+
 def recipe(algorithm: str = "sft", /, **sections: Any) -> str:
     """A valid recipe on the shipped tiny model and data, as YAML; `sections` replace parts."""
-    data = {"sft": "sft.jsonl", "dpo": "dpo.jsonl"}.get(algorithm, "grpo.jsonl")
+    data = tiny_data_file(algorithm)
     tree: dict[str, Any] = {
         "algorithm": {"name": algorithm},
         "model": {"name_or_path": str(TINY / "model")},

@@ -53,10 +53,10 @@ def spec_for(tmp_path: Path, **kwargs: object) -> ContainerSpec:
     return build_container_spec(plan, recipe, paths(tmp_path), user="1000:1000", **kwargs)  # type: ignore[arg-type]
 
 
-def references(spec: ContainerSpec) -> dict[str, str]:
-    """The `--reference FIELD=PATH` pairs the container's command hands the runner."""
+def references(spec: ContainerSpec, flag: str = "--reference") -> dict[str, str]:
+    """The `--reference FIELD=PATH` (or `--host-path`) pairs the command hands the runner."""
     args = spec.command
-    return dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == "--reference")
+    return dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == flag)
 
 
 def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
@@ -74,6 +74,12 @@ def test_cpu_spec_is_exactly_this(tmp_path: Path) -> None:
             "model.name_or_path=/aligntune/recipe/model",
             "--reference",
             "data.train.path=/aligntune/recipe/data/sft.jsonl",
+            "--host-path",
+            f"model.name_or_path={TINY / 'model'}",
+            "--host-path",
+            f"data.train.path={TINY / 'data' / 'sft.jsonl'}",
+            "--host-path",
+            f"output.dir={tmp_path / 'run'}",
         ),
         mounts=(
             Mount(str(TINY), "/aligntune/recipe", read_only=True),
@@ -217,6 +223,13 @@ def test_every_local_input_is_mounted_and_handed_to_the_runner(  # type: ignore[
     in_container = recipe.with_references(references(spec))
     assert in_container.local_references() == {k: Path(v) for k, v in expected.items()}
     assert in_container.algorithm.reward_model == "/aligntune/inputs/1-rm"  # type: ignore[union-attr]
+    # What the run directory records: the user's host paths, never the container's.
+    host = references(spec, "--host-path")
+    assert host == {
+        **{field: str(path) for field, path in recipe.local_references().items()},
+        "output.dir": str(tmp_path / "run"),
+    }
+    assert host["algorithm.reward_model"] == str(home / "models" / "rm")
 
 
 def test_hub_ids_are_left_alone(tmp_path: Path, write_recipe) -> None:  # type: ignore[no-untyped-def]
@@ -231,6 +244,7 @@ def test_hub_ids_are_left_alone(tmp_path: Path, write_recipe) -> None:  # type: 
         make_plan(), load_recipe(recipe_file), paths(tmp_path, recipe_file), user="0:0"
     )
     assert references(spec) == {}
+    assert references(spec, "--host-path") == {"output.dir": str(tmp_path / "run")}
     assert [m.target for m in spec.mounts if m.read_only] == ["/aligntune/recipe"]
 
 

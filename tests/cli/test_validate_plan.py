@@ -209,6 +209,41 @@ def test_validate_and_plan_list_every_host_path_a_run_would_mount(
     assert snapshot(tmp_path) == before
 
 
+def test_plan_show_sample_marks_what_is_trained(tmp_path) -> None:
+    """The first row as the run trains it: only the reply and its stop token with
+    assistant_only_loss, every token without; a hub model's check is left to the runner."""
+    only = _recipe(tmp_path, algorithm={"name": "sft", "assistant_only_loss": True})
+    (tmp_path / "only.yaml").write_text(yaml.safe_dump({**only, "name": "only"}))
+    result = aligntune("plan", "only.yaml", "--runtime", "local", "--show-sample", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    (header,) = [line for line in lines if line.startswith("sample:")]
+    assert f"{TINY / 'data' / 'sft.jsonl'}:1 rendered with the chat template of" in header
+    assert lines[-4:] == [
+        "<|im_start|>user",
+        "What is the capital of France?<|im_end|>",
+        "<|im_start|>assistant",
+        "[[The capital of France is Paris.<|im_end|>]]",
+    ]
+    as_json = aligntune(
+        "plan",
+        str(TINY / "sft.yaml"),
+        "--runtime",
+        "local",
+        "--show-sample",
+        "--json",
+        cwd=tmp_path,
+    )
+    sample = json.loads(as_json.stdout)["sample"]
+    assert sample[1] == "[[<|im_start|>user" and sample[-1] == "]]"
+    hub = _recipe(tmp_path, model={"name_or_path": "Qwen/Qwen3-0.6B"})
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(hub))
+    checked = aligntune("validate", "hub.yaml", cwd=tmp_path)
+    assert "note:      Qwen/Qwen3-0.6B is a hub model (no tokenizer here): the runner renders" in (
+        checked.stdout
+    )
+
+
 def test_debug_mode_shows_the_traceback(tmp_path) -> None:
     recipe = _write_case(tmp_path, "unknown-key")
     env = {**os.environ, "ALIGNTUNE_DEBUG": "1"}

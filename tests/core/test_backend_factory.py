@@ -100,6 +100,7 @@ def test_list_backends_is_the_support_matrix() -> None:
     assert set(rows["trl"]["algorithms"]) == {
         "sft",
         "dpo",
+        "kto",
         "ppo",
         "grpo",
         "gspo",

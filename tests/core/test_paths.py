@@ -14,7 +14,14 @@ import yaml
 
 from aligntune.core.errors import UsageError
 from aligntune.core.loader import load_recipe
-from aligntune.core.paths import PATH_RULE, resolved_recipe, unread_references, unsafe_references
+from aligntune.core.paths import (
+    PATH_RULE,
+    recorded_model,
+    renamed_paths,
+    resolved_recipe,
+    unread_references,
+    unsafe_references,
+)
 from aligntune.core.recipe import Recipe
 
 RecipeWriter = Callable[..., Path]
@@ -107,6 +114,32 @@ def test_resolved_recipe_is_absolute_names_the_run_dir_and_reloads(
     reloaded: Recipe = load_recipe(saved)
     assert reloaded.to_yaml_dict() == data
     assert reloaded.local_references() == recipe.local_references()
+
+
+def test_a_container_run_records_the_host_paths_it_was_handed(
+    write_recipe: RecipeWriter, tmp_path: Path
+) -> None:
+    """What the runner in a container writes names the inputs as the user's host does."""
+    recipe = load_recipe(write_recipe(ppo_recipe(reward_model="org/rm"), name="ppo.yaml"))
+    host = {field: str(path) for field, path in recipe.local_references().items()}
+    host["output.dir"] = str(tmp_path / "runs" / "ppo")
+    container = {field: f"/aligntune/recipe/{Path(path).name}" for field, path in host.items()}
+    del container["output.dir"]
+    in_container = recipe.with_references(container, host)
+    resolved = resolved_recipe(in_container, Path("/aligntune/run")).to_yaml_dict()
+    assert "/aligntune" not in yaml.safe_dump(resolved)
+    assert resolved["model"]["name_or_path"] == str(tmp_path / "model")
+    assert resolved["algorithm"]["reward_model"] == "org/rm"  # a hub id as written
+    assert resolved["output"]["dir"] == str(tmp_path / "runs" / "ppo")
+    assert recorded_model(in_container, Path("/aligntune/run")) == str(tmp_path / "model")
+    renames = renamed_paths(in_container, Path("/aligntune/run"))
+    assert renames["/aligntune/recipe/model"] == str(tmp_path / "model")
+    assert renames["/aligntune/run"] == str(tmp_path / "runs" / "ppo")
+    # On the host nothing is renamed; a copy keeps the names; an unknown field is refused.
+    assert renamed_paths(recipe, tmp_path / "runs" / "ppo") == {}
+    assert in_container.model_copy(deep=True).host_paths == host
+    with pytest.raises(UsageError, match=r"training\.seed: not a path field"):
+        recipe.with_references({}, {"training.seed": "/x"})
 
 
 def _bound_socket(path: Path) -> Path:

@@ -20,6 +20,7 @@ ALLOWED = {
     # these Literals are exactly the registry's names.
     ("aligntune/core/algorithm_sections.py", "sft"),
     ("aligntune/core/algorithm_sections.py", "dpo"),
+    ("aligntune/core/algorithm_sections.py", "kto"),
     ("aligntune/core/algorithm_sections.py", "ppo"),
     # TRL's loss_type values, which happen to share the algorithms' names.
     ("aligntune/core/algorithm_sections.py", "grpo"),

@@ -172,7 +172,12 @@ SIZE_CASES = [
         _model(chat_template="{{ messages }}" * 5000),
         r"model\.chat_template: String should have at most 65536 characters",
     ),
-    _case("chat-template-name", _model(chat_template="chatml"), r"chat_template: not a Jinja"),
+    _case(
+        "chat-template-unknown-name",
+        _model(chat_template="chatm"),
+        r"chat_template: unknown chat template name 'chatm' \(did you mean 'chatml'\?\); "
+        r"valid names: chatml, qwen, llama-3, mistral, gemma",
+    ),
     _case(
         "long-column-name",
         recipe(data={"train": {"path": "x/y", "columns": {"prompt": LONG_NAME}}}),

@@ -115,3 +115,21 @@ def test_ppo_steps_become_episodes() -> None:
         "reward_model": "rm",
         "value_model": "rm",
     }
+
+
+def test_kto_settings_are_explicit_and_its_defaults_are_trls() -> None:
+    from trl import KTOConfig
+
+    data = {
+        "algorithm": {"name": "kto", "desirable_weight": 1.33},
+        "model": {"name_or_path": "Qwen/Qwen3-0.6B"},
+        "data": {"train": {"path": "trl-lib/kto-mix-14k"}, "max_length": 512},
+    }
+    config = _settings(data)["config_kwargs"]
+    assert config["loss_type"] == "kto" and config["train_sampling_strategy"] == "sequential"
+    assert (config["desirable_weight"], config["max_length"]) == (1.33, 512)
+    trl_defaults = KTOConfig(output_dir="/tmp/o", use_cpu=True, bf16=False)
+    unset = recipe_from_dict(data).algorithm
+    for name in ("beta", "undesirable_weight"):
+        assert config[name] == getattr(unset, name) == getattr(trl_defaults, name), name
+    assert get_algorithm("kto").defining_settings["loss_type"] == trl_defaults.loss_type

@@ -41,6 +41,22 @@ def test_dpo_prefers_chosen_on_its_train_set(tiny_recipe: Callable[..., Path], t
     assert after >= 0.8, (before, after)
 
 
+def test_kto_raises_desirable_and_lowers_undesirable(tiny_recipe: Callable[..., Path], tmp_path):
+    recipe = tiny_recipe(
+        "kto",
+        data={"eval": {"path": "./data/kto.jsonl"}},
+        training={"max_steps": 20, "learning_rate": 5e-3, "save_steps": 100},
+    )
+    run = make_run(recipe, tmp_path / "run")
+    before = run.evaluate()
+    run.train()
+    after = run.evaluate()
+    # Rewards are beta x the log-ratio to the reference: 0 for both kinds before training.
+    assert before["eval_rewards/margins"] == pytest.approx(0.0, abs=1e-6), before
+    assert after["eval_rewards/chosen"] > 0 > after["eval_rewards/rejected"], after
+    assert after["eval_rewards/margins"] > 0.5, after
+
+
 def test_grpo_mean_reward_rises_on_a_toy_reward(tiny_recipe: Callable[..., Path], tmp_path: Path):
     recipe = tiny_recipe(
         "grpo",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.algorithms import ALGORITHM_NAMES
 from aligntune.core.loader import load_recipe
 from aligntune.core.plan import HostInfo
 from aligntune.core.selection import select_backend
@@ -16,7 +17,7 @@ from aligntune.core.selection import select_backend
 HOST = HostInfo(runner_packages=frozenset({"trl"}))
 
 # Short enough for a 2-core CI machine, long enough for every parameter to move.
-SHORT = {
+SHORTER = {
     "sft": {"training": {"max_steps": 4, "save_steps": 2}},
     "dpo": {"training": {"max_steps": 4, "save_steps": 2}},
     "ppo": {
@@ -36,6 +37,11 @@ SHORT = {
     },
     "dr_grpo": {"training": {"max_steps": 3, "save_steps": 2, "batch_size": 4}},
 }
+SHORT = {
+    name: SHORTER.get(name, {"training": {"max_steps": 3, "save_steps": 2}})
+    for name in ALGORITHM_NAMES
+}
+"""Every registered algorithm's tiny recipe, shortened: a new algorithm is trained untold."""
 ALGORITHMS = tuple(SHORT)
 
 

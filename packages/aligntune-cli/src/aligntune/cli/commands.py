@@ -19,6 +19,7 @@ from aligntune.core.outputdir import check_output
 from aligntune.core.paths import ignored_field_warnings
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
+from aligntune.core.template_check import runner_check_note, sample_lines
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
     from aligntune.cli.engine import EngineProbe
@@ -59,6 +60,8 @@ def validate_recipes(paths: list[Path]) -> int:
             f"data {recipe.data.train.path}, backend {recipe.backend})"
         )
         lines = mount_lines(mounts) + [f"warning:   {w}" for w in ignored_field_warnings(recipe)]
+        note = runner_check_note(recipe)
+        lines += [f"note:      {note}"] if note else []
         typer.echo("\n".join(f"  {line}" for line in lines))
     if failures:
         typer.echo(f"{failures} of {len(paths)} recipe(s) invalid", err=True)
@@ -72,22 +75,30 @@ class PlanReport:
     plan: Plan
     mounts: tuple[Mount, ...]
     """Empty for the local runtime (no container: the runner reads the host paths itself)."""
+    sample: tuple[str, ...] = ()
+    """With --show-sample: the first training row rendered, its trained spans marked."""
 
     def lines(self) -> list[str]:
-        """The plan's summary, then one `mount:` line per mount."""
-        return self.plan.summary_lines() + mount_lines(self.mounts)
+        """The plan's summary, one `mount:` line per mount, then the sample."""
+        return self.plan.summary_lines() + mount_lines(self.mounts) + list(self.sample)
 
     def as_json(self) -> str:
-        """plan.json's plan, with `mounts`: source, target, read_only."""
+        """plan.json's plan, with `mounts`: source, target, read_only (and `sample`: lines)."""
         data = {**self.plan.model_dump(mode="json"), "mounts": [vars(m) for m in self.mounts]}
+        if self.sample:
+            data["sample"] = list(self.sample)
         return json.dumps(data, indent=2)
 
 
 def plan_recipe(
-    path: Path, backend: str | None, runtime: str, engine: EngineProbe | None = None
+    path: Path,
+    backend: str | None,
+    runtime: str,
+    engine: EngineProbe | None = None,
+    show_sample: bool = False,
 ) -> PlanReport:
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
-    if already asked), and select the backend."""
+    if already asked), and select the backend; with `show_sample`, render the first row."""
     from aligntune.cli.host import probe_host
     from aligntune.core.selection import select_backend
 
@@ -100,7 +111,7 @@ def plan_recipe(
     state = engine.result() if engine is not None else None
     host, _ = probe_host(docker=runtime == "docker", engine=state)
     plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
-    return PlanReport(plan, mounts)
+    return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())
 
 
 def _as_runtime(value: str) -> Runtime:

@@ -22,7 +22,7 @@ from aligntune.cli.mounts import (
 )
 from aligntune.cli.topology import Topology
 from aligntune.core.errors import UsageError
-from aligntune.core.paths import reference_arguments
+from aligntune.core.paths import recorded_names, reference_arguments
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.version import VERSION
@@ -163,7 +163,8 @@ def build_container_spec(
     network: str | None = None,
 ) -> ContainerSpec:
     """The container for `plan`: the runner reads the recipe from its folder's mount, and the
-    command hands it the container path of each local reference (`--reference FIELD=PATH`)."""
+    command hands it the container path of each local reference (`--reference FIELD=PATH`) and
+    the host paths the run directory records (`--host-path FIELD=PATH`, `output.dir` too)."""
     if plan.image is None:
         raise UsageError("the docker runtime needs an image; this plan has none")
     if gpus is not None and plan.device != "cuda":
@@ -173,7 +174,7 @@ def build_container_spec(
         )
     mounts, references = run_mounts(recipe, paths)
     command = ["run", f"{RECIPE_MOUNT}/{paths.recipe_file.name}", "--output", RUN_MOUNT]
-    command += reference_arguments(references)
+    command += reference_arguments(references, recorded_names(recipe, paths.run_dir.resolve()))
     if mode in ("resume", "restart"):
         command.append(f"--{mode}")
     # No PYTHONPATH: the runner imports `module:function` rewards from the recipe's folder itself

@@ -126,6 +126,14 @@ def plan(
     backend: BackendOpt = None,
     runtime: RuntimeOpt = "docker",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    show_sample: Annotated[
+        bool,
+        typer.Option(
+            "--show-sample",
+            help="Print the first training row rendered with the chat template, the trained "
+            "spans between [[ and ]].",
+        ),
+    ] = False,
 ) -> None:
     """Show which backend, device, image and runtime a run would use, why, and what it mounts."""
     from aligntune.cli.engine import EngineProbe
@@ -134,7 +142,7 @@ def plan(
     engine = EngineProbe() if _runtime(runtime) == "docker" else None
     from aligntune.cli.commands import plan_recipe
 
-    report = plan_recipe(recipe, backend, _runtime(runtime), engine)
+    report = plan_recipe(recipe, backend, _runtime(runtime), engine, show_sample)
     typer.echo(report.as_json() if as_json else "\n".join(report.lines()))
 
 

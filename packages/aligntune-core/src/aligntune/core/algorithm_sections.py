@@ -38,6 +38,18 @@ class DPOAlgorithm(Section):
     """Assumed probability that a preference label is wrong (conservative DPO)."""
 
 
+class KTOAlgorithm(Section):
+    """Kahneman-Tversky Optimization on unpaired feedback: a completion and whether it is good."""
+
+    name: Literal["kto"]
+    beta: Number = Field(0.1, gt=0)
+    """Strength of the penalty for moving away from the reference model (TRL's default 0.1)."""
+    desirable_weight: Number = Field(1.0, gt=0)
+    """Weight of the loss on desirable rows (label true); raise it when they are the fewer."""
+    undesirable_weight: Number = Field(1.0, gt=0)
+    """Weight of the loss on undesirable rows (label false); raise it when they are the fewer."""
+
+
 class PPORewardModelTraining(Section):
     """Train the PPO reward model first, with TRL's RewardTrainer, on preference data."""
 
@@ -154,7 +166,7 @@ class GroupRLAlgorithm(Section):
         self.__dict__.update(effective)
 
 
-AlgorithmSectionType = SFTAlgorithm | DPOAlgorithm | PPOAlgorithm | GroupRLAlgorithm
+AlgorithmSectionType = SFTAlgorithm | DPOAlgorithm | KTOAlgorithm | PPOAlgorithm | GroupRLAlgorithm
 AlgorithmSection = Annotated[AlgorithmSectionType, Field(discriminator="name")]
 
 

@@ -15,10 +15,10 @@ from typing import Any, Literal, get_args
 from aligntune.core.backends import BACKEND_NAMES, BackendName
 from aligntune.core.errors import UserInputError
 
-AlgorithmName = Literal["sft", "dpo", "ppo", "grpo", "gspo", "dapo", "dr_grpo"]
+AlgorithmName = Literal["sft", "dpo", "kto", "ppo", "grpo", "gspo", "dapo", "dr_grpo"]
 """An algorithm's name, as recipes (`algorithm.name`), plans and events spell it."""
 Scorer = Literal["none", "reward functions", "reward model"]
-"""What scores the policy's samples: nothing (SFT, DPO), reward functions, or a reward model."""
+"""What scores the policy's samples: nothing (SFT, DPO, KTO), reward functions or a reward model."""
 
 
 def _frozen(**settings: Any) -> MappingProxyType[str, Any]:
@@ -115,6 +115,19 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         defining_settings=_frozen(loss_type=["sigmoid"]),
         reference_model="yes",
         verified=_CPU_VERIFIED,
+    ),
+    Algorithm(
+        name="kto",
+        title="Kahneman-Tversky Optimization (unpaired desirable/undesirable feedback)",
+        trl_trainer="trl.KTOTrainer",
+        trl_config="trl.KTOConfig",
+        data_formats=("feedback", "feedback_messages"),
+        backends=_EVERY_BACKEND,
+        defining_settings=_frozen(loss_type="kto"),
+        reference_model="yes",
+        verified=_CPU_VERIFIED,
+        notes="Rows are read in file order (TRL pairs each row with its batch neighbours for "
+        "the KL estimate): mix desirable and undesirable rows through the file.",
     ),
     Algorithm(
         name="ppo",

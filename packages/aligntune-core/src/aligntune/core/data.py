@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from aligntune.core.algorithms import ALGORITHMS
 from aligntune.core.errors import DataError
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
@@ -21,20 +22,37 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "text",
     "chosen",
     "rejected",
+    "label",
 )
 
 FORMAT_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "messages": ("messages",),
     "preference": ("chosen", "rejected"),
+    "feedback": ("prompt", "completion", "label"),
+    "feedback_messages": ("messages", "label"),
     "prompt_completion": ("prompt", "completion"),
     "alpaca": ("instruction", "output"),
     "text": ("text",),
     "prompt": ("prompt",),
 }
-"""The columns each format needs (after the recipe's column mapping)."""
+"""The columns each format needs (after the recipe's column mapping). The feedback formats are
+KTO's unpaired data: a completion (or a conversation's last assistant turn) and a boolean `label`,
+true when the completion is desirable."""
+
+LABEL = "label"
+"""The feedback formats' column that says whether a completion is desirable."""
 
 # Most specific first: a preference row also has a prompt, a prompt/completion row a prompt.
-_DETECTION_ORDER = ("messages", "preference", "prompt_completion", "alpaca", "text", "prompt")
+_DETECTION_ORDER = (
+    "feedback_messages",
+    "messages",
+    "preference",
+    "feedback",
+    "prompt_completion",
+    "alpaca",
+    "text",
+    "prompt",
+)
 
 LOCAL_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -69,10 +87,33 @@ def resolve_format(columns: set[str], declared: str, accepted: tuple[str, ...], 
         needs = "; ".join(f"{f}: {', '.join(FORMAT_COLUMNS[f])}" for f in accepted)
         raise DataError(
             f"{where}: cannot tell the data format; columns found: {found}; "
-            f"this algorithm needs one of [{needs}]",
+            f"this algorithm needs one of [{needs}]{_trained_by(columns)}",
             hint="map your columns with data.train.columns, e.g. {prompt: question}",
         )
+    _check_not_rated(columns, detected, where)
     return detected
+
+
+def _check_not_rated(columns: set[str], detected: str, where: str) -> None:
+    """Feedback rows read as plain completions would train the undesirable ones too."""
+    rated = detect_format(columns, tuple(FORMAT_COLUMNS))
+    if rated is None or LABEL not in FORMAT_COLUMNS[rated] or LABEL in FORMAT_COLUMNS[detected]:
+        return
+    raise DataError(
+        f"{where}: the {LABEL} column rates each completion{_trained_by(columns)}; read as "
+        f"{detected} data, every completion would be trained on, the undesirable ones too",
+        hint=f"to train on every row anyway, declare the data source's format: {detected}",
+    )
+
+
+def _trained_by(columns: set[str]) -> str:
+    """What else the columns are: "; these columns are FORMAT data, which ALGORITHM trains"."""
+    other = detect_format(columns, tuple(FORMAT_COLUMNS))
+    users = [a.name for a in ALGORITHMS if other in a.data_formats]
+    if not users:
+        return ""
+    verb = "trains" if len(users) == 1 else "train"
+    return f"; these columns are {other} data, which {', '.join(users)} {verb}"
 
 
 def is_local_path(path: str) -> bool:

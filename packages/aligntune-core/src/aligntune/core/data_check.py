@@ -94,6 +94,8 @@ def _check_rows(
             checker = _checker(line, row, mapping, declared, accepted, problems)
         checker.check(line, row)
         rows += 1
+    if checker is not None:
+        checker.finish()
     if problems.shown:
         raise DataError("\n".join(problems.lines()), hint=problems.hint)
     if checker is None:

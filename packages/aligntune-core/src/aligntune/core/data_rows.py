@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.data import FORMAT_COLUMNS, detect_format
+from aligntune.core.data import FORMAT_COLUMNS, LABEL, detect_format
+from aligntune.core.data_feedback import FeedbackRows
 
 MAX_PROBLEMS = 20
 """Problems shown per file; the rest are counted."""
@@ -150,13 +151,19 @@ class RowChecker:
         self.format = fmt
         wanted = (*FORMAT_COLUMNS[fmt], *_OPTIONAL.get(fmt, ()))
         # (column as the file names it, aligntune's name, whether it holds messages only)
-        self.columns = [(mapping.get(c, c), c, c == "messages") for c in wanted]
+        self.columns = [(mapping.get(c, c), c, c == "messages") for c in wanted if c != LABEL]
         self.required = {mapping.get(c, c) for c in FORMAT_COLUMNS[fmt]}
         self.renamed = {source: canonical for canonical, source in mapping.items()}
         # A preference pair's two answers (chosen, rejected) must differ.
         self.pair: tuple[str, ...] = tuple(self.required) if fmt == "preference" else ()
         self.origin = origin
         self.problems = problems
+        self.feedback = (
+            FeedbackRows(fmt, mapping, problems, self._missing)
+            if LABEL in FORMAT_COLUMNS[fmt]
+            else None
+        )
+        """The label (and last-turn) rules of the feedback formats."""
         self.kinds: dict[str, str] = {}
         """Each column's JSON type, from the first row where it is not null ..."""
         self.kind_lines: dict[str, int] = {}
@@ -184,6 +191,8 @@ class RowChecker:
             if found is not None:
                 self.problems.add(line, f"{source}{found[0]}: {found[1]}")
                 bad.add(source)
+        if self.feedback is not None:
+            bad |= self.feedback.check(line, row, bad)
         if self.pair and not bad and row[self.pair[0]] == row[self.pair[1]]:
             self.problems.add(
                 line,
@@ -198,6 +207,11 @@ class RowChecker:
                 self.nulls.add(key)
             elif kinds.get(key) != kind and key not in bad:
                 self._kind_changed(line, key, kind)
+
+    def finish(self) -> None:
+        """After the last row: the rules about the whole file."""
+        if self.feedback is not None:
+            self.feedback.finish()
 
     def _missing(self, line: int, source: str, row: dict[str, Any]) -> None:
         names = {self.renamed.get(key, key) for key in row}

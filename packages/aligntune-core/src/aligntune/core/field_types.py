@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from aligntune.core.chat_templates import named_template, parse_problem, unknown_name_message
+
 MAX_PATH_BYTES = 4096
 """The longest path the operating system opens (PATH_MAX)."""
 MAX_PATH_PART_BYTES = 255
@@ -56,22 +58,20 @@ PathText = Annotated[str, Field(min_length=1), AfterValidator(check_path)]
 
 
 def check_chat_template(value: str) -> str:
-    """A Jinja template that renders the conversation, not a template's name, and parses."""
-    if "messages" not in value or not ("{%" in value or "{{" in value):
+    """A known template's name (`chat_templates.TEMPLATE_NAMES`), or a Jinja chat template that
+    renders the conversation and parses."""
+    if named_template(value) is not None:
+        return value
+    if not ("{%" in value or "{{" in value):
+        raise ValueError(unknown_name_message(value))
+    if "messages" not in value:
         raise ValueError(
             "not a Jinja chat template: it never reads `messages`; give the template's text "
             "(a tokenizer_config.json's chat_template), or leave it unset to keep the tokenizer's"
         )
-    # Imported here: only a recipe that sets a template pays for it. transformers renders chat
-    # templates with loop controls on; the syntax is all that is checked (filters come later).
-    import jinja2
-
-    try:
-        jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(value)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ValueError(
-            f"not valid Jinja: line {exc.lineno} of the template: {exc.message}"
-        ) from None
+    problem = parse_problem(value)  # jinja2 is imported there: only for a recipe's template
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -86,7 +86,7 @@ def check_params_size(value: dict[str, Any]) -> dict[str, Any]:
 ChatTemplate = Annotated[
     str, Field(max_length=MAX_TEMPLATE_CHARS), AfterValidator(check_chat_template)
 ]
-"""A Jinja chat template's text."""
+"""A known chat template's name, or a Jinja chat template's text."""
 SystemPrompt = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
 """A system message."""
 RewardParams = Annotated[dict[str, Any], Field(max_length=32), AfterValidator(check_params_size)]

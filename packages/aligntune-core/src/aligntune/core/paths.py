@@ -6,6 +6,15 @@ lists a recipe's local references as absolute host paths; `with_references` re-r
 runner applies the container paths the launcher hands it (`--reference`), and makes them absolute
 for `recipe.resolved.yaml`. A new path field is one marker on it in `recipe.py`.
 
+What a run directory records names every input as the user's host names it, never where a
+container reads it: `recorded_names` is that one rule. The launcher hands the runner each local
+input's host path (and the host run directory) with `--host-path FIELD=PATH`; a runner started on
+the host (or by hand) records its own absolute paths. `recipe.resolved.yaml` is written with these
+names, and so are the files in `final/` and the checkpoints that name the base model
+(`adapter_config.json`'s `base_model_name_or_path`, the model card's `base_model`). A tool that
+reads a run (`aligntune export`) takes the base model from `recipe.resolved.yaml`'s
+`model.name_or_path`: a hub id or an absolute host path.
+
 Every local reference must name a regular file or a folder of the user's, never kernel or runtime
 state (`unsafe_references`): the launcher mounts each input into the run's container, and a
 mounted socket or device (docker's own socket among them) would hand the run the host. A path
@@ -41,6 +50,13 @@ PATH_FIELD = PathField()
 
 REFERENCE_FLAG = "--reference"
 """The runner's option that re-roots one path field, `--reference FIELD=PATH` (repeatable)."""
+
+HOST_PATH_FLAG = "--host-path"
+"""The runner's option naming where the user's host has one input, `--host-path FIELD=PATH`
+(repeatable; `output.dir` names the host run directory): what the run directory records."""
+
+OUTPUT_FIELD = "output.dir"
+"""The field `--host-path` uses for the run directory (not a path field: `--output` sets it)."""
 
 SYSTEM_STATE = ("/dev", "/proc", "/run", "/sys", "/var/run")
 """Kernel and runtime state (devices, process memory and environments, service sockets such as
@@ -153,9 +169,12 @@ def unsafe_references(recipe: Recipe) -> list[str]:
     return problems
 
 
-def with_references(recipe: Recipe, new: Mapping[str, str]) -> Recipe:
+def with_references(
+    recipe: Recipe, new: Mapping[str, str], host_paths: Mapping[str, str] | None = None
+) -> Recipe:
     """A copy of `recipe` with the path fields named in `new` (`data.train.path`, ...) replaced,
-    and the fields the run will not read cleared (they were not mounted: nothing checks them).
+    and the fields the run will not read cleared (they were not mounted: nothing checks them);
+    `host_paths` (field -> the user's host path, `output.dir` too) is what the run records.
 
     Nothing is validated again: a container path need not exist where this runs.
     """
@@ -164,11 +183,15 @@ def with_references(recipe: Recipe, new: Mapping[str, str]) -> Recipe:
         _set_field(copy, field, None)
     for field, value in new.items():
         _set_field(copy, field, value)
+    for field in host_paths or {}:
+        if field != OUTPUT_FIELD:
+            _path_field_owner(copy, field)
+    copy.set_host_paths({**recipe.host_paths, **(host_paths or {})})
     return copy
 
 
-def _set_field(recipe: Recipe, field: str, value: str | None) -> None:
-    """Set the path field `field` (`data.train.path`) of `recipe` in place."""
+def _path_field_owner(recipe: Recipe, field: str) -> tuple[Any, str]:
+    """The section holding the path field `field` (`data.train.path`) and the field's name."""
     *parents, name = field.split(".")
     owner: Any = recipe
     for part in parents:
@@ -176,19 +199,54 @@ def _set_field(recipe: Recipe, field: str, value: str | None) -> None:
     info = type(owner).model_fields.get(name) if isinstance(owner, BaseModel) else None
     if info is None or PATH_FIELD not in info.metadata:
         raise UsageError(f"{field}: not a path field of this recipe")
+    return owner, name
+
+
+def _set_field(recipe: Recipe, field: str, value: str | None) -> None:
+    """Set the path field `field` (`data.train.path`) of `recipe` in place."""
+    owner, name = _path_field_owner(recipe, field)
     setattr(owner, name, value)
 
 
+def recorded_names(recipe: Recipe, run_dir: Path) -> dict[str, str]:
+    """Each local reference (and `output.dir`) -> how the run directory names it: the host path
+    the launcher handed (`--host-path`), else its absolute path where this runs."""
+    names = {field: str(path) for field, path in recipe.local_references().items()}
+    names[OUTPUT_FIELD] = str(run_dir)
+    return {**names, **recipe.host_paths}
+
+
+def renamed_paths(recipe: Recipe, run_dir: Path) -> dict[str, str]:
+    """Where this process reads each input (and the run directory) -> the name a run records,
+    for the ones that differ (empty on the host): what files written here must be rewritten by."""
+    here = {field: str(path) for field, path in recipe.local_references().items()}
+    here[OUTPUT_FIELD] = str(run_dir)
+    names = recorded_names(recipe, run_dir)
+    return {path: names[field] for field, path in here.items() if names[field] != path}
+
+
+def recorded_model(recipe: Recipe, run_dir: Path) -> str:
+    """The trained model's base as the run directory names it: a hub id or the host path."""
+    names = recorded_names(recipe, run_dir)
+    return names.get("model.name_or_path", recipe.model.name_or_path)
+
+
 def resolved_recipe(recipe: Recipe, run_dir: Path) -> Recipe:
-    """The recipe a run records: every local reference absolute, output.dir the run directory."""
-    absolute = {field: str(path) for field, path in recipe.local_references().items()}
-    resolved = recipe.with_references(absolute)
-    resolved.output.dir = str(run_dir)
+    """The recipe a run records: every local reference and output.dir as `recorded_names` says
+    (the user's host paths, absolute)."""
+    names = recorded_names(recipe, run_dir)
+    resolved = recipe.with_references(
+        {field: name for field, name in names.items() if field != OUTPUT_FIELD}
+    )
+    resolved.output.dir = names[OUTPUT_FIELD]
     return resolved
 
 
-def reference_arguments(references: Mapping[str, str]) -> list[str]:
-    """The runner's command-line arguments that hand it re-rooted paths (`--reference F=P` ...)."""
-    return [
-        arg for field, path in references.items() for arg in (REFERENCE_FLAG, f"{field}={path}")
-    ]
+def reference_arguments(
+    references: Mapping[str, str], host: Mapping[str, str] | None = None
+) -> list[str]:
+    """The runner's command-line arguments that hand it re-rooted paths (`--reference F=P` ...)
+    and, with `host`, the host paths the run records (`--host-path F=P` ...)."""
+    pairs = [(REFERENCE_FLAG, item) for item in references.items()]
+    pairs += [(HOST_PATH_FLAG, item) for item in (host or {}).items()]
+    return [arg for flag, (field, path) in pairs for arg in (flag, f"{field}={path}")]

@@ -13,6 +13,7 @@ from aligntune.core.paths import local_path, unsafe_references
 from aligntune.core.recipe import Recipe
 from aligntune.core.reward_checks import reward_problems
 from aligntune.core.sections import DataSource
+from aligntune.core.template_check import local_facts, render_problems
 
 POLICY = "model.name_or_path"
 """The recipe field of the model being trained."""
@@ -92,7 +93,12 @@ def check_inputs(recipe: Recipe) -> list[DataSummary]:
             problems.append(str(error))
             hints += [error.hint] if error.hint else []
     config_problem = _config_file_problem(recipe)
-    problems = _model_problems(recipe) + problems + ([config_problem] if config_problem else [])
+    model_problems = _model_problems(recipe)
+    facts = local_facts(recipe)
+    if facts is not None and not model_problems and not problems:
+        # On a sound model folder and data: the first row rendered with the template in use.
+        problems += render_problems(recipe, facts, recipe.model.name_or_path)
+    problems = model_problems + problems + ([config_problem] if config_problem else [])
     if problems:
         raise UserInputError("\n".join(problems), hint=hints[0] if hints else None)
     return list(summaries.values())

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, model_validator
 
 from aligntune.core import paths
-from aligntune.core.algorithm_sections import AlgorithmSection, GroupRLAlgorithm
+from aligntune.core.algorithm_sections import AlgorithmSection, GroupRLAlgorithm, KTOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.backends import BackendChoice
 from aligntune.core.sections import (
@@ -54,6 +54,7 @@ class Recipe(Section):
     """Where results go."""
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _host_paths: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def check_rewards_match_algorithm(self) -> Recipe:
@@ -77,6 +78,18 @@ class Recipe(Section):
         if isinstance(algorithm, GroupRLAlgorithm):
             algorithm.fill_effective_values(self.training.gradient_accumulation_steps)
             check_generation_batch(self, algorithm)
+        return self
+
+    @model_validator(mode="after")
+    def check_kto_batch(self) -> Recipe:
+        """KTO estimates its KL term from the other rows of each batch: a batch needs two."""
+        if isinstance(self.algorithm, KTOAlgorithm) and self.training.batch_size < 2:
+            raise ValueError(
+                f"training.batch_size ({self.training.batch_size}): {self.algorithm.name} needs at "
+                "least 2 rows per batch, because TRL estimates its KL term by pairing each "
+                "prompt with another row's completion of the same batch "
+                "(gradient_accumulation_steps does not help); set batch_size to 2 or more"
+            )
         return self
 
     @property
@@ -110,9 +123,21 @@ class Recipe(Section):
         """
         return paths.local_references(self)
 
-    def with_references(self, new: Mapping[str, str]) -> Recipe:
-        """A copy with these path fields replaced (container paths, absolute paths), unchecked."""
-        return paths.with_references(self, new)
+    def with_references(
+        self, new: Mapping[str, str], host_paths: Mapping[str, str] | None = None
+    ) -> Recipe:
+        """A copy with these path fields replaced (container paths, absolute paths), unchecked;
+        `host_paths` names the inputs as the user's host does (`paths.recorded_names`)."""
+        return paths.with_references(self, new, host_paths)
+
+    @property
+    def host_paths(self) -> dict[str, str]:
+        """Field (or `output.dir`) -> the user's host path, where a launcher handed them."""
+        return dict(self._host_paths)
+
+    def set_host_paths(self, host_paths: Mapping[str, str]) -> None:
+        """Record the user's host path of each input (see `paths.recorded_names`)."""
+        self._host_paths = dict(host_paths)
 
 
 def check_generation_batch(recipe: Recipe, algorithm: GroupRLAlgorithm) -> None:

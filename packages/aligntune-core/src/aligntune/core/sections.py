@@ -70,7 +70,9 @@ class ModelSettings(Section):
     peft: PeftSettings = Field(default_factory=PeftSettings)
     """LoRA or full fine-tuning."""
     chat_template: ChatTemplate | None = None
-    """A Jinja chat template that replaces the tokenizer's."""
+    """Replaces the tokenizer's chat template: one of the names chatml, llama-3, mistral, gemma,
+    qwen (written with generation markers and the end-of-turn token trained), or a Jinja
+    template's text. The model's tokenizer must have a named template's special tokens."""
 
     @model_validator(mode="after")
     def check_quantization_needs_lora(self) -> ModelSettings:
@@ -86,8 +88,9 @@ class ModelSettings(Section):
 # --- data ----------------------------------------------------------------------------------
 
 DataFormat = Literal[
-    "auto", "messages", "prompt_completion", "alpaca", "text", "preference", "prompt"
-]
+    "auto", "messages", "prompt_completion", "alpaca", "text", "preference", "prompt",
+    "feedback", "feedback_messages",
+]  # fmt: skip
 
 
 class DataSource(Section):

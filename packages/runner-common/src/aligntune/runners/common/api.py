@@ -221,7 +221,7 @@ def create_rl_trainer(
     config: str | Path | Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A preference or RL trainer (dpo, ppo, grpo, gspo, dapo, dr_grpo)."""
+    """A preference or RL trainer (dpo, kto, ppo, grpo, gspo, dapo, dr_grpo)."""
     given = _argument_fields(locals())
     if ALGORITHM_SECTIONS.get(algorithm) is SFTAlgorithm:
         raise RecipeError(

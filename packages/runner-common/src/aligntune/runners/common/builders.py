@@ -12,6 +12,7 @@ from typing import Any
 from aligntune.core.algorithm_sections import (
     DPOAlgorithm,
     GroupRLAlgorithm,
+    KTOAlgorithm,
     PPOAlgorithm,
     SFTAlgorithm,
 )
@@ -62,20 +63,40 @@ def build_sft(p: Pieces, callbacks: list[Any]) -> Any:
     )
 
 
+def _reference_model(p: Pieces) -> Any:
+    """Full fine-tuning's frozen reference, loaded exactly like the policy; None with LoRA (the
+    trainer disables the adapters instead)."""
+    if p.settings.peft is not None:
+        return None
+    # TRL would reload the reference from the config's path without the recipe's revision.
+    policy = model_reference(p.settings.models["policy"], p.recipe.base_dir)
+    return load_causal_lm(policy, p.settings.model_init, p.device, "model.name_or_path")
+
+
 def build_dpo(p: Pieces, callbacks: list[Any]) -> Any:
-    """DPOTrainer; full fine-tuning gets a reference model loaded exactly like the policy."""
+    """DPOTrainer on prompt/chosen/rejected rows, against a reference model."""
     from trl import DPOConfig, DPOTrainer
 
-    ref_model = None
-    if p.settings.peft is None:
-        # TRL would reload the reference from the config's path without the recipe's revision.
-        ref_model = load_causal_lm(
-            p.settings.models["policy"], p.settings.model_init, p.device, "model.name_or_path"
-        )
     return DPOTrainer(
         model=p.model,
-        ref_model=ref_model,
+        ref_model=_reference_model(p),
         args=DPOConfig(**p.settings.config_kwargs),
+        train_dataset=p.train,
+        eval_dataset=p.eval,
+        processing_class=p.tokenizer,
+        peft_config=_peft_config(p),
+        callbacks=callbacks,
+    )
+
+
+def build_kto(p: Pieces, callbacks: list[Any]) -> Any:
+    """KTOTrainer on prompt/completion/label rows, against a reference model."""
+    from trl import KTOConfig, KTOTrainer
+
+    return KTOTrainer(
+        model=p.model,
+        ref_model=_reference_model(p),
+        args=KTOConfig(**p.settings.config_kwargs),
         train_dataset=p.train,
         eval_dataset=p.eval,
         processing_class=p.tokenizer,
@@ -149,6 +170,7 @@ def _seeded(build: Builder) -> Builder:
 BUILDERS: dict[type, Builder] = {
     SFTAlgorithm: _seeded(build_sft),
     DPOAlgorithm: _seeded(build_dpo),
+    KTOAlgorithm: _seeded(build_kto),
     GroupRLAlgorithm: _seeded(build_group_rl),
     PPOAlgorithm: _seeded(build_ppo),
 }

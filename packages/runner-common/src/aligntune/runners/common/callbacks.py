@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,7 +19,7 @@ from transformers import TrainerCallback
 from aligntune.core.algorithm_sections import AlgorithmSectionType
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.rundir import RunDirectory, write_atomic
-from aligntune.runners.common import checkpoints, distributed
+from aligntune.runners.common import checkpoints, distributed, portable
 from aligntune.runners.common.divergence import Finding, Watch, number
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.signals import InterruptRequest
@@ -52,8 +53,11 @@ class RunDirectoryCallback(TrainerCallback):
         interrupt: InterruptRequest,
         keep: int,
         start_fields: dict[str, Any],
+        renames: Mapping[str, str] | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.renames = dict(renames or {})
+        """Paths here -> the names a checkpoint records (`aligntune.core.paths.renamed_paths`)."""
         self.algorithm = algorithm.name
         self.watch = Watch(algorithm)
         self.interrupt = interrupt
@@ -111,6 +115,7 @@ class RunDirectoryCallback(TrainerCallback):
         if not distributed.is_rank_zero():
             self.last_checkpoint = root / staged.name  # rank 0 publishes it
         elif staged.is_dir():
+            portable.rename_paths(staged, self.renames)
             published = checkpoints.publish(staged, root, state.global_step)
             checkpoints.rotate(root, self.keep)
             self.last_checkpoint = published

@@ -1,6 +1,7 @@
 """The runners' command line, `python -m aligntune.runners.<backend>`: what the images run.
 
     run RECIPE --output RUN_DIR [--resume | --restart] [--reference FIELD=PATH ...]
+        [--host-path FIELD=PATH ...]
     export RUN_DIR [--format merged|adapter] [--output DIR] [--base PATH] [--base-name NAME]
     selftest
 
@@ -28,7 +29,7 @@ from aligntune.core.exports import (
 )
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
-from aligntune.core.paths import REFERENCE_FLAG
+from aligntune.core.paths import HOST_PATH_FLAG, OUTPUT_FIELD, REFERENCE_FLAG, recorded_names
 from aligntune.core.plan import GpuInfo, HostInfo, Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory, handed_plan
@@ -60,6 +61,16 @@ def make_parser(backend: Backend) -> argparse.ArgumentParser:
         default=[],
         metavar="FIELD=PATH",
         help="where a local input of the recipe is found here (the launcher's container paths)",
+    )
+    run.add_argument(
+        HOST_PATH_FLAG,
+        dest="host_paths",
+        action="append",
+        type=_reference,
+        default=[],
+        metavar="FIELD=PATH",
+        help="the user's host path of an input (output.dir: the run directory), as the run "
+        "directory records it; default: the path here",
     )
     add_export_parser(commands)
     commands.add_parser("selftest", help="train a tiny model for a few steps (no download)")
@@ -119,10 +130,12 @@ def run(
     output: Path | None,
     mode: str,
     references: dict[str, str] | None = None,
+    host_paths: dict[str, str] | None = None,
 ) -> int:
-    """Train one recipe, its path fields re-rooted by `references`; returns the exit code."""
+    """Train one recipe, its path fields re-rooted by `references` and recorded by their
+    `host_paths`; returns the exit code."""
     # Loaded before importing the stack (seconds): a typo fails fast.
-    recipe = load_recipe(recipe_path).with_references(references or {})
+    recipe = load_recipe(recipe_path).with_references(references or {}, host_paths)
     check_output(recipe, output)
     group = torchrun.worker_group(recipe)
     run_dir = RunDirectory(recipe.run_dir(output))
@@ -130,7 +143,7 @@ def run(
         with lifecycle.Claim(run_dir, mode) as claim:
             if group is not None:  # several processes: torchrun starts them, each runs this path
                 claim.code = torchrun.launch_run(
-                    group, backend.name, recipe_path, output, mode, references
+                    group, backend.name, recipe_path, output, mode, references, host_paths
                 )
             else:
                 claim.code = train(backend, recipe, run_dir, mode)
@@ -153,9 +166,10 @@ def train(backend: Backend, recipe: Recipe, run_dir: RunDirectory, mode: str) ->
         print(f"aligntune: warning: {warning}", file=sys.stderr)
     metrics = trainer.train()
     loss = metrics.get("loss", metrics.get("train_loss"))
+    where = recorded_names(recipe, run_dir.root)[OUTPUT_FIELD]  # the host's name in a container
     print(
         f"aligntune: finished {recipe.run_name} at step {metrics.get('global_step')} "
-        f"(loss {loss}); run directory {run_dir.root}"
+        f"(loss {loss}); run directory {where}"
     )
     return ExitCode.OK
 
@@ -232,7 +246,8 @@ def main(backend: Backend, argv: list[str] | None = None) -> int:
         if args.command == "export":
             return export(backend, args)
         mode = "restart" if args.restart else "resume" if args.resume else "auto"
-        return run(backend, args.recipe, args.output, mode, dict(args.references))
+        references, host_paths = dict(args.references), dict(args.host_paths)
+        return run(backend, args.recipe, args.output, mode, references, host_paths)
     except AlignTuneError as exc:
         print("\n".join(error_lines(exc)), file=sys.stderr)
         if os.environ.get(DEBUG_ENV) == "1":

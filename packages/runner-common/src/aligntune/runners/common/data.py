@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import local_kind, resolve_format
+from aligntune.core.data import FORMAT_COLUMNS, LABEL, local_kind, resolve_format
 from aligntune.core.errors import DataError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
@@ -19,6 +19,8 @@ _KEEP = {
     "alpaca": ("prompt", "completion"),
     "text": ("text",),
     "preference": ("prompt", "chosen", "rejected"),
+    "feedback": ("prompt", "completion", LABEL),
+    "feedback_messages": ("prompt", "completion", LABEL),
 }
 """Columns a trainer gets per format; the prompt format keeps every column (rewards read them)."""
 
@@ -75,9 +77,22 @@ def _with_system(turns: list[dict[str, str]], system: str) -> list[dict[str, str
     return [{"role": "system", "content": system}, *turns]
 
 
+def _as_feedback(row: dict[str, Any], fmt: str) -> None:
+    """A feedback row as TRL's unpaired preference: a conversation's last (assistant) turn is the
+    completion; a text prompt or completion becomes a turn when the other one is turns."""
+    if fmt == "feedback_messages":
+        turns = row["messages"]
+        row["prompt"], row["completion"] = turns[:-1], turns[-1:]
+    if isinstance(row["prompt"], list) != isinstance(row["completion"], list):
+        row["prompt"] = _as_turns(row["prompt"], "user")
+        row["completion"] = _as_turns(row["completion"], "assistant")
+
+
 def convert_row(row: dict[str, Any], fmt: str, system: str | None, chat: bool) -> dict[str, Any]:
     """One row in TRL's shape; a system prompt makes string prompts conversational."""
     row = dict(row)
+    if LABEL in FORMAT_COLUMNS[fmt]:
+        _as_feedback(row, fmt)
     if fmt == "alpaca":
         extra = row.get("input") or ""
         row["prompt"] = row["instruction"] + (f"\n\n{extra}" if extra else "")
@@ -96,6 +111,25 @@ def convert_row(row: dict[str, Any], fmt: str, system: str | None, chat: bool) -
         if answer in row:
             row[answer] = _as_turns(row[answer], "assistant")
     return row
+
+
+def check_labels(dataset: Any, fmt: str, where: str) -> None:
+    """Feedback labels are booleans of both kinds (core reads no row of hub or parquet data)."""
+    if LABEL not in FORMAT_COLUMNS[fmt]:
+        return
+    kind = getattr(dataset.features[LABEL], "dtype", None)
+    if kind != "bool":
+        raise DataError(
+            f"{where}: column {LABEL} holds {kind or dataset.features[LABEL]}, not booleans; "
+            "each row needs label true (a desirable completion) or false (an undesirable one)"
+        )
+    desirable = sum(dataset[LABEL])
+    if desirable in (0, len(dataset)):
+        only = "desirable (true)" if desirable else "undesirable (false)"
+        raise DataError(
+            f"{where}: every one of the {len(dataset)} rows is {only}; the feedback formats "
+            "train on both kinds, so add rows with the other label"
+        )
 
 
 def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, where: str) -> Any:
@@ -128,12 +162,14 @@ def load_data(recipe: Recipe, chat_template: bool) -> PreparedData:
     settings = recipe.data
     train = load_source(settings.train, recipe.base_dir, "data.train")
     fmt = resolve_format(set(train.column_names), settings.train.format, accepted, "data.train")
+    check_labels(train, fmt, "data.train")
     eval_data = None
     if settings.eval is not None:
         eval_data = load_source(settings.eval, recipe.base_dir, "data.eval")
         eval_fmt = resolve_format(
             set(eval_data.column_names), settings.eval.format, accepted, "data.eval"
         )
+        check_labels(eval_data, eval_fmt, "data.eval")
         eval_data = prepare(eval_data, eval_fmt, settings.system_prompt, chat_template, "data.eval")
     elif settings.eval_fraction is not None:
         held = round(len(train) * settings.eval_fraction)

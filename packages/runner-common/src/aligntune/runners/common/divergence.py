@@ -42,7 +42,8 @@ NON_FINITE_WATCHED = {
 """Metrics that stop the run when None, NaN or infinite, with what that means."""
 EXPLODING_LOSSES: tuple[type, ...] = (SFTAlgorithm, DPOAlgorithm)
 """Algorithms whose loss is a non-negative log-likelihood, so a multiple of its start means
-divergence (policy-gradient losses of PPO and the GRPO family have no fixed sign or scale)."""
+divergence (policy-gradient losses of PPO and the GRPO family have no fixed sign or scale; KTO's
+lies between 0 and its weights)."""
 CROSS_ENTROPY_LOSSES: tuple[type, ...] = (SFTAlgorithm,)
 """Algorithms whose loss is the token cross-entropy, ln(vocab_size) for a uniform prediction."""
 FLAT_REWARD_METRIC = "frac_reward_zero_std"

@@ -16,11 +16,13 @@ from types import TracebackType
 from typing import Any, Literal
 
 from aligntune.core.errors import DEBUG_ENV, ExitCode, UserInputError
+from aligntune.core.paths import renamed_paths
 from aligntune.core.plan import Plan
+from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import REFUSED, RunDirectory, handed_plan, write_atomic
 from aligntune.core.runlock import RunLock, holder_record
 from aligntune.core.topology import NODE_RANK
-from aligntune.runners.common import checkpoints, distributed, torchrun
+from aligntune.runners.common import checkpoints, distributed, portable, torchrun
 from aligntune.runners.common.errors import ResumeRefused
 from aligntune.runners.common.manifest import recipe_fingerprint
 
@@ -161,24 +163,26 @@ def step_of(path: Path | None) -> int:
     return checkpoints.step_of(path) if path is not None else 0
 
 
-def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any) -> Path:
+def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any, recipe: Recipe) -> Path:
     """Write final/ under a temporary name and rename it when complete."""
     scratch = run_dir.root / ".final.tmp"
     if not distributed.is_rank_zero():
         trainer.save_model(str(scratch))  # FSDP gathers from every rank; rank 0 writes
         return run_dir.final
     shutil.rmtree(scratch, ignore_errors=True)
-    save_model(trainer, tokenizer, scratch)
+    save_model(trainer, tokenizer, scratch, recipe, run_dir.root)
     if run_dir.final.exists():
         shutil.rmtree(run_dir.final)
     scratch.rename(run_dir.final)
     return run_dir.final
 
 
-def save_model(trainer: Any, tokenizer: Any, path: Path) -> None:
-    """The trained model (or LoRA adapter) and its tokenizer in `path`."""
+def save_model(trainer: Any, tokenizer: Any, path: Path, recipe: Recipe, run_root: Path) -> None:
+    """The trained model (or LoRA adapter) in `path`, self-contained (tokenizer, chat template,
+    generation config) and naming its base as the user does (`portable`)."""
     trainer.save_model(str(path))
-    tokenizer.save_pretrained(str(path))
+    renames = renamed_paths(recipe, run_root)
+    portable.finish_folder(path, trainer.model, tokenizer, recipe, renames)
 
 
 class Claim:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.errors import BackendUnavailableError, ModelError
+from aligntune.core.chat_templates import template_text
+from aligntune.core.errors import BackendUnavailableError, ModelError, UserInputError
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
+from aligntune.core.template_check import TokenizerFacts, render_problems
 
 
 def model_reference(reference: str, base_dir: Path) -> str:
@@ -48,12 +50,35 @@ def load_tokenizer(recipe: Recipe, reference: str) -> Any:
         raise ModelError(
             f"model.name_or_path: cannot load tokenizer of {reference}: {first_line(exc)}"
         ) from None
-    if model.chat_template:
-        tokenizer.chat_template = model.chat_template
+    return prepare_tokenizer(recipe, tokenizer)
+
+
+def prepare_tokenizer(recipe: Recipe, tokenizer: Any) -> Any:
+    """The recipe's chat template (a name's text) applied and checked on the first training row
+    with this tokenizer (what `validate` could not do for a hub model), and a pad token."""
+    template = template_text(recipe.model.chat_template)
+    if template:
+        tokenizer.chat_template = template
+    problems = render_problems(recipe, tokenizer_facts(tokenizer), recipe.model.name_or_path)
+    if problems:
+        raise UserInputError("\n".join(problems))
     if tokenizer.pad_token is None:
         # Padding is masked out of every loss, so reusing EOS changes nothing the model learns.
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def tokenizer_facts(tokenizer: Any) -> TokenizerFacts:
+    """What the template checks need of a loaded tokenizer (its template already applied)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    special = [*tokenizer.all_special_tokens, *(t.content for t in added.values() if t.special)]
+    return TokenizerFacts(
+        chat_template=tokenizer.chat_template,
+        eos_token=tokenizer.eos_token,
+        bos_token=tokenizer.bos_token,
+        tokens=frozenset(tokenizer.get_vocab()),
+        special=frozenset(special),
+    )
 
 
 def _from_pretrained_kwargs(model_init: dict[str, Any], device: str) -> dict[str, Any]:

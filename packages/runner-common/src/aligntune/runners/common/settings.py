@@ -13,6 +13,7 @@ from typing import Any
 from aligntune.core.algorithm_sections import (
     DPOAlgorithm,
     GroupRLAlgorithm,
+    KTOAlgorithm,
     PPOAlgorithm,
     SFTAlgorithm,
 )
@@ -172,6 +173,20 @@ def dpo_kwargs(recipe: Recipe, algorithm: DPOAlgorithm) -> dict[str, Any]:
     }
 
 
+def kto_kwargs(recipe: Recipe, algorithm: KTOAlgorithm) -> dict[str, Any]:
+    """KTOConfig's own settings, the registry's loss_type applied explicitly."""
+    return {
+        "max_length": recipe.data.max_length,
+        "beta": algorithm.beta,
+        "desirable_weight": algorithm.desirable_weight,
+        "undesirable_weight": algorithm.undesirable_weight,
+        # TRL estimates the KL term from each batch's rows in file order; KTOTrainer refuses any
+        # other sampling for loss_type kto.
+        "train_sampling_strategy": "sequential",
+        **dict(get_algorithm(algorithm.name).defining_settings),
+    }
+
+
 GROUP_RL_SETTINGS = tuple(name for name in GroupRLAlgorithm.model_fields if name != "name")
 """GRPOConfig takes each GRPO-family recipe setting under the same name."""
 
@@ -248,6 +263,8 @@ def resolve_settings(
             kwargs.update(sft_kwargs(recipe, section))
         case DPOAlgorithm() as section:
             kwargs.update(dpo_kwargs(recipe, section))
+        case KTOAlgorithm() as section:
+            kwargs.update(kto_kwargs(recipe, section))
         case GroupRLAlgorithm() as section:
             kwargs.update(group_rl_kwargs(recipe, section))
             warnings = group_rl_warnings(recipe, section)

@@ -173,6 +173,7 @@ def launch_run(
     output: Path | None,
     mode: str,
     references: Mapping[str, str] | None = None,
+    host_paths: Mapping[str, str] | None = None,
 ) -> int:
     """Start the worker group on the backend's `python -m <runner> run ...`; its exit code."""
     args = ["run", str(recipe.resolve())]
@@ -180,7 +181,7 @@ def launch_run(
         args += ["--output", str(output.resolve())]
     if mode != "auto":
         args.append(f"--{mode}")
-    args += reference_arguments(references or {})
+    args += reference_arguments(references or {}, host_paths)
     return launch_workers(group, get_backend(backend).runner_module, args)
 
 

@@ -13,14 +13,14 @@ from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data_check import sample_rows
 from aligntune.core.errors import BackendUnavailableError, UserInputError
-from aligntune.core.paths import resolved_recipe
+from aligntune.core.paths import renamed_paths, resolved_recipe
 from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
 from aligntune.core.reward_checks import check_reward_call
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
-from aligntune.runners.common import checkpoints, distributed, lifecycle
+from aligntune.runners.common import checkpoints, distributed, lifecycle, portable
 from aligntune.runners.common.backend import Backend
 from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model
 from aligntune.runners.common.callbacks import RunDirectoryCallback
@@ -160,6 +160,7 @@ class Run:
             self.recipe.algorithm,
             self.interrupt,
             keep=self.recipe.training.save_total_limit,
+            renames=renamed_paths(self.recipe, self.run_dir.root),
             start_fields={
                 "algorithm": self.recipe.algorithm.name,
                 "backend": self.backend.name,
@@ -184,8 +185,12 @@ class Run:
         if attempt.finished:
             status = self.run_dir.read_status() or {}
             return dict(status.get("metrics") or {}, status="finished")
+        # The manifest and the trainer's settings name inputs and run directory as the user does.
+        renames = renamed_paths(self.recipe, self.run_dir.root)
         manifest = build_manifest(self.recipe, resolved, name, self.backend.manifest_packages)
-        lifecycle.write_start(self.run_dir, self.plan, resolved, manifest, self.settings, attempt)
+        manifest = portable.renamed_json(manifest, renames)
+        settings = portable.renamed_json(self.settings, renames)
+        lifecycle.write_start(self.run_dir, self.plan, resolved, manifest, settings, attempt)
         checkpoints.clear_staging(self.run_dir.checkpoints)
         skipped = [{"path": s.path.name, "reason": s.reason} for s in attempt.skipped]
         try:
@@ -214,7 +219,8 @@ class Run:
         metrics["global_step"] = self._trainer.state.global_step
         final = None
         if self.recipe.output.save_final:
-            final = lifecycle.publish_final(self.run_dir, self._trainer, self.pieces.tokenizer)
+            trainer, tokenizer = self._trainer, self.pieces.tokenizer
+            final = lifecycle.publish_final(self.run_dir, trainer, tokenizer, self.recipe)
         self._record_end("finished", metrics=metrics, final="final" if final else None)
         return dict(metrics, status="finished")
 
@@ -232,9 +238,10 @@ class Run:
         return dict(self.trainer.evaluate())
 
     def save_model(self, path: str | Path) -> Path:
-        """Save the model (or LoRA adapter) and tokenizer to `path`."""
+        """Save the model (or LoRA adapter), tokenizer and generation config to `path`."""
         target = Path(path)
-        lifecycle.save_model(self.trainer, self.pieces.tokenizer, target)
+        tokenizer = self.pieces.tokenizer
+        lifecycle.save_model(self.trainer, tokenizer, target, self.recipe, self.run_dir.root)
         return target
 
     def predict(self, prompts: list[Any], max_new_tokens: int = 64) -> list[str]:

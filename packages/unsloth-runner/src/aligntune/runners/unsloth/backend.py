@@ -106,7 +106,8 @@ KEPT_SETTINGS = frozenset(
         "loss_type", "beta", "epsilon", "epsilon_high", "scale_rewards",
         "importance_sampling_level", "mask_truncated_completions", "num_generations",
         "max_completion_length", "temperature", "top_p", "num_iterations", "reward_weights",
-        "label_smoothing", "learning_rate", "per_device_train_batch_size",
+        "label_smoothing", "desirable_weight", "undesirable_weight", "train_sampling_strategy",
+        "learning_rate", "per_device_train_batch_size",
         "gradient_accumulation_steps", "max_steps", "seed", "max_length",
     }
 )  # fmt: skip

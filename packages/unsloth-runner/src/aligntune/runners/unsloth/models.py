@@ -9,7 +9,7 @@ from typing import Any
 
 from aligntune.core.errors import BackendUnavailableError, ModelError
 from aligntune.core.recipe import Recipe
-from aligntune.runners.common.models import first_line, seed
+from aligntune.runners.common.models import first_line, prepare_tokenizer, seed
 
 PREQUANTIZED_SUFFIX = "-bnb-4bit"
 """Hub ids of checkpoints saved already quantized to 4 bit (e.g. unsloth/*-bnb-4bit)."""
@@ -89,11 +89,7 @@ def load_policy(
             f"model.name_or_path: Unsloth cannot load {reference}: {first_line(exc)}"
         ) from None
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps the tokenizer
-    if recipe.model.chat_template:
-        tokenizer.chat_template = recipe.model.chat_template
-    if tokenizer.pad_token is None:
-        # Padding is masked out of every loss, so reusing EOS changes nothing the model learns.
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = prepare_tokenizer(recipe, tokenizer)
     if peft is not None:
         model = FastLanguageModel.get_peft_model(model, **peft_kwargs(recipe, peft))
     return model, tokenizer

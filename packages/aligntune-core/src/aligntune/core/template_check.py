@@ -1,0 +1,329 @@
+"""Render one training row with the chat template a run will use and check what gets trained.
+
+Before anything starts, an SFT recipe's first conversational row is rendered with the effective
+template (`model.chat_template`, else the local tokenizer's) the way transformers renders it, and
+the recipe is refused when the assistant's reply is not what is trained (no `{% generation %}`
+markers while `assistant_only_loss` is on, a reply outside them) or the stop token is not trained
+after the reply (the model would never learn to stop). A named template's special tokens must be
+tokens of the tokenizer. Only the recipe, its data and the model folder's tokenizer files are
+read; for a hub model the runner does the same check with the tokenizer it loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aligntune.core.algorithm_sections import SFTAlgorithm
+from aligntune.core.chat_templates import (
+    CLOSE,
+    OPEN,
+    TEMPLATE_NAMES,
+    jinja_environment,
+    named_template,
+    template_text,
+)
+from aligntune.core.data_check import sample_rows
+from aligntune.core.paths import local_path
+from aligntune.core.recipe import Recipe
+
+FIELD = "model.chat_template"
+
+
+@dataclass(frozen=True)
+class TokenizerFacts:
+    """What a check needs of the tokenizer: its template, special tokens and vocabulary."""
+
+    chat_template: str | None
+    eos_token: str | None
+    bos_token: str | None = None
+    tokens: frozenset[str] | None = None
+    """Every token it knows as one token; None when that cannot be read without loading it."""
+    special: frozenset[str] = frozenset()
+    """Its special tokens (eos, end-of-turn markers such as `<|im_end|>`, ...)."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A row rendered with a template: its text and the character spans that are trained."""
+
+    where: str
+    text: str
+    trained: tuple[tuple[int, int], ...]
+    replies: tuple[str, ...]
+    """The assistant's replies in the row."""
+
+    def marked(self, start: str, end: str) -> str:
+        """The text with each trained span between `start` and `end`."""
+        out, last = [], 0
+        for a, b in self.trained:
+            out += [self.text[last:a], start, self.text[a:b], end]
+            last = b
+        return "".join([*out, self.text[last:]])
+
+
+def render(
+    template: str, messages: list[dict[str, Any]], facts: TokenizerFacts, where: str
+) -> Rendered:
+    """`messages` rendered with `template`; the trained spans are its generation blocks."""
+    raw = (
+        jinja_environment()
+        .from_string(template)
+        .render(
+            messages=messages,
+            add_generation_prompt=False,
+            bos_token=facts.bos_token or "",
+            eos_token=facts.eos_token or "",
+        )
+    )
+    chars: list[str] = []
+    spans, start = [], 0
+    for char in raw:
+        if char == OPEN:
+            start = len(chars)
+        elif char == CLOSE:
+            spans.append((start, len(chars)))
+        else:
+            chars.append(char)
+    text = "".join(chars)
+    replies = tuple(
+        m["content"]
+        for m in messages
+        if m.get("role") == "assistant" and isinstance(m.get("content"), str)
+    )
+    return Rendered(where, text, tuple(spans), replies)
+
+
+def _token_text(value: Any) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string or `{"content": ...}`."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def folder_facts(folder: Path) -> TokenizerFacts:
+    """A local model folder's tokenizer, read from its JSON files (never loaded)."""
+    config = _read(folder / "tokenizer_config.json")
+    template = config.get("chat_template")
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+    tokens: set[str] = set()
+    tokenizer = _read(folder / "tokenizer.json")
+    vocab = tokenizer.get("model", {}).get("vocab") if tokenizer else None
+    if isinstance(vocab, list):  # Unigram: [piece, score] pairs
+        vocab = {str(entry[0]): 0 for entry in vocab if isinstance(entry, list) and entry}
+    known = isinstance(vocab, dict) or (folder / "vocab.json").is_file()
+    tokens.update(vocab if isinstance(vocab, dict) else _read(folder / "vocab.json"))
+    added = [t for t in tokenizer.get("added_tokens", []) if isinstance(t, dict)]
+    decoder = [t for t in config.get("added_tokens_decoder", {}).values() if isinstance(t, dict)]
+    tokens.update(str(t.get("content", "")) for t in [*added, *decoder])
+    special = {str(t.get("content", "")) for t in [*added, *decoder] if t.get("special")}
+    return TokenizerFacts(
+        chat_template=template if isinstance(template, str) else None,
+        eos_token=_token_text(config.get("eos_token")),
+        bos_token=_token_text(config.get("bos_token")),
+        tokens=frozenset(tokens) if known else None,
+        special=frozenset(special - {""}),
+    )
+
+
+def _conversation(recipe: Recipe, row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The row's turns as the runner hands them to SFTTrainer (system prompt first), or None
+    when the row is not a conversation."""
+    turns = row.get("messages")
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        return None
+    system = recipe.data.system_prompt
+    if system is not None and not (turns and turns[0].get("role") == "system"):
+        turns = [{"role": "system", "content": system}, *turns]
+    return turns
+
+
+def training_sample(recipe: Recipe, facts: TokenizerFacts) -> Rendered | str:
+    """The first training row rendered as SFT trains it, or why there is none to show."""
+    algorithm = recipe.algorithm
+    template = template_text(recipe.model.chat_template) or facts.chat_template
+    if not isinstance(algorithm, SFTAlgorithm):
+        return f"the render check covers SFT; this recipe trains {algorithm.name}"
+    if template is None:
+        return "no chat template: rows are trained as plain text"
+    rows = sample_rows(recipe.data.train, recipe.base_dir)
+    if not rows:
+        return "no local rows to render (hub or parquet data)"
+    where, row = rows[0]
+    messages = _conversation(recipe, row)
+    if messages is None:
+        return f"{where} is not a conversation (`messages`): TRL renders other rows itself"
+    rendered = render(template, messages, facts, where)
+    if algorithm.assistant_only_loss:
+        return rendered
+    whole = ((0, len(rendered.text)),)  # without assistant_only_loss every token is trained
+    return Rendered(where, rendered.text, whole, rendered.replies)
+
+
+def _template_source(recipe: Recipe) -> str:
+    value = recipe.model.chat_template
+    if value is None:
+        return f"the chat template of {recipe.model.name_or_path}'s tokenizer"
+    return f"chat template {value!r}" if named_template(value) else "model.chat_template"
+
+
+def sample_problems(recipe: Recipe, sample: Rendered, facts: TokenizerFacts) -> list[str]:
+    """Why the rendered row would not train the assistant's replies and the stop token."""
+    source = _template_source(recipe)
+    if not sample.trained:
+        return [
+            f"algorithm.assistant_only_loss: {source} has no {{% generation %}} markers, so no "
+            f"token of {sample.where} would be trained; use a named template "
+            f"({', '.join(TEMPLATE_NAMES)}) or wrap the assistant's reply and its end-of-turn "
+            "token in {% generation %}...{% endgeneration %}"
+        ]
+    problems = []
+    inside = "".join(sample.text[a:b] for a, b in sample.trained)
+    for reply in sample.replies:
+        if reply not in inside:
+            problems.append(
+                f"{FIELD}: {source} leaves the assistant's reply {reply[:40]!r} of "
+                f"{sample.where} outside the trained span ({{% generation %}} block)"
+            )
+    stop = _stop_token(recipe, facts)
+    last = _last_reply_end(sample)
+    if stop is not None and last is not None and not _trained_after(sample, stop, last):
+        problems.append(
+            f"{FIELD}: {source} does not train the stop token {stop!r} after the assistant's "
+            f"reply in {sample.where}: the model would not learn to stop; put it inside the "
+            "{% generation %} block right after the reply, or name the template (a named "
+            f"template's end-of-turn token is its stop token): {', '.join(TEMPLATE_NAMES)}"
+        )
+    return problems
+
+
+_PROBE = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"})
+"""A conversation rendered to find the token a template closes the assistant's turn with."""
+
+
+def end_of_turn(template: str, facts: TokenizerFacts) -> str | None:
+    """The special token the template writes right after an assistant reply (`<|im_end|>` in a
+    ChatML-style template, the eos in others), or None when it writes none there."""
+    text = render(template, list(_PROBE), facts, "probe").text
+    reply = _PROBE[-1]["content"]
+    if reply not in text:
+        return None
+    after = text[text.rindex(reply) + len(reply) :].lstrip()
+    candidates = sorted({*facts.special, *filter(None, [facts.eos_token])}, key=len, reverse=True)
+    return next((token for token in candidates if after.startswith(token)), None)
+
+
+def stop_token(value: str | None, template: str | None, facts: TokenizerFacts) -> str | None:
+    """The token that ends a reply: a named template's end-of-turn, else the special token the
+    template closes a reply with, else the tokenizer's eos."""
+    named = named_template(value)
+    if named is not None:
+        return named.end_of_turn
+    closing = None
+    if template is not None:
+        try:
+            closing = end_of_turn(template, facts)
+        except Exception:  # the template's own errors are reported by the row's render
+            closing = None
+    return closing or facts.eos_token
+
+
+def _stop_token(recipe: Recipe, facts: TokenizerFacts) -> str | None:
+    template = template_text(recipe.model.chat_template) or facts.chat_template
+    return stop_token(recipe.model.chat_template, template, facts)
+
+
+def _last_reply_end(sample: Rendered) -> int | None:
+    """Where the last assistant reply ends in the rendered text (None: no reply, or not there)."""
+    if not sample.replies or sample.replies[-1] not in sample.text:
+        return None
+    return sample.text.rindex(sample.replies[-1]) + len(sample.replies[-1])
+
+
+def _trained_after(sample: Rendered, token: str, position: int) -> bool:
+    at = sample.text.find(token, position)
+    return at >= 0 and any(a <= at and at + len(token) <= b for a, b in sample.trained)
+
+
+def token_problems(recipe: Recipe, facts: TokenizerFacts, where: str) -> list[str]:
+    """A named template's special tokens that the tokenizer does not have as tokens."""
+    named = named_template(recipe.model.chat_template)
+    if named is None or facts.tokens is None:
+        return []
+    missing = [t for t in named.special_tokens if t not in facts.tokens]
+    if not missing:
+        return []
+    return [
+        f"{FIELD}: {named.name!r} writes {', '.join(missing)}, which {where}'s tokenizer does not "
+        "have as tokens (they would be trained as plain text, and generation would not stop); "
+        "aligntune adds no tokens (the embeddings would grow); name the template the model "
+        "was trained with, or give a Jinja template in the tokens it has"
+    ]
+
+
+def render_problems(recipe: Recipe, facts: TokenizerFacts, where: str) -> list[str]:
+    """Every problem the rendered first row shows, and a named template's missing tokens."""
+    problems = token_problems(recipe, facts, where)
+    try:
+        sample = training_sample(recipe, facts)
+    except Exception as exc:  # the template is the user's code: any error is theirs to see
+        failed = f"{type(exc).__name__}: {exc}"[:300]
+        return [*problems, f"{FIELD}: rendering the first training row failed: {failed}"]
+    if isinstance(sample, Rendered):
+        problems += sample_problems(recipe, sample, facts)
+    return problems
+
+
+def local_facts(recipe: Recipe) -> TokenizerFacts | None:
+    """The local policy folder's tokenizer facts, or None for a hub model."""
+    folder = local_path(recipe.model.name_or_path, recipe.base_dir)
+    return folder_facts(folder) if folder is not None else None
+
+
+HUB_NOTE = (
+    "{model} is a hub model (no tokenizer here): the runner renders and checks the first row "
+    "with the tokenizer it loads, before it writes anything"
+)
+
+MARKS = ("[[", "]]")
+"""How `plan --show-sample` marks the trained spans of the rendered row."""
+
+
+def sample_lines(recipe: Recipe) -> list[str]:
+    """What `aligntune plan --show-sample` prints: the first row as it is trained, marked."""
+    facts = local_facts(recipe)
+    if facts is None:
+        return [f"sample:    {HUB_NOTE.format(model=recipe.model.name_or_path)}"]
+    sample = training_sample(recipe, facts)
+    if isinstance(sample, str):
+        return [f"sample:    none: {sample}"]
+    trained = (
+        "the assistant's replies ({% generation %} blocks)"
+        if isinstance(recipe.algorithm, SFTAlgorithm) and recipe.algorithm.assistant_only_loss
+        else "every token (assistant_only_loss is off)"
+    )
+    return [
+        f"sample:    {sample.where} rendered with {_template_source(recipe)}; trained: "
+        f"{trained}, between {MARKS[0]} and {MARKS[1]}",
+        *sample.marked(*MARKS).splitlines(),
+    ]
+
+
+def runner_check_note(recipe: Recipe) -> str | None:
+    """For a hub model whose chat template a check would read: that the runner checks it."""
+    checked = isinstance(recipe.algorithm, SFTAlgorithm) or recipe.model.chat_template
+    if local_facts(recipe) is not None or not checked:
+        return None
+    return HUB_NOTE.format(model=recipe.model.name_or_path)
