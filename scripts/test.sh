@@ -15,8 +15,9 @@ if [[ "${1:-}" == "--fast" ]]; then
   fi
   set -- -m "not docker and not training" "$@"
 else
-  # The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight).
-  ALIGNTUNE_SETUP_WITH="cuda-image ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
+  # The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight)
+  # and pull released images from a local registry.
+  ALIGNTUNE_SETUP_WITH="cuda-image registry ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
 fi
 
 start=$SECONDS

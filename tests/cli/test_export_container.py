@@ -177,3 +177,25 @@ def test_a_full_disk_on_the_host_is_one_line_and_starts_nothing(
         export.export_run(export.ExportOptions(run_dir=run))
     assert refused.value.hint == "free space on that disk, or choose another --output"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["sft"]
+
+
+def test_the_released_image_a_run_used_is_pulled_again_before_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = docker_run(tmp_path)
+    released = "registry.example:5000/aligntune/trl-runner@sha256:" + "ab" * 32
+    plan = json.loads((run / "plan.json").read_text())
+    (run / "plan.json").write_text(json.dumps({**plan, "image": released}))
+    monkeypatch.setattr(
+        "aligntune.cli.engine.probe_docker", lambda: DockerState(reachable=True, images={})
+    )
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "cache"))
+    pulled: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        "aligntune.cli.pull.pull_image",
+        lambda ref, registry, build, quiet: pulled.append((ref, registry)),
+    )
+    fake = FakeExport(0, {"export.json": "{}"})
+    monkeypatch.setattr(launch, "start_container", fake.start)
+    assert export.export_run(export.ExportOptions(run_dir=run)) == 0
+    assert pulled == [(released, "registry.example:5000")] and fake.spec.image == released

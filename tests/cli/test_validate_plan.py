@@ -324,7 +324,8 @@ def test_importing_core_and_cli_loads_no_training_stack() -> None:
         "    for m in pkgutil.iter_modules(pkg.__path__):\n"
         "        if m.name != '__main__':\n"
         "            importlib.import_module(pkg.__name__ + '.' + m.name)\n"
-        "heavy = ('torch', 'transformers', 'trl', 'unsloth', 'datasets', 'peft', 'accelerate')\n"
+        "heavy = ('torch', 'transformers', 'trl', 'unsloth', 'datasets', 'peft', 'accelerate',\n"
+        "         'matplotlib')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

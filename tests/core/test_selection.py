@@ -271,6 +271,7 @@ def test_unsloth_cpu_mode_is_refused_where_it_was_not_verified(make_recipe, monk
 
 TRACKER_DISTRIBUTIONS = {
     "wandb": ("wandb",),
+    "trackio": ("trackio",),
     "tensorboard": ("tensorboard", "tensorboardx"),
     "mlflow": ("mlflow", "mlflow-skinny"),
 }
@@ -285,14 +286,6 @@ def test_each_backend_lists_the_trackers_its_image_locks_install(spec) -> None:
         pinned = {line.split("==")[0].lower() for line in lock.read_text().splitlines()}
         installed = {t for t, dists in TRACKER_DISTRIBUTIONS.items() if pinned & set(dists)}
         assert installed == spec.trackers, f"{lock.name}: {sorted(installed)}"
-
-
-def test_report_to_a_tracker_the_image_lacks_is_refused_for_docker_only(make_recipe) -> None:
-    recipe = _recipe("sft", {"training": {"report_to": ["wandb"]}}, make_recipe)
-    with pytest.raises(BackendUnavailableError, match="does not install wandb") as caught:
-        select_backend(recipe, CPU_HOST)
-    assert caught.value.exit_code == 3
-    assert select_backend(recipe, NO_DOCKER, runtime="local").backend == "trl"
 
 
 def test_a_path_field_the_run_will_not_read_is_a_warning_of_every_plan(make_recipe) -> None:

@@ -104,6 +104,11 @@ def test_two_local_processes_train_one_run(tmp_path: Path, algorithm: str, steps
     assert result.returncode == 0
     assert_one_distributed_run(run_dir, steps)
     assert "(world size 2): torchrun" in (run_dir / "container.log").read_text(encoding="utf-8")
+    # Rank 0 alone answers the samples and draws the report (no rank's duplicates).
+    samples = (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(json.loads(line)["model"] for line in samples) == ["base"] * 3 + ["trained"] * 3
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["steps"] == steps and summary["attempts"] == 1
 
 
 @pytest.mark.training
@@ -157,6 +162,8 @@ def test_fsdp_trains_on_cpu(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert_one_distributed_run(run_dir, 3)
     assert (run_dir / "final" / "model.safetensors").is_file()
+    # No rank holds the whole model under FSDP: no samples, but the report all the same.
+    assert not (run_dir / "samples.jsonl").exists() and (run_dir / "report.md").is_file()
 
 
 def test_node_rank_beyond_the_nodes_is_refused_at_once(tmp_path: Path) -> None:

@@ -238,3 +238,27 @@ def test_compose_run_trains_the_recipe_named_in_the_environment(
     status = json.loads((outputs / "tiny-grpo" / "status.json").read_text())
     assert status["status"] == "finished"
     assert (outputs / "tiny-grpo" / "final").is_dir()
+
+
+def test_report_tensorboard_and_trackio_from_a_run_in_the_image(
+    trl_cpu_image: str, tmp_path: Path, aligntune: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    """The image has matplotlib, tensorboard and trackio: all three write into the run dir."""
+    recipe = tiny_sft_copy(
+        tmp_path, "tracked.yaml", max_steps=3, save_steps=3, report_to=["tensorboard", "trackio"]
+    )
+    recipe.write_text(
+        recipe.read_text().replace("max_length: 64", "max_length: 64\n  eval_fraction: 0.25")
+    )
+    run_dir = tmp_path / "tracked"
+    result = aligntune("run", str(recipe), "--output", str(run_dir), "-q")
+    assert result.returncode == 0, result.stderr
+    assert f"report: {run_dir / 'report.md'}" in result.stdout.splitlines()
+    assert_complete(run_dir, os.getuid())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["image"] == trl_cpu_image and summary["steps"] == 3
+    assert summary["metrics"]["eval_loss"]["last_step"] == 3  # evaluated at the end
+    assert (run_dir / "plots" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "final" / "README.md").is_file() and (run_dir / "samples.jsonl").is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "trackio").glob("*.db"))

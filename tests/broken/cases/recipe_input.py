@@ -1,14 +1,9 @@
 """Mistakes in the recipe file itself: unsafe or malformed YAML, values of the wrong type, text
-past its limit, LoRA modules the model does not have, trackers the image lacks."""
+past its limit, LoRA modules the model does not have, trackers no image installs."""
 
 from typing import Any
 
 from broken_harness import TINY, Case, recipe
-
-from aligntune.core.errors import ExitCode
-
-PLAN_AND_RUN = (("plan", "recipe.yaml"), ("run", "recipe.yaml"))
-"""A rule that needs the chosen backend's image: `validate` has none to check against."""
 
 AT = r"recipe\.yaml:\d+: 1 problem\s+.*"
 """The error names the recipe file and the line of the mistake (fields name their line too)."""
@@ -248,22 +243,23 @@ TRACKER_CASES = [
     _case(
         "report-to-wandb",
         _training(report_to=["wandb"]),
-        r"training\.report_to: the TRL image \(aligntune/trl-runner:.*-cpu\) does not install "
-        r"wandb \(its trackers: none\)",
-        commands=PLAN_AND_RUN,
-        exit_code=ExitCode.UNAVAILABLE,
+        r"training: report_to: wandb is not installed in aligntune's images \(they have "
+        r"tensorboard, trackio\); use one of those",
+    ),
+    _case(
+        "report-to-one-name-not-installed",
+        _training(report_to="mlflow"),
+        r"report_to: mlflow is not installed in aligntune's images",
     ),
     _case(
         "report-to-two-trackers",
-        _training(report_to=["tensorboard", "mlflow"]),
-        r"does not install tensorboard, mlflow \(its trackers: none\)",
-        commands=PLAN_AND_RUN,
-        exit_code=ExitCode.UNAVAILABLE,
+        _training(report_to=["tensorboard", "mlflow", "wandb"]),
+        r"report_to: mlflow, wandb is not installed",
     ),
     _case(
         "report-to-unknown-tracker",
         _training(report_to=["comet"]),
-        r"report_to\.0: Input should be 'wandb', 'tensorboard' or 'mlflow', got 'comet'",
+        r"report_to\.0: Input should be 'tensorboard', 'trackio', 'wandb' or 'mlflow', got 'comet'",
     ),
 ]
 

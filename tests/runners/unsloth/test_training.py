@@ -68,7 +68,21 @@ def check_run_dir(run_dir: Path, algorithm: str) -> list[dict[str, Any]]:
     assert events[0]["algorithm"] == algorithm and events[-1]["status"] == "finished"
     logs = [e for e in events if e["event"] == "log"]
     assert logs and all(isinstance(e["loss"], float) for e in logs)
+    check_report(run_dir, algorithm)
     return events
+
+
+def check_report(run_dir: Path, algorithm: str) -> None:
+    """The runner drew the report (matplotlib is in this runner's lock too) and, where the data
+    has prompts (PPO's are tokenized up front), answered samples before and after."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["backend"] == "unsloth" and summary["algorithm"] == algorithm
+    assert summary["metrics"]["loss"]["last_step"] == summary["steps"]
+    assert (run_dir / "plots" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## How to load" in (run_dir / "final" / "README.md").read_text()
+    if algorithm != "ppo":
+        lines = (run_dir / "samples.jsonl").read_text().splitlines()
+        assert {json.loads(line)["model"] for line in lines} == {"base", "trained"}
 
 
 def untrained_adapters(final: Path) -> list[str]:

@@ -23,6 +23,7 @@ from aligntune.core.template_check import runner_check_note, sample_lines
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
     from aligntune.cli.engine import EngineProbe
+    from aligntune.core.images import PullPolicy
     from aligntune.core.plan import HostInfo, Plan, Runtime
 
 
@@ -96,6 +97,7 @@ def plan_recipe(
     runtime: str,
     engine: EngineProbe | None = None,
     show_sample: bool = False,
+    pull: PullPolicy = "missing",
 ) -> PlanReport:
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
     if already asked), and select the backend; with `show_sample`, render the first row."""
@@ -110,7 +112,7 @@ def plan_recipe(
         mounts = ()
     state = engine.result() if engine is not None else None
     host, _ = probe_host(docker=runtime == "docker", engine=state)
-    plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime))
+    plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime), pull=pull)
     return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aligntune.cli.engine import DockerState
 from aligntune.cli.host import probe_host
 from aligntune.core.backends import BACKENDS
+from aligntune.core.images import choose_image
 from aligntune.core.plan import HostInfo
 from aligntune.core.version import VERSION
 
@@ -111,17 +112,20 @@ def _add_backends(report: Report, host: HostInfo, docker: DockerState) -> None:
     for backend in BACKENDS:
         for device in backend.devices:
             tag = backend.image_tag(device)
-            labels = docker.images.get(tag)
+            choice = choose_image(backend, device, frozenset(docker.images))
+            labels = docker.images.get(choice.reference)
             # auto never picks a GPU backend's CPU mode, so its cpu image is optional anywhere.
             needed = bool(host.gpus) if device == "cuda" else not backend.needs_gpu
-            found = (
-                f"present (lock {labels.get('org.aligntune.lock-sha256', '?')[:12]})"
-                if labels is not None
-                else "not built"
-            )
+            if labels is not None:
+                lock = labels.get("org.aligntune.lock-sha256", "?")[:12]
+                found = f"present, {choice.source} (lock {lock})"
+            elif choice.pull:
+                found = f"the first run pulls {choice.reference}"
+            else:
+                found = "not built"
             report.add(
                 f"image {tag}",
-                labels is not None or not needed or not docker.reachable,
+                labels is not None or choice.pull or not needed or not docker.reachable,
                 found if docker.reachable else "unknown (no docker engine)",
                 backend.build_command(device),
             )

@@ -6,6 +6,7 @@ question in a thread before it imports the recipe models, and the engine answers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aligntune.core.backends import BACKENDS
+from aligntune.core.images import released_image
 
 IMAGE_REPOSITORIES = tuple(backend.image_repository for backend in BACKENDS)
 DOCKER_TIMEOUT_S = 5
@@ -67,9 +69,33 @@ def _engine_get(path: str) -> Any:
 
 def _probe_with_sdk() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The engine's info and aligntune images through the SDK (TLS-protected engines)."""
+    import docker
+
     client = docker_client()
     images = client.images.list(filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
-    return client.info(), [{"RepoTags": i.tags, "Labels": i.labels} for i in images]
+    found = [{"RepoTags": i.tags, "Labels": i.labels} for i in images]
+    for reference in released_references():
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            found.append({"RepoTags": [reference], "Labels": client.images.get(reference).labels})
+    return client.info(), found
+
+
+def released_references() -> list[str]:
+    """The released images of this version (pinned by digest), each backend and device."""
+    found = (released_image(b, device) for b in BACKENDS for device in b.devices)
+    return [image.reference for image in found if image is not None]
+
+
+def _present_released() -> list[dict[str, Any]]:
+    """The released images the engine holds, listed like /images/json lists tagged ones."""
+    present = []
+    for reference in released_references():
+        try:
+            labels = _engine_get(f"/images/{reference}/json")["Config"].get("Labels")
+        except OSError:  # 404: not pulled yet
+            continue
+        present.append({"RepoTags": [reference], "Labels": labels})
+    return present
 
 
 def probe_docker() -> DockerState:
@@ -85,6 +111,7 @@ def probe_docker() -> DockerState:
         else:
             info = _engine_get("/info")
             images = _engine_get(f"/images/json?filters={urllib.parse.quote(reference)}")
+            images += _present_released()
     except Exception as exc:  # socket, HTTP and SDK errors all mean: engine not usable
         return DockerState(error=_short_error(exc))
     state = DockerState(

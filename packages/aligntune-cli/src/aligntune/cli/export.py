@@ -123,7 +123,8 @@ def export_image(source: ExportSource) -> str:
 
 
 def check_image(source: ExportSource) -> None:
-    """Refuse, before anything is written, an engine that does not answer or a missing image."""
+    """Refuse, before anything is written, an engine that does not answer or a missing image;
+    the released image a run used (pinned by digest) is pulled again, as `run` pulls it."""
     from aligntune.cli.engine import probe_docker
 
     image = export_image(source)
@@ -133,9 +134,14 @@ def check_image(source: ExportSource) -> None:
             f"the docker engine is not reachable ({state.error})",
             hint="start it (see `aligntune diagnose`), or export with --runtime local",
         )
-    if image not in state.images:
-        build = get_backend(source.backend).build_command(source.device)
+    if image in state.images:
+        return
+    build = get_backend(source.backend).build_command(source.device)
+    if "@sha256:" not in image:
         raise BackendUnavailableError(f"image {image} is not built", hint=f"build it: {build}")
+    from aligntune.cli.pull import pull_image
+
+    pull_image(image, image.split("/", 1)[0], build, quiet=False)
 
 
 def run_in_docker(spec: ContainerSpec) -> int:

@@ -7,13 +7,14 @@ host-side wheelhouse (scripts/build-wheelhouse.sh).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import tarfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import typer
 
@@ -167,21 +168,33 @@ def _image_size(tag: str) -> int:
     return int(result.stdout.strip() or 0)
 
 
+def _pulled(client: Any, references: list[str]) -> list[tuple[Any, str]]:
+    """The released images (pinned by digest) the engine holds, each with its reference."""
+    import docker
+
+    held = []
+    for reference in references:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            held.append((client.images.get(reference), reference))
+    return held
+
+
 def list_images() -> list[str]:
     """One line per aligntune image in the engine: tag, device, size, lock hash, created."""
-    from aligntune.cli.engine import IMAGE_REPOSITORIES, docker_client
+    from aligntune.cli.engine import IMAGE_REPOSITORIES, docker_client, released_references
 
     try:
         client = docker_client()
         found = client.images.list(filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
+        released = _pulled(client, released_references())
     except Exception as exc:  # the SDK raises requests/urllib3/OSError variants alike
         raise BackendUnavailableError(
             f"cannot list images: {exc}", hint="start docker: sudo bash scripts/install-docker.sh"
         ) from None
     rows = [f"{'image':44} {'device':6} {'size':>8}  {'lock':12}  created"]
-    for item in found:
+    for item, names in [*((i, i.tags) for i in found), *((i, [r]) for i, r in released)]:
         labels = item.labels or {}
-        for tag in item.tags:
+        for tag in names:
             rows.append(
                 f"{tag:44} {labels.get('org.aligntune.device', '?'):6} "
                 f"{item.attrs.get('Size', 0) / 1e9:7.2f}G  "

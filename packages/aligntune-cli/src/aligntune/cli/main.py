@@ -12,6 +12,7 @@ import typer
 
 from aligntune.core.backends import BACKEND_NAMES, BACKENDS
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode
+from aligntune.core.images import PULL_POLICIES, PullPolicy
 from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK
 from aligntune.core.version import VERSION
 
@@ -89,6 +90,14 @@ MasterPortOpt = Annotated[
     int | None,
     typer.Option(help=f"Rendezvous port (default: {MASTER_PORT}, else {DEFAULT_PORT})."),
 ]
+PullOpt = Annotated[
+    str,
+    typer.Option(
+        "--pull",
+        help="When to pull the released image: missing (if absent), never, always. "
+        "A local build wins unless always.",
+    ),
+]
 NetworkOpt = Annotated[
     str | None,
     typer.Option(help="Docker network: host (default with several nodes) or a named network."),
@@ -97,14 +106,36 @@ NetworkOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"aligntune {VERSION}")
+        typer.echo("\n".join(version_lines()))
         raise typer.Exit()
+
+
+def version_lines() -> list[str]:
+    """The version, then each image a docker run uses: released (by digest) or the local build."""
+    from aligntune.core.images import released_image
+
+    lines = [f"aligntune {VERSION}"]
+    for backend in BACKENDS:
+        for device in backend.devices:
+            released = released_image(backend, device)
+            image = f"{backend.image_name} {device}:"
+            if released is None:
+                lines.append(f"{image:22} {backend.image_tag(device)} (local build)")
+            else:
+                lines.append(f"{image:22} {released.reference} (released)")
+    return lines
 
 
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and the images it runs.",
+        ),
     ] = False,
 ) -> None:
     """Fine-tune and align language models from one YAML recipe, in TRL or Unsloth."""
@@ -134,6 +165,7 @@ def plan(
             "spans between [[ and ]].",
         ),
     ] = False,
+    pull: PullOpt = "missing",
 ) -> None:
     """Show which backend, device, image and runtime a run would use, why, and what it mounts."""
     from aligntune.cli.engine import EngineProbe
@@ -142,8 +174,20 @@ def plan(
     engine = EngineProbe() if _runtime(runtime) == "docker" else None
     from aligntune.cli.commands import plan_recipe
 
-    report = plan_recipe(recipe, backend, _runtime(runtime), engine, show_sample)
+    report = plan_recipe(
+        recipe, backend, _runtime(runtime), engine, show_sample=show_sample, pull=_pull(pull)
+    )
     typer.echo(report.as_json() if as_json else "\n".join(report.lines()))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+) -> None:
+    """Write a run's report (summary, metrics.csv, plots, report.md, model card) from its events."""
+    from aligntune.cli.run_report import regenerate
+
+    typer.echo("\n".join(regenerate(run_dir)))
 
 
 @app.command("list-backends")
@@ -191,6 +235,7 @@ def run(
     master_addr: MasterAddrOpt = None,
     master_port: MasterPortOpt = None,
     network: NetworkOpt = None,
+    pull: PullOpt = "missing",
 ) -> None:
     """Train a recipe in its backend's container (or --runtime local), following its progress."""
     from aligntune.cli.run import RunOptions, run_recipe
@@ -217,6 +262,7 @@ def run(
         keep_container=keep_container,
         topology=topology,
         network=network,
+        pull=_pull(pull),
     )
     raise typer.Exit(run_recipe(options))
 
@@ -274,6 +320,27 @@ def images_build(
     build_image(image, device, base_image)
 
 
+@images_app.command("publish")
+def images_publish(
+    image: Annotated[str, typer.Argument(help=" or ".join(IMAGE_NAMES) + ".")],
+    registry: Annotated[
+        str, typer.Option(help="The registry host[:port] to push to.", show_default=False)
+    ],
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="The released-images file to record the digest in (default: the "
+            "checkout's, which the aligntune-core wheel packages)."
+        ),
+    ] = None,
+) -> None:
+    """Push a local build to a registry and record its digest for the release (maintainers)."""
+    from aligntune.cli.publish import publish_image
+
+    publish_image(image, device, registry, record)
+
+
 @images_app.command("list")
 def images_list() -> None:
     """The aligntune images in the docker engine, with device, size and lock hash."""
@@ -286,6 +353,13 @@ def _runtime(value: str) -> str:
     if value not in ("docker", "local"):
         raise typer.BadParameter(f"{value!r}; use docker or local", param_hint="--runtime")
     return value
+
+
+def _pull(value: str) -> PullPolicy:
+    for policy in PULL_POLICIES:
+        if value == policy:
+            return policy
+    raise typer.BadParameter(f"{value!r}; use {', '.join(PULL_POLICIES)}", param_hint="--pull")
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ def report(outcome: Outcome, run_dir: RunDirectory, resume: str, recipe: Path) -
         return finished(status, end, run_dir, recipe, outcome.took)
     if code in INTERRUPTED or outcome.signum is not None:
         interrupted(status, end, resume)
+        show_report(run_dir, err=True)
         return signal_exit_code(outcome.signum) if outcome.signum is not None else code
     if code == ExitCode.CRASH:
         return crashed(run_dir, outcome)
@@ -75,7 +76,20 @@ def finished(
     if run_dir.final.is_dir():
         typer.echo(f"model: {run_dir.final}")
     typer.echo(f"run directory: {run_dir.root}")
+    show_report(run_dir, err=False)
     return ExitCode.OK
+
+
+def show_report(run_dir: RunDirectory, err: bool) -> None:
+    """Where the run report is and its summary's first lines (drawn here if the runner did not)."""
+    from aligntune.cli.run_report import report_lines
+
+    try:
+        lines = report_lines(run_dir)
+    except Exception as exc:  # the run's outcome stands without its report
+        typer.echo(f"warning: the run report was not written: {exc}", err=True)
+        return
+    typer.echo("\n".join(lines), err=err)
 
 
 def interrupted(status: dict[str, Any], end: dict[str, Any], resume: str) -> None:

@@ -36,10 +36,12 @@ from aligntune.cli.container_user import (
 from aligntune.cli.mounts import hf_cache_path
 from aligntune.cli.outcome import Outcome, report
 from aligntune.cli.progress import make_display
+from aligntune.cli.pull import pull_image
 from aligntune.cli.stopping import StopOnSignal, survive_closed_output
 from aligntune.cli.topology import Topology
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, UsageError
+from aligntune.core.images import PullPolicy
 from aligntune.core.outputdir import check_output
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
@@ -68,6 +70,8 @@ class RunOptions:
     """Nodes, this node's rank and the rendezvous (from flags, else the environment)."""
     network: str | None = None
     """Docker network for the container (host, or a named network for several nodes)."""
+    pull: PullPolicy = "missing"
+    """When to pull the released image (docker runtime)."""
 
 
 def saved_backend(run_dir: RunDirectory, options: RunOptions) -> str | None:
@@ -93,15 +97,18 @@ def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Pla
 
     backend = saved_backend(run_dir, options)
     host, _ = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
-    plan = select_backend(recipe, host, backend=backend, runtime=options.runtime)
+    plan = select_backend(recipe, host, backend=backend, runtime=options.runtime, pull=options.pull)
     if backend and backend != options.backend:
         plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
     if options.topology.multi_node:
         plan.reasons.append(f"topology: {options.topology.describe()}")
-    if options.runtime == "docker" and not plan.image_available:
+    if options.runtime == "docker" and not plan.image_available and not plan.image_pull:
+        released = plan.image_source == "release"
         raise BackendUnavailableError(
-            f"image {plan.image} is not built",
-            hint=f"build it: {get_backend(plan.backend).build_command(plan.device)}",
+            f"image {plan.image} is "
+            + ("not present and --pull never" if released else "not built"),
+            hint=("pull it (--pull missing) or " if released else "")
+            + f"build it: {get_backend(plan.backend).build_command(plan.device)}",
         )
     plan.reasons.append(
         f"runtime {options.runtime}: "
@@ -266,6 +273,9 @@ def _run_recipe(options: RunOptions) -> int:
     launcher = prepare(recipe, plan, run_dir, options)
     if not options.quiet:
         typer.echo("\n".join(plan.summary_lines()))
+    if plan.image and plan.image_pull:
+        build = get_backend(plan.backend).build_command(plan.device)
+        pull_image(plan.image, plan.image.split("/", 1)[0], build, quiet=options.quiet)
     typer.echo(f"run directory: {run_dir.root}")
     record = holder_record(container=launcher.container)
     first_node = options.topology.node_rank == 0

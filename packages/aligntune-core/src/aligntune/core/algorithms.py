@@ -26,6 +26,79 @@ def _frozen(**settings: Any) -> MappingProxyType[str, Any]:
 
 
 @dataclass(frozen=True)
+class PlotSpec:
+    """One chart of the run report: the logged metrics it draws, by name or glob pattern."""
+
+    name: str
+    """The PNG's file name, without `.png`."""
+    title: str
+    unit: str
+    """The y axis label."""
+    series: tuple[str, ...]
+    """Metric names as events.jsonl spells them; `*` matches any part (`rewards/*/mean`)."""
+
+
+COMMON_PLOTS: tuple[PlotSpec, ...] = (
+    PlotSpec("loss", "Training loss", "loss", ("loss",)),
+    PlotSpec("learning_rate", "Learning rate", "learning rate", ("learning_rate",)),
+    PlotSpec("grad_norm", "Gradient norm (before clipping)", "L2 norm", ("grad_norm",)),
+    PlotSpec("eval_loss", "Evaluation loss", "loss", ("eval_loss",)),
+)
+"""The charts every algorithm's report draws (each only when its metrics were logged)."""
+
+_SFT_PLOTS = (
+    PlotSpec(
+        "token_accuracy",
+        "Next-token accuracy on the trained tokens",
+        "fraction of tokens",
+        ("mean_token_accuracy", "eval_mean_token_accuracy"),
+    ),
+)
+_PREFERENCE_PLOTS = (
+    PlotSpec(
+        "rewards",
+        "Implicit rewards of chosen and rejected answers",
+        "reward (beta x log-ratio)",
+        ("rewards/chosen", "rewards/rejected", "rewards/margins"),
+    ),
+    PlotSpec(
+        "accuracy",
+        "Preference accuracy (chosen reward > rejected)",
+        "fraction of pairs",
+        ("rewards/accuracies", "eval_rewards/accuracies"),
+    ),
+    PlotSpec("eval_margins", "Evaluation reward margin", "reward", ("eval_rewards/margins",)),
+)
+_FEEDBACK_PLOTS = (
+    PlotSpec(
+        "rewards",
+        "Implicit rewards of desirable and undesirable answers",
+        "reward (beta x log-ratio)",
+        ("rewards/chosen", "rewards/rejected", "rewards/margins"),
+    ),
+    PlotSpec("kl", "KL estimate against the reference policy", "nats", ("kl",)),
+    PlotSpec("eval_margins", "Evaluation reward margin", "reward", ("eval_rewards/margins",)),
+)
+_GROUP_RL_PLOTS = (
+    PlotSpec(
+        "rewards", "Rewards (total and each function)", "mean reward", ("reward", "rewards/*/mean")
+    ),
+    PlotSpec("kl", "KL divergence from the reference policy", "nats per token", ("kl",)),
+    PlotSpec(
+        "reward_spread",
+        "Reward spread within groups",
+        "std / fraction",
+        ("reward_std", "frac_reward_zero_std"),
+    ),
+    PlotSpec("eval_reward", "Mean reward on held-out prompts", "mean reward", ("eval_reward",)),
+)
+_PPO_PLOTS = (
+    PlotSpec("rewards", "Reward model score", "score", ("reward",)),
+    PlotSpec("kl", "KL divergence from the reference policy", "nats", ("objective/kl",)),
+)
+
+
+@dataclass(frozen=True)
 class Algorithm:
     """What aligntune knows about one training algorithm."""
 
@@ -48,6 +121,10 @@ class Algorithm:
     """Whether a stopped run continues from its newest checkpoint (TRL's PPOTrainer cannot)."""
     log_renames: MappingProxyType[str, str] = field(default_factory=_frozen)
     """The trainer's log keys that events.jsonl spells with aligntune's names."""
+    plots: tuple[PlotSpec, ...] = ()
+    """The run report's charts of this algorithm's own metrics, after `COMMON_PLOTS`."""
+    evaluates: bool = True
+    """Whether the trainer's evaluate() runs on the eval split (TRL's PPOTrainer has none)."""
     verified: MappingProxyType[str, tuple[str, ...]] = field(default_factory=_frozen)
     """backend -> devices on which a real training run was verified by aligntune's tests.
 
@@ -91,6 +168,7 @@ def _group_rl(name: AlgorithmName, title: str, **kwargs: Any) -> Algorithm:
         defaults=_frozen(**{**GROUP_RL_DEFAULTS, **defining}),
         scorer="reward functions",
         reference_model="when beta > 0" if "beta" not in defining else "no",
+        plots=_GROUP_RL_PLOTS,
         **kwargs,
     )
 
@@ -103,6 +181,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         trl_config="trl.SFTConfig",
         data_formats=("messages", "prompt_completion", "alpaca", "text"),
         backends=_EVERY_BACKEND,
+        plots=_SFT_PLOTS,
         verified=_CPU_VERIFIED,
     ),
     Algorithm(
@@ -114,6 +193,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         backends=_EVERY_BACKEND,
         defining_settings=_frozen(loss_type=["sigmoid"]),
         reference_model="yes",
+        plots=_PREFERENCE_PLOTS,
         verified=_CPU_VERIFIED,
     ),
     Algorithm(
@@ -125,6 +205,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         backends=_EVERY_BACKEND,
         defining_settings=_frozen(loss_type="kto"),
         reference_model="yes",
+        plots=_FEEDBACK_PLOTS,
         verified=_CPU_VERIFIED,
         notes="Rows are read in file order (TRL pairs each row with its batch neighbours for "
         "the KL estimate): mix desirable and undesirable rows through the file.",
@@ -139,6 +220,8 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         scorer="reward model",
         reference_model="yes",
         resumable=False,
+        plots=_PPO_PLOTS,
+        evaluates=False,
         log_renames=_frozen(**{"loss/policy_avg": "loss", "objective/scores": "reward"}),
         verified=_CPU_VERIFIED,
         notes="Needs trl <= 1.12 (PPO was removed in 1.13); a reward model and a value model.",

@@ -21,7 +21,7 @@ BackendChoice = Literal["auto", BackendName]
 """What a recipe or command may ask for: a backend, or `auto` to let selection choose."""
 Device = Literal["cpu", "cuda"]
 """Where training runs; each backend has one image per device."""
-Tracker = Literal["wandb", "tensorboard", "mlflow"]
+Tracker = Literal["tensorboard", "trackio", "wandb", "mlflow"]
 """An experiment tracker `training.report_to` may name."""
 
 
@@ -56,9 +56,9 @@ class BackendSpec:
     """Whether it supports FSDP and DeepSpeed ZeRO-3 (parameters sharded across processes)."""
     auto_priority: int = 0
     """`auto` picks the runnable backend with the highest priority."""
-    trackers: frozenset[Tracker] = frozenset()
+    trackers: frozenset[Tracker] = frozenset({"tensorboard", "trackio"})
     """The experiment trackers its images install (the image locks; tests/core/test_selection.py
-    checks them), so `training.report_to` can name them in a docker run."""
+    checks them); `training.report_to` may name only those every image has."""
     changed_defaults: MappingProxyType[str, str] = field(default_factory=lambda: _FROZEN_EMPTY)
     """TRL settings whose defaults the backend changes when it patches TRL. aligntune writes every
     setting that defines an algorithm, so none of these applies; the runner reads them back."""

@@ -53,6 +53,12 @@ class Plan(BaseModel):
     image: str | None
     """The image the run uses (docker runtime)."""
     image_available: bool
+    image_source: Literal["local build", "release"] | None = None
+    """Where the image comes from: built here, or the released one pinned by digest."""
+    image_pull: bool = False
+    """The run pulls the image first (`--pull`)."""
+    image_download_bytes: int | None = None
+    """What that pull downloads, when the release recorded it."""
     algorithm: str
     requested_backend: BackendChoice
     gpus: int
@@ -70,10 +76,17 @@ class Plan(BaseModel):
             f"runtime:   {self.runtime}",
         ]
         if self.image:
-            state = "present" if self.image_available else "not built"
-            lines.append(f"image:     {self.image} ({state})")
+            lines.append(f"image:     {self.image} ({self._image_state()})")
         if self.nnodes > 1 or self.processes_per_node > 1:
             lines.append(f"processes: {self.nnodes} node(s) x {self.processes_per_node}")
         lines.extend(f"why:       {reason}" for reason in self.reasons)
         lines.extend(f"warning:   {warning}" for warning in self.warnings)
         return lines
+
+    def _image_state(self) -> str:
+        if self.image_pull:
+            size = self.image_download_bytes
+            return "will be pulled" + (f", {size / 1e9:.2f} GB" if size else "")
+        if self.image_available:
+            return f"present, {self.image_source}" if self.image_source else "present"
+        return "not present" if self.image_source == "release" else "not built"

@@ -22,6 +22,7 @@ from aligntune.core.sections import (
     ModelSettings,
     OutputSettings,
     RewardSpec,
+    SampleSettings,
     Section,
     TrainingSettings,
 )
@@ -48,6 +49,8 @@ class Recipe(Section):
     # pydantic copies a default per instance; ruff cannot see that Section is a pydantic model.
     rewards: list[RewardSpec] = []  # noqa: RUF012
     """Reward functions (GRPO, GSPO, DAPO, Dr. GRPO)."""
+    samples: SampleSettings = Field(default_factory=SampleSettings)
+    """Sample generations before and after training, for the run report."""
     distributed: DistributedSettings = Field(default_factory=DistributedSettings)
     """Multi-process and multi-node training."""
     output: OutputSettings = Field(default_factory=OutputSettings)

@@ -1,5 +1,5 @@
-"""The recipe's sections besides the algorithm's: model, data, training, rewards, distributed and
-output, and `Section`, the base of every section.
+"""The recipe's sections besides the algorithm's: model, data, training, rewards, samples,
+distributed and output, and `Section`, the base of every section.
 
 Every section is strict: a misspelt key is an error, never ignored; a value must have the field's
 type (a boolean is no number, a number no boolean; text is never converted); a float is finite.
@@ -10,9 +10,9 @@ its documentation: `aligntune.core.schema` puts it in the exported JSON Schema
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from aligntune.core import paths
 from aligntune.core.backends import Tracker
@@ -150,6 +150,11 @@ class DataSettings(Section):
 # --- training, rewards, distributed, output ------------------------------------------------
 
 
+def _one_or_more(value: Any) -> Any:
+    """A single name stands for a list of one (`report_to: tensorboard`)."""
+    return [value] if isinstance(value, str) else value
+
+
 class TrainingSettings(Section):
     """Optimisation, schedule and bookkeeping."""
 
@@ -184,9 +189,42 @@ class TrainingSettings(Section):
     save_total_limit: int = Field(2, gt=0)
     """Complete checkpoints kept; the newest is never deleted."""
     eval_steps: int | None = Field(None, gt=0)
-    """Evaluate every N steps (needs eval data)."""
-    report_to: list[Tracker] = []
-    """Experiment trackers to report to, besides the run directory's events."""
+    """Evaluate every N steps (needs eval data); with eval data the run is also evaluated at the
+    end."""
+    report_to: Annotated[
+        list[Tracker], BeforeValidator(_one_or_more, json_schema_input_type=Tracker | list[Tracker])
+    ] = []
+    """Experiment trackers to report to, besides the run directory's events: tensorboard and
+    trackio (installed in every image; they write under the run directory); one name or a list."""
+
+    @model_validator(mode="after")
+    def check_trackers_installed(self) -> TrainingSettings:
+        """Only trackers every runner image installs: a missing one would crash the run."""
+        from aligntune.core.backends import BACKENDS
+
+        everywhere = frozenset.intersection(*(b.trackers for b in BACKENDS))
+        missing = [t for t in self.report_to if t not in everywhere]
+        if missing:
+            raise ValueError(
+                f"report_to: {', '.join(missing)} is not installed in aligntune's images (they "
+                f"have {', '.join(sorted(everywhere))}); use one of those (both write into the run "
+                "directory), or remove it: events.jsonl and the run report always record the "
+                "metrics"
+            )
+        return self
+
+
+class SampleSettings(Section):
+    """Greedy sample generations by the base model before training and the trained model after,
+    saved to samples.jsonl and shown side by side in the run report."""
+
+    prompts: Annotated[list[SystemPrompt], Field(max_length=16)] = []
+    """Prompts to answer (user turns when the model has a chat template); default: the first
+    `count` prompts of the eval split, else of the training data."""
+    count: int = Field(3, ge=0, le=16)
+    """How many prompts to take from the data when `prompts` is empty; 0 turns samples off."""
+    max_new_tokens: int = Field(32, gt=0, le=512)
+    """The longest answer, in tokens (greedy decoding)."""
 
 
 class RewardSpec(Section):

@@ -18,6 +18,7 @@ from aligntune.core.backends import (
     get_backend,
 )
 from aligntune.core.errors import BackendUnavailableError, RunnerNotInstalledError
+from aligntune.core.images import PullPolicy, choose_image
 from aligntune.core.paths import ignored_field_warnings, local_path
 from aligntune.core.plan import HostInfo, Plan, Runtime
 from aligntune.core.recipe import Recipe
@@ -111,20 +112,6 @@ def _check_strategy_device(recipe: Recipe, device: str, runtime: Runtime) -> Non
         )
 
 
-def _check_trackers(spec: BackendSpec, recipe: Recipe, device: Device, runtime: Runtime) -> None:
-    """`training.report_to` names only trackers the image has (elsewhere: the user's setup)."""
-    missing = [t for t in recipe.training.report_to if t not in spec.trackers]
-    if runtime != "docker" or not missing:
-        return
-    has = ", ".join(sorted(spec.trackers)) or "none"
-    raise BackendUnavailableError(
-        f"training.report_to: the {spec.title} image ({spec.image_tag(device)}) does not "
-        f"install {', '.join(missing)} (its trackers: {has})",
-        hint="remove them from training.report_to (the run directory's events.jsonl always "
-        "records the metrics), or --runtime local where they are installed",
-    )
-
-
 def _check_runtime(backend: str, runtime: Runtime, host: HostInfo) -> None:
     if runtime == "docker" and not host.docker_available:
         detail = f" ({host.notes[0]})" if host.notes else ""
@@ -146,6 +133,7 @@ def select_backend(
     *,
     backend: str | None = None,
     runtime: Runtime = "docker",
+    pull: PullPolicy = "missing",
 ) -> Plan:
     """Choose backend, device and image for `recipe` on `host`; explain why in plain words."""
     requested = backend or recipe.backend
@@ -177,21 +165,25 @@ def select_backend(
             "training.precision fp16 needs a CUDA GPU; none is usable here",
             hint="use training.precision fp32 or bf16 (or auto) on CPU",
         )
-    _check_trackers(chosen, recipe, device, runtime)
     _check_runtime(chosen.name, runtime, host)
     reasons.append(
         f"device {device}: "
         + (f"{len(host.gpus)} usable CUDA GPU(s)" if gpu_usable else "no usable CUDA GPU")
     )
-    image = chosen.image_tag(device) if runtime == "docker" else None
-    if image and image not in host.images:
-        warnings.append(f"image {image} is not built: {chosen.build_command(device)}")
+    image = choose_image(chosen, device, host.images, pull) if runtime == "docker" else None
+    if image:
+        reasons.append(image.why)
+        if image.source == "local build" and not image.present:
+            warnings.append(f"image {image.reference} is not built: {chosen.build_command(device)}")
     return Plan(
         backend=chosen.name,
         device=device,
         runtime=runtime,
-        image=image,
-        image_available=image is None or image in host.images,
+        image=image and image.reference,
+        image_available=image is None or image.present,
+        image_source=image and image.source,
+        image_pull=bool(image and image.pull),
+        image_download_bytes=image and image.download_bytes,
         algorithm=recipe.algorithm.name,
         requested_backend=requested,
         gpus=len(host.gpus) if gpu_usable else 0,

@@ -8,8 +8,10 @@ checkpoint or final/ is published, and turns a signal into "save this step, then
 from __future__ import annotations
 
 import math
+import resource
 import shutil
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -66,11 +68,14 @@ class RunDirectoryCallback(TrainerCallback):
         self.last_checkpoint: Path | None = None
         self.last_logs: dict[str, Any] = {}
         self.summary: dict[str, Any] = {}
+        self.began: float | None = None
+        """When this attempt's training loop began (None once its first step was announced)."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Announce the run with its total number of optimizer steps."""
         config = getattr(kwargs.get("model"), "config", None)
         self.watch.begin(state.global_step, getattr(config, "vocab_size", None))
+        self.began = time.time()
         self.run_dir.append_event(
             "start",
             total_steps=state.max_steps,
@@ -80,7 +85,18 @@ class RunDirectoryCallback(TrainerCallback):
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """After a step: if a stop was requested, make the trainer save this step now."""
+        """After a step: announce the attempt's first one; if a stop was requested, make the
+        trainer save this step now."""
+        if self.began is not None:
+            now = time.time()
+            started = self.start_fields.get("runner_started") or self.began
+            self.run_dir.append_event(
+                "first_step",
+                step=state.global_step,
+                seconds_since_start=round(now - started, 3),
+                seconds_since_train_begin=round(now - self.began, 3),
+            )
+            self.began = None
         if distributed.agree_to_stop(self.interrupt):
             control.should_save = True
 
@@ -96,6 +112,8 @@ class RunDirectoryCallback(TrainerCallback):
         fields = {key: clean_number(value) for key, value in metrics.items()}
         is_eval = any(key.startswith("eval_") for key in logs)
         kind = "eval" if is_eval else "log"
+        if not is_eval:
+            fields.update(peak_memory())
         self.run_dir.append_event(kind, step=state.global_step, total=state.max_steps, **fields)
         if not is_eval:
             self.last_logs = fields
@@ -158,6 +176,16 @@ class RunDirectoryCallback(TrainerCallback):
             str(good.relative_to(self.run_dir.root)) if good else None,
             hint=found.hint,
         )
+
+
+def peak_memory() -> dict[str, float]:
+    """This process's peak resident memory, and on CUDA its peak GPU memory, in MB."""
+    peaks = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peaks["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peaks
 
 
 def last_good(root: Path, since: int) -> Path | None:

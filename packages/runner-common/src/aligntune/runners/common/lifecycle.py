@@ -19,12 +19,14 @@ from aligntune.core.errors import DEBUG_ENV, ExitCode, UserInputError
 from aligntune.core.paths import renamed_paths
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
+from aligntune.core.report import REPORT_OUTPUTS
 from aligntune.core.rundir import REFUSED, RunDirectory, handed_plan, write_atomic
 from aligntune.core.runlock import RunLock, holder_record
 from aligntune.core.topology import NODE_RANK
 from aligntune.runners.common import checkpoints, distributed, portable, torchrun
 from aligntune.runners.common.errors import ResumeRefused
 from aligntune.runners.common.manifest import recipe_fingerprint
+from aligntune.runners.common.trackers import TRACKER_FOLDERS
 
 Mode = Literal["auto", "resume", "restart"]
 """auto: resume if this run directory holds this run, else start; resume: must resume."""
@@ -38,6 +40,8 @@ RUNNER_OUTPUTS = (
     "final",
     ".final.tmp",
     "reward_model",
+    *REPORT_OUTPUTS,
+    *TRACKER_FOLDERS,
 )
 """What --restart removes: the runner's outputs (and crash logs, `error*.log`), never the marker,
 the launcher's log or anything aligntune did not write."""

@@ -126,10 +126,18 @@ def common_kwargs(recipe: Recipe, plan: Plan, output_dir: str, precision: str) -
         "eval_steps": training.eval_steps if evaluate else None,
         "report_to": list(training.report_to) or "none",
         "run_name": recipe.run_name,
+        **_trackio_kwargs(recipe),
         "disable_tqdm": True,
         **distributed_kwargs(recipe),
         **distributed.trainer_kwargs(plan.device),
     }
+
+
+def _trackio_kwargs(recipe: Recipe) -> dict[str, Any]:
+    """Trackio stays local: its project is the run's name, and nothing is ever pushed to a Space."""
+    if "trackio" not in recipe.training.report_to:
+        return {}
+    return {"project": recipe.run_name, "trackio_static_space_id": False}
 
 
 def distributed_kwargs(recipe: Recipe) -> dict[str, Any]:

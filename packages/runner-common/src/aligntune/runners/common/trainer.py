@@ -5,6 +5,7 @@ Import only after the backend's `import_stack()` (Unsloth must patch trl/transfo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ from aligntune.runners.common.data import load_data
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.manifest import build_manifest
 from aligntune.runners.common.models import model_reference
+from aligntune.runners.common.samples import Stage, answer_samples, report_quietly
 from aligntune.runners.common.settings import resolve_settings
 from aligntune.runners.common.signals import InterruptRequest
+from aligntune.runners.common.trackers import point_trackers_at
 
 
 def load_rewards(
@@ -78,6 +81,7 @@ class Run:
         run_dir: str | Path | None = None,
         mode: lifecycle.Mode = "auto",
     ) -> None:
+        self.started = time.time()
         self.backend = backend
         self.recipe = recipe
         self.plan = plan
@@ -166,9 +170,11 @@ class Run:
                 "backend": self.backend.name,
                 "resumed_from": resume_from.name if resume_from else None,
                 "skipped_checkpoints": skipped,
+                "runner_started": round(self.started, 3),
             },
         )
         self._callback.last_checkpoint = resume_from
+        point_trackers_at(self.run_dir.root, self.recipe.training.report_to)
         self._trainer = BUILDERS[type(algorithm)](self.pieces, [self._callback])
         if self.backend.check_built is not None:
             self.backend.check_built(self.pieces.settings, self._trainer.args)
@@ -196,22 +202,52 @@ class Run:
         try:
             if self._trainer is None or attempt.resume_from is not None:
                 self._build(skipped, attempt.resume_from)
+            if attempt.resume_from is None:
+                self._samples("base")
             with self.interrupt.handling_signals():
                 if attempt.resume_from is None:
                     self._trainer.train()
                 else:
                     # PPOTrainer.train() takes no resume argument at all (can_resume is False).
                     self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
+                self._evaluate_at_end()
         except RunInterrupted as exc:
             self._record_end("interrupted", checkpoint=exc.checkpoint, signal=exc.signum)
+            self._report()
             raise
         except TrainingDivergedError as exc:
             self._record_end("failed", error=str(exc), **exc.status_fields)
+            self._report()
             raise
         except BaseException as exc:
             self._record_end("failed", error=f"{type(exc).__name__}: {exc}")
+            self._report()
             raise
-        return self._finish()
+        result = self._finish()
+        self._samples("trained")
+        self._report()
+        return result
+
+    def _evaluate_at_end(self) -> None:
+        """Evaluate the trained model on the eval split once training ends: with eval_steps the
+        trainer already did (transformers evaluates the last step too)."""
+        if self.pieces.eval is None or not get_algorithm(self.recipe.algorithm.name).evaluates:
+            return
+        if self._trainer.args.eval_strategy == "no":
+            self._trainer.evaluate()
+
+    def _samples(self, stage: Stage) -> None:
+        """Answer the sample prompts with the model as it is now (samples.py)."""
+        trainer = self._trainer
+        # PPOTrainer.model wraps the policy with the value model; the policy alone generates.
+        model = getattr(trainer, "policy_model", trainer.model) if trainer else self.pieces.model
+        step = trainer.state.global_step if trainer is not None and stage == "trained" else 0
+        answer_samples(self.recipe, self.run_dir, stage, model, self.pieces, step)
+
+    def _report(self) -> None:
+        """Rank 0 writes the run report; a failure is a warning."""
+        if distributed.is_rank_zero():
+            report_quietly(self.run_dir)
 
     def _finish(self) -> dict[str, Any]:
         assert self._callback is not None
