@@ -234,6 +234,12 @@ def export_run(options: ExportOptions) -> int:
                 f"exporting {source.run_dir} ({fmt}) with the runner installed here", err=True
             )
             code = run_here(source, fmt, staging)
+        if code > 128:  # killed: the runner could not say why
+            typer.echo(
+                f"error: the export's runner was killed (exit {code}; 137 is often out of "
+                "memory); nothing was kept",
+                err=True,
+            )
         if code == ExitCode.OK and not (staging / EXPORT_RECORD).is_file():
             typer.echo(f"error: the runner wrote no {EXPORT_RECORD}; nothing kept", err=True)
             code = ExitCode.CRASH

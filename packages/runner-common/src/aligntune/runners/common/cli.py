@@ -254,7 +254,10 @@ def main(backend: Backend, argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted twice; stopped without saving", file=sys.stderr)
+        if args.command == "export":  # written_whole removed what it had written
+            print("error: interrupted; the export wrote nothing", file=sys.stderr)
+        else:
+            print("error: interrupted twice; stopped without saving", file=sys.stderr)
         return ExitCode.INTERRUPTED_SIGINT
     except Exception as exc:
         return lifecycle.report_crash(exc, None)
