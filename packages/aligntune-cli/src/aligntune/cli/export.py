@@ -234,7 +234,8 @@ def export_run(options: ExportOptions) -> int:
                 f"exporting {source.run_dir} ({fmt}) with the runner installed here", err=True
             )
             code = run_here(source, fmt, staging)
-        if code > 128:  # killed: the runner could not say why
+        if code > 128 and code not in (ExitCode.INTERRUPTED_SIGINT, ExitCode.INTERRUPTED_SIGTERM):
+            # Killed (SIGKILL: 137): the runner could not say why.
             typer.echo(
                 f"error: the export's runner was killed (exit {code}; 137 is often out of "
                 "memory); nothing was kept",
