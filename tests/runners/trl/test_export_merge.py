@@ -329,3 +329,21 @@ def test_the_merge_holds_one_shard_not_the_model(tmp_path: Path) -> None:
     third = len(grown) // 3
     assert grown[-1] - grown[third] < 2 * largest, f"peak memory kept growing: {grown}"
     assert grown[-1] < size / 2, f"peak memory grew by {grown[-1]} bytes for {size}"
+
+
+def test_an_adapter_for_another_model_is_refused_before_anything_is_written(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from aligntune.core.errors import ModelError
+
+    base = tmp_path / "other-base"
+    shutil.copytree(runs["lora"].parent.parent / "model", base)
+    weights = load_file(str(base / "model.safetensors"))
+    del weights["model.layers.1.mlp.up_proj.weight"]
+    save_file(weights, str(base / "model.safetensors"), metadata={"format": "pt"})
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ModelError, match=r"the adapter changes 1 weight\(s\) the base .* does not"):
+        merge.merge_shards(base, runs["lora"] / "final", tmp_path / "out", "float32")
+    assert list((tmp_path / "out").iterdir()) == []

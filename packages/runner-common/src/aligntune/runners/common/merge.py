@@ -144,6 +144,57 @@ def write_shard(tensors: dict[str, Any], path: Path) -> None:
         raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from None
 
 
+def base_keys(base_dir: Path, names: list[str]) -> set[str]:
+    """Every weight name of the base, from its index or its file's header (no weights read)."""
+    from safetensors import safe_open
+
+    if len(names) > 1:
+        return set(json.loads((base_dir / INDEX).read_text(encoding="utf-8"))["weight_map"])
+    with safe_open(str(base_dir / names[0]), framework="pt", device="cpu") as shard:
+        return set(shard.keys())
+
+
+def check_base(base_dir: Path, keys: set[str], pairs: dict[str, LoraPair]) -> None:
+    """Before anything is written: every adapter weight has its base weight (an adapter that
+    merges nowhere is an error, never a silent copy of the base), and the base is unquantized."""
+    if any(".quant_state." in key for key in keys):
+        raise BackendUnavailableError(
+            f"{base_dir} is saved already quantized; export merges into the unquantized "
+            "checkpoint only",
+            hint="use --format adapter, or train on the unquantized checkpoint",
+        )
+    missing = sorted(set(pairs) - keys)
+    if missing:
+        raise ModelError(
+            f"the adapter changes {len(missing)} weight(s) the base {base_dir} does not have "
+            f"(e.g. {missing[0]}); it was not trained on this model"
+        )
+
+
+def merged_shard(
+    path: Path,
+    pairs: dict[str, LoraPair],
+    dtype: Any,
+    round_trip: Callable[[Any], Any] | None,
+    to_quantize: set[str],
+) -> dict[str, Any]:
+    """One shard's tensors in `dtype`, each adapted weight with its delta added."""
+    from safetensors import safe_open
+
+    tensors = {}
+    with safe_open(str(path), framework="pt", device="cpu") as shard:
+        for key in shard.keys():  # noqa: SIM118 - a safetensors handle is not a dict
+            tensor = shard.get_tensor(key)
+            if tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            if round_trip is not None and key in to_quantize:
+                tensor = round_trip(tensor)
+            if key in pairs:
+                tensor = (tensor.float() + pairs[key].delta()).to(dtype)
+            tensors[key] = tensor.contiguous()
+    return tensors
+
+
 def merge_shards(
     base_dir: Path,
     adapter_dir: Path,
@@ -154,49 +205,25 @@ def merge_shards(
     progress: Callable[[str], None] = print,
 ) -> int:
     """Write the merged weights of `base_dir` + `adapter_dir` into `output`, shard by shard, in
-    `dtype`; returns how many weights the adapter changed. Every adapter weight must find its
-    base weight: an adapter that merges nowhere is an error, never a silent copy of the base."""
+    `dtype`; returns how many weights the adapter changed."""
     import torch
-    from safetensors import safe_open
 
     pairs = load_adapter(adapter_dir)
-    target = getattr(torch, dtype)
+    names = shard_names(base_dir)
+    check_base(base_dir, base_keys(base_dir, names), pairs)
     round_trip = nf4_round_trip() if quantized else None
     to_quantize = quantized_weights(base_dir, trust_remote_code) if quantized else set()
-    names = shard_names(base_dir)
-    merged: set[str] = set()
     total = 0
     for number, name in enumerate(names, 1):
-        tensors = {}
-        with safe_open(str(base_dir / name), framework="pt", device="cpu") as shard:
-            for key in shard.keys():  # noqa: SIM118 - a safetensors handle is not a dict
-                if ".quant_state." in key:
-                    raise BackendUnavailableError(
-                        f"{base_dir} is saved already quantized; export merges into the "
-                        "unquantized checkpoint only",
-                        hint="use --format adapter, or train on the unquantized checkpoint",
-                    )
-                tensor = shard.get_tensor(key)
-                if tensor.is_floating_point():
-                    tensor = tensor.to(target)
-                if round_trip is not None and key in to_quantize:
-                    tensor = round_trip(tensor)
-                if key in pairs:
-                    tensor = (tensor.float() + pairs[key].delta()).to(target)
-                    merged.add(key)
-                tensors[key] = tensor.contiguous()
-                total += tensor.numel() * tensor.element_size()
-        write_shard(tensors, output / name)
-        progress(f"aligntune: merged shard {number}/{len(names)} ({name})")
-        del tensors
-    missing = sorted(set(pairs) - merged)
-    if missing:
-        raise ModelError(
-            f"the adapter changes {len(missing)} weight(s) the base {base_dir} does not have "
-            f"(e.g. {missing[0]}); it was not trained on this model"
+        tensors = merged_shard(
+            base_dir / name, pairs, getattr(torch, dtype), round_trip, to_quantize
         )
+        total += sum(t.numel() * t.element_size() for t in tensors.values())
+        write_shard(tensors, output / name)
+        del tensors
+        progress(f"aligntune: merged shard {number}/{len(names)} ({name})")
     if len(names) > 1:  # same shards and names; the size changes with the dtype
         index = json.loads((base_dir / INDEX).read_text(encoding="utf-8"))
         index["metadata"] = {**index.get("metadata", {}), "total_size": total}
         (output / INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    return len(merged)
+    return len(pairs)
