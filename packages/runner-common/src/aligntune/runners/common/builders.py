@@ -43,6 +43,8 @@ class Pieces:
     reward_funcs: list[Any]
     peft_in_trainer: bool = True
     """False when the policy already carries its adapters (Unsloth's get_peft_model)."""
+    examples: tuple[tuple[str, list[dict[str, Any]]], ...] = ()
+    """Where the sample prompts come from (`PreparedData.examples`)."""
 
 
 def _peft_config(p: Pieces) -> Any:

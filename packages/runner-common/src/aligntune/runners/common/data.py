@@ -41,6 +41,23 @@ class PreparedData:
     train: Any
     eval: Any | None
     format: str
+    examples: tuple[tuple[str, list[dict[str, Any]]], ...] = ()
+    """The first rows of the eval split and of the training data (the sample prompts' sources),
+    system prompt applied, before any tokenizing."""
+
+
+EXAMPLE_ROWS = 64
+"""Rows kept per source for the sample prompts (`samples.count` is at most 16)."""
+
+
+def example_rows(rows: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
+    """The first EXAMPLE_ROWS rows as the trainer sees them, before tokenizing."""
+    shown = []
+    for row in rows[:EXAMPLE_ROWS]:
+        if system is not None and isinstance(row.get("messages"), list):
+            row = {**row, "messages": _with_system(row["messages"], system)}
+        shown.append(convert_row(row, system))
+    return shown
 
 
 def _with_system(turns: list[dict[str, str]], system: str) -> list[dict[str, str]]:
@@ -222,7 +239,11 @@ def load_data(recipe: Recipe, tokenizer: Any) -> PreparedData:
     eval_data = None
     if eval_rows is not None:
         eval_data = _dataset(eval_rows, eval_fmt, recipe, tokenizer, "data.eval")
-    return PreparedData(train=train_data, eval=eval_data, format=fmt)
+    system = settings.system_prompt
+    examples = [("training data", example_rows(train, system))]
+    if eval_rows is not None:
+        examples.insert(0, ("eval split", example_rows(eval_rows, system)))
+    return PreparedData(train_data, eval_data, fmt, tuple(examples))
 
 
 def tokenize_prompts(dataset: Any, tokenizer: Any, max_length: int) -> Any:

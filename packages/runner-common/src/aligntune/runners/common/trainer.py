@@ -128,6 +128,7 @@ class Run:
             data.eval,
             rewards,
             peft_in_trainer=backend.trainer_gets_peft_config,
+            examples=data.examples,
         )
 
     @property
