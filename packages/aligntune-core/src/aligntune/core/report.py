@@ -225,8 +225,9 @@ def read_samples(run_dir: RunDirectory) -> list[dict[str, Any]]:
     return rows
 
 
-def write_report(root: Path) -> ReportFiles:
-    """Write (or rewrite) the report of the run directory `root` from its files."""
+def write_report(root: Path, shown_root: Path | None = None) -> ReportFiles:
+    """Write (or rewrite) the report of the run directory `root` from its files; `shown_root` is
+    the run directory as the user's host names it, when this process sees it elsewhere."""
     # plots builds on this module's readers: imported here, not at the top, to avoid a cycle.
     from aligntune.core.plots import draw_plots
 
@@ -247,7 +248,8 @@ def write_report(root: Path) -> ReportFiles:
     card = None
     if run_dir.final.is_dir():
         card = run_dir.final / CARD
-        write_atomic(card, model_card(summary, plots, samples, recipe, run_dir.final))
+        shown = shown_root / run_dir.final.name if shown_root is not None else None
+        write_atomic(card, model_card(summary, plots, samples, recipe, run_dir.final, shown))
     return ReportFiles(summary_path, metrics_path, plots, report_path, card)
 
 

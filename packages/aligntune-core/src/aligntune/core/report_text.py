@@ -99,7 +99,7 @@ def _defining(algorithm: str | None, recipe: dict[str, Any]) -> list[str]:
     ]
 
 
-def _how_to_load(final: Path) -> list[str]:
+def _how_to_load(final: Path, shown: Path) -> list[str]:
     if (final / "adapter_config.json").is_file():
         loader, module = "AutoPeftModelForCausalLM", "peft"
     else:
@@ -109,8 +109,8 @@ def _how_to_load(final: Path) -> list[str]:
         "from transformers import AutoTokenizer",
         f"from {module} import {loader}",
         "",
-        f'model = {loader}.from_pretrained("{final}")',
-        f'tokenizer = AutoTokenizer.from_pretrained("{final}")',
+        f'model = {loader}.from_pretrained("{shown}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{shown}")',
         "```",
     ]
 
@@ -121,8 +121,10 @@ def model_card(
     samples: list[dict[str, Any]],
     recipe_text: str,
     final: Path,
+    shown_final: Path | None = None,
 ) -> str:
-    """final/README.md: recipe, data, algorithm, backend, versions, metrics, plots, loading."""
+    """final/README.md: recipe, data, algorithm, backend, versions, metrics, plots, loading;
+    `shown_final` is final/ as the user's host names it (a container sees another path)."""
     recipe = yaml.safe_load(recipe_text) if recipe_text else {}
     recipe = recipe if isinstance(recipe, dict) else {}
     data = recipe.get("data") or {}
@@ -141,7 +143,7 @@ def model_card(
         "",
         "## How to load",
         "",
-        *_how_to_load(final.resolve()),
+        *_how_to_load(final, shown_final or final.resolve()),
         "",
         "## Algorithm",
         "",

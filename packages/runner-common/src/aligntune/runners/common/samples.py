@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, Literal
 
+from aligntune.core.paths import OUTPUT_FIELD, recorded_names
 from aligntune.core.recipe import Recipe
 from aligntune.core.report import SAMPLES, summary_lines, write_report
 from aligntune.core.rundir import RunDirectory, disk_errors
@@ -113,11 +115,12 @@ def answer_samples(
         print(f"aligntune: warning: no {stage} samples: {exc}", file=sys.stderr)
 
 
-def report_quietly(run_dir: RunDirectory) -> None:
+def report_quietly(run_dir: RunDirectory, recipe: Recipe) -> None:
     """Write the run report and print where it is; a failure is a warning, since the run's
     outcome stands whether or not its report is drawn."""
+    shown = Path(recorded_names(recipe, run_dir.root)[OUTPUT_FIELD])
     try:
-        files = write_report(run_dir.root)
+        files = write_report(run_dir.root, shown)
     except Exception as exc:
         print(f"aligntune: warning: the run report was not written: {exc}", file=sys.stderr)
         return

@@ -248,7 +248,7 @@ class Run:
     def _report(self) -> None:
         """Rank 0 writes the run report; a failure is a warning."""
         if distributed.is_rank_zero():
-            report_quietly(self.run_dir)
+            report_quietly(self.run_dir, self.recipe)
 
     def _finish(self) -> dict[str, Any]:
         assert self._callback is not None
