@@ -14,7 +14,7 @@ import os
 import shlex
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,14 @@ from aligntune.core.errors import (
 )
 from aligntune.core.paths import reference_arguments
 from aligntune.core.recipe import Recipe
-from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK
+from aligntune.core.topology import (
+    DEFAULT_PORT,
+    MASTER_ADDR,
+    MASTER_PORT,
+    NNODES,
+    NODE_RANK,
+    topology_settings,
+)
 
 WORKER_ENV = ("LOCAL_RANK", "WORLD_SIZE")
 """Set by torchrun (and accelerate) in each worker: their presence means "already a worker"."""
@@ -83,6 +90,20 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
 def rendezvous_timeout_s(env: Mapping[str, str] = os.environ) -> int:
     """How long nodes (and, once started, the workers' process group) wait for each other."""
     return _env_int(env, RDZV_TIMEOUT_ENV, DEFAULT_RDZV_TIMEOUT_S)
+
+
+def adopt_scheduler_topology(env: MutableMapping[str, str] = os.environ) -> None:
+    """Set NNODES, NODE_RANK, MASTER_ADDR from Slurm's or an Indexed Job's variables where they
+    are unset (the worker group, the claim and the plan read those), and say where each came
+    from. Run under `srun` or in a pod, the runner needs no other launcher."""
+    if is_worker(env):
+        return
+    borrowed = {name: s for name, s in topology_settings(env).items() if s.source != name}
+    if not borrowed:
+        return
+    env.update({name: setting.value for name, setting in borrowed.items()})
+    found = "; ".join(f"{name}={s.value} from {s.source}" for name, s in borrowed.items())
+    print(f"aligntune: topology {found}", file=sys.stderr)
 
 
 def worker_group(recipe: Recipe, env: Mapping[str, str] = os.environ) -> WorkerGroup | None:
