@@ -72,6 +72,11 @@ def _integer(name: str, value: str | int | None, minimum: int) -> int | None:
     return number
 
 
+def _setting(settings: Mapping[str, Setting], name: str, minimum: int) -> int | None:
+    found = settings.get(name)
+    return None if found is None else _integer(found.source, found.value, minimum)
+
+
 def resolve_topology(
     env: Mapping[str, str],
     *,
@@ -89,20 +94,13 @@ def resolve_topology(
         MASTER_ADDR: master_addr,
         MASTER_PORT: master_port,
     }
-    for name, value in flags.items():
-        if value is not None and value != "":
-            settings[name] = Setting(str(value), "--" + name.lower().replace("_", "-"))
-
-    def value(name: str) -> str | None:
-        return settings[name].value if name in settings else None
-
-    def source(name: str) -> str:
-        return settings[name].source if name in settings else name
-
-    count = _integer(source(NNODES), value(NNODES), 1) or 1
-    rank = _integer(source(NODE_RANK), value(NODE_RANK), 0) or 0
-    address = value(MASTER_ADDR) or None
-    port = _integer(source(MASTER_PORT), value(MASTER_PORT), 1)
+    for name, flag in flags.items():
+        if flag is not None and flag != "":
+            settings[name] = Setting(str(flag), "--" + name.lower().replace("_", "-"))
+    count = _setting(settings, NNODES, 1) or 1
+    rank = _setting(settings, NODE_RANK, 0) or 0
+    address = settings[MASTER_ADDR].value if MASTER_ADDR in settings else None
+    port = _setting(settings, MASTER_PORT, 1)
     if port is not None and port > 65535:
         raise UsageError(f"master port {port} is not a TCP port (1-65535)")
     if rank >= count:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
+import time
 import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -179,12 +181,32 @@ def launch_workers(group: WorkerGroup, module: str, args: list[str]) -> int:
     except ChildFailedError as exc:
         return failed_exit_code(exc.failures)
     except SignalException as exc:
-        # torchrun passed the signal on and waited for the workers to save and stop.
+        # torchrun passed the signal on and waited for the workers to save and stop, unless the
+        # same stop reached this process twice (a scheduler signals every process of a job, and
+        # the launcher passes it on too), which cuts torchrun's wait short: wait here instead.
+        wait_for_workers(SHUTDOWN_TIMEOUT_S)
         return signal_exit_code(int(exc.sigval))
     except Exception as exc:  # rendezvous and store errors: one clear message, never a hang
         report_rendezvous_failure(group, exc)
         return ExitCode.UNAVAILABLE
     return ExitCode.OK
+
+
+def wait_for_workers(timeout_s: float) -> None:
+    """Wait (up to `timeout_s`) for this process's children, the workers, to finish saving.
+
+    The stop was already asked for: further SIGTERM/SIGINT are ignored while waiting (the
+    launcher, or the scheduler after its grace time, kills with SIGKILL)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # none left
+            return
+        if pid == 0:
+            time.sleep(0.2)
 
 
 def launch_run(
