@@ -42,6 +42,8 @@ def test_the_script_runs_one_aligntune_run_per_node_with_requeue(tmp_path: Path)
     assert result.stdout.splitlines() == [
         f"wrote {script} (2 node(s), trl on cuda, container docker, run directory "
         f"{SHARED_RUN_DIR})",
+        "warning: the recipe trains 1 process(es) per node, each on one GPU; set "
+        "distributed.processes_per_node: 4 to use all 4",
         f"submit it: sbatch {script}",
     ]
     text = script.read_text()

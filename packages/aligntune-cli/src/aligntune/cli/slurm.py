@@ -205,6 +205,12 @@ def launch_slurm(job: SlurmJob, script: Path, *, submit_job: bool, argv: list[st
         f"wrote {script} ({job.nodes} node(s), {plan.backend} on {plan.device}, "
         f"container {job.container}, run directory {job.run_dir})"
     ]
+    per_node = recipe.distributed.processes_per_node
+    if job.gpus_per_node > per_node:
+        lines.append(
+            f"warning: the recipe trains {per_node} process(es) per node, each on one GPU; set "
+            f"distributed.processes_per_node: {job.gpus_per_node} to use all {job.gpus_per_node}"
+        )
     if submit_job:
         lines.append(f"submitted job {submit(script)}")
     else:
