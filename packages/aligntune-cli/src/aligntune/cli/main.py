@@ -370,6 +370,48 @@ def launch_slurm(
     typer.echo("\n".join(write_and_submit(job, script, submit_job=submit, argv=argv)))
 
 
+@launch_app.command("kubernetes")
+def launch_kubernetes(
+    recipe: RecipeArg,
+    nodes: Annotated[int, typer.Option(help="Pods, one per node; the index is the rank.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option(help="GPUs per pod (0: train on CPU).")] = 0,
+    storage: Annotated[str, typer.Option(help="Size of the ReadWriteMany claim.")] = "50Gi",
+    storage_class: Annotated[
+        str | None, typer.Option(help="Its storage class (default: the cluster's).")
+    ] = None,
+    user: Annotated[str, typer.Option(help="uid:gid the pods run as (not root).")] = "1000:1000",
+    backend: BackendOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The manifests to write (default: <name>.k8s.yaml)."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Create them with the Kubernetes Python client.")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="Namespace for --apply.")] = "default",
+) -> None:
+    """Write the manifests that train RECIPE on Kubernetes pods (and create them with --apply)."""
+    from aligntune.cli.kubernetes import KubernetesJob
+    from aligntune.cli.kubernetes import launch_kubernetes as write_and_apply
+    from aligntune.core.loader import load_recipe
+
+    loaded = load_recipe(recipe)
+    job = KubernetesJob(
+        recipe_file=recipe.resolve(),
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        storage=storage,
+        storage_class=storage_class,
+        user=user,
+        backend=backend,
+    )
+    manifest = output or Path(f"{loaded.run_name}.k8s.yaml")
+    lines = write_and_apply(
+        job, manifest, apply_to=namespace if apply else None, argv=["aligntune", *sys.argv[1:]]
+    )
+    typer.echo("\n".join(lines))
+
+
 def _runtime(value: str) -> str:
     if value not in ("docker", "local"):
         raise typer.BadParameter(f"{value!r}; use docker or local", param_hint="--runtime")
