@@ -60,6 +60,7 @@ def test_the_script_runs_one_aligntune_run_per_node_with_requeue(tmp_path: Path)
         "#SBATCH --open-mode=append",
     ]
     assert f"RUN_DIR={SHARED_RUN_DIR}\n" in text
+    assert "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n" in text
     # Unsloth is one machine only: auto picks TRL and the script pins it for every node.
     node = f'aligntune.cli.main run {TINY / "sft.yaml"} --output "$RUN_DIR" --backend trl --quiet'
     assert node in text and "--runtime local" not in text

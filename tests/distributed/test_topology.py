@@ -100,6 +100,14 @@ def test_named_network_gives_each_node_an_alias(tmp_path: Path) -> None:
     assert spec.describe()["network"] == "aligntune-net"
 
 
+def test_a_one_node_job_with_a_rendezvous_host_uses_the_host_network(tmp_path: Path) -> None:
+    topology = resolve_topology(
+        {"SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "n1"}
+    )
+    spec = _spec(tmp_path, topology)
+    assert spec.network == "host" and spec.environment["MASTER_ADDR"] == "n1"
+
+
 def test_one_node_keeps_the_default_network(tmp_path: Path) -> None:
     spec = _spec(tmp_path, Topology())
     assert spec.network is None and "NNODES" not in spec.environment

@@ -94,7 +94,8 @@ def test_a_submitted_job_trains_with_the_rendezvous_from_slurm(
     first_host = topology.split("rendezvous ")[1].split(":")[0]
     runner_log = (run_dir / "container.log").read_text(encoding="utf-8")
     # torchrun met there, not on a private port of its own
-    assert f"--master-addr={first_host} --master-port=29500" in runner_log
+    port = 20000 + int(job) % 20000  # the job's own port, as the script sets it
+    assert f"--master-addr={first_host} --master-port={port}" in runner_log
     found = events(run_dir)
     (start,) = [e for e in found if e["event"] == "start"]
     assert start["world_size"] == 2 and start["ddp_backend"] == "gloo"

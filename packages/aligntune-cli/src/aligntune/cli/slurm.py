@@ -28,6 +28,8 @@ from aligntune.core.version import VERSION
 
 CONTAINERS = ("docker", "none")
 """How each node runs the runner: the backend's image, or the runner installed on the node."""
+PORT_BASE, PORT_SPAN = 20000, 20000
+"""Each job's rendezvous port: PORT_BASE + job id modulo PORT_SPAN (below the ephemeral range)."""
 SIGNAL_AHEAD_S = STOP_TIMEOUT_S + 60
 """How long before the time limit Slurm sends SIGTERM: a checkpoint's save, and Slurm's own
 up-to-60 s of slack in when it sends it."""
@@ -141,8 +143,7 @@ def sbatch_script(job: SlurmJob, recipe: Recipe, plan: Plan, argv: list[str]) ->
         "# One Slurm task per node: each is `aligntune run`, which takes its place in the job from",
         "# Slurm's variables (SLURM_NNODES, SLURM_NODEID, the first host of SLURM_JOB_NODELIST as",
         "# the rendezvous) and starts the recipe's distributed.processes_per_node processes.",
-        "# Adapt: add #SBATCH lines (--account, --qos, --constraint, --mem) as your site needs;",
-        "# set MASTER_PORT below when two jobs may share a node (default 29500).",
+        "# Adapt: add #SBATCH lines (--account, --qos, --constraint, --mem) as your site needs.",
         "# Submit: sbatch THIS-FILE",
         *(f"#SBATCH {d}" for d in directives),
         f"# --signal: SIGTERM {SIGNAL_AHEAD_S} s before the time limit, so the run saves a",
@@ -153,7 +154,8 @@ def sbatch_script(job: SlurmJob, recipe: Recipe, plan: Plan, argv: list[str]) ->
         "# The run directory every node writes (only the first process writes files): it must be",
         "# on a filesystem all nodes mount. A requeued job finds its checkpoints here.",
         f"RUN_DIR={shlex.quote(str(job.run_dir))}",
-        "# export MASTER_PORT=29500",
+        "# The rendezvous port on the first node: one per job, so jobs sharing a node do not meet.",
+        f"export MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))",
         "",
         "status=0",
         f"srun --nodes={job.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 \\",
