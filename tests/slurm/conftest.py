@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,7 +59,7 @@ def _slurm_conf(root: Path, node_line: str) -> str:
     )
 
 
-def _wait(what: str, ready: callable, logs: list[Path], timeout_s: float = 60) -> None:  # type: ignore[valid-type]
+def _wait(what: str, ready: Callable[[], bool], logs: list[Path], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready():
