@@ -1,11 +1,13 @@
 """`aligntune launch slurm` on a real one-node Slurm cluster (conftest.py): the written sbatch
 script, submitted, trains the tiny recipe with 2 processes that meet at the rendezvous Slurm's
 variables give; a job stopped with SIGTERM saves a checkpoint, requeues itself and resumes.
-The runner is the one installed here (--container none)."""
+The runner is the one installed here (--container none), and once the trl image
+(--container docker)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from aligntune.core.backends import image_tag
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
@@ -35,9 +39,11 @@ def two_process_recipe(folder: Path, steps: int, save_steps: int) -> Path:
     return path
 
 
-def submit(recipe: Path, run_dir: Path, env: dict[str, str], cwd: Path) -> str:
-    """`aligntune launch slurm RECIPE --container none --submit`; the job id it prints."""
-    args = ["launch", "slurm", str(recipe), "--container", "none", "--run-dir", str(run_dir)]
+def submit(
+    recipe: Path, run_dir: Path, env: dict[str, str], cwd: Path, container: str = "none"
+) -> str:
+    """`aligntune launch slurm RECIPE --container CONTAINER --submit`; the job id it prints."""
+    args = ["launch", "slurm", str(recipe), "--container", container, "--run-dir", str(run_dir)]
     args += ["--output", str(cwd / "job.sbatch"), "--submit"]
     result = subprocess.run(
         [*ALIGNTUNE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
@@ -131,3 +137,34 @@ def test_a_job_stopped_by_sigterm_requeues_and_resumes_to_the_end(
     assert 3 <= starts[1]["step"] < 30
     logged = [e["step"] for e in found if e["event"] == "log"]
     assert logged == list(range(1, 31)), "each step logged once, none trained twice"
+
+
+@pytest.fixture(scope="module")
+def fresh_trl_image() -> str:
+    """The trl cpu image rebuilt from this checkout (seconds when only runner code changed)."""
+    build = subprocess.run(
+        [*ALIGNTUNE, "images", "build", "trl-runner", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    return image_tag("trl", "cpu")
+
+
+@pytest.mark.docker
+def test_each_node_trains_in_the_image_as_aligntune_run_starts_it(
+    slurm_cluster: dict[str, str], fresh_trl_image: str, tmp_path: Path
+) -> None:
+    recipe = two_process_recipe(tmp_path / "recipe", steps=3, save_steps=3)
+    run_dir = tmp_path / "run"
+    env = {**slurm_cluster, "HF_HOME": str(tmp_path / "hf")}
+    job = submit(recipe, run_dir, env, tmp_path, container="docker")
+    wait_until("job finished", lambda: job_state(job, env) == "COMPLETED", job, tmp_path)
+    plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+    assert plan["image"] == fresh_trl_image and plan["runtime"] == "docker"
+    found = events(run_dir)
+    (start,) = [e for e in found if e["event"] == "start"]
+    assert start["world_size"] == 2
+    assert [e["status"] for e in found if e["event"] == "end"] == ["finished"]
+    assert (run_dir / "final").stat().st_uid == os.getuid()
