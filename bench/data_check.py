@@ -1,10 +1,13 @@
 """Rows/s and seconds per GB of the data check `aligntune validate` runs on every row of a local
 JSON Lines file, on a generated file of chat rows (written under --dir, deleted afterwards).
 
-Usage: python bench/data_check.py [--gb 1.0] [--dir /tmp] [--runs 3] [--short] [--breakdown]
+Usage: python bench/data_check.py [--gb 1.0] [--dir /tmp] [--runs 3] [--short] [--sharegpt]
+       [--breakdown]
 
---short writes rows half as long; --breakdown also times reading the file alone and reading
-plus JSON-decoding it alone, the floor under the check.
+--short writes rows half as long; --sharegpt writes ShareGPT rows (`conversations` of
+`{from, value}`) instead of OpenAI `messages`; --breakdown also times reading the file alone and
+reading plus JSON-decoding it alone, the floor under the check. Each run's CPU time is printed
+too: on a shared machine it moves far less than the wall time.
 """
 
 from __future__ import annotations
@@ -29,25 +32,22 @@ DISTINCT_ROWS = 10_000
 """Rows generated; the file repeats them (decoding costs the same for a repeated line)."""
 
 
-def chat_row(rng: random.Random, scale: float) -> str:
-    """One `messages` row: a user turn of 5-60 words and an assistant turn of 10-120, scaled."""
-    turns = [
-        {
-            "role": "user",
-            "content": " ".join(rng.choices(WORDS, k=int(rng.randint(5, 60) * scale))),
-        },
-        {
-            "role": "assistant",
-            "content": " ".join(rng.choices(WORDS, k=int(rng.randint(10, 120) * scale))),
-        },
-    ]
+def chat_row(rng: random.Random, scale: float, sharegpt: bool = False) -> str:
+    """One chat row: a user turn of 5-60 words and an assistant turn of 10-120, scaled; OpenAI
+    `messages`, or ShareGPT `conversations`."""
+    user = " ".join(rng.choices(WORDS, k=int(rng.randint(5, 60) * scale)))
+    answer = " ".join(rng.choices(WORDS, k=int(rng.randint(10, 120) * scale)))
+    if sharegpt:
+        turns = [{"from": "human", "value": user}, {"from": "gpt", "value": answer}]
+        return json.dumps({"conversations": turns}) + "\n"
+    turns = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
     return json.dumps({"messages": turns}) + "\n"
 
 
-def write_file(path: Path, size: int, scale: float) -> int:
+def write_file(path: Path, size: int, scale: float, sharegpt: bool = False) -> int:
     """Write at least `size` bytes of chat rows to `path`; the number of rows."""
     rng = random.Random(0)
-    block = "".join(chat_row(rng, scale) for _ in range(DISTINCT_ROWS)).encode()
+    block = "".join(chat_row(rng, scale, sharegpt) for _ in range(DISTINCT_ROWS)).encode()
     repeats = -(-size // len(block))
     with path.open("wb") as handle:
         for _ in range(repeats):
@@ -72,14 +72,15 @@ def decode_lines(path: Path) -> None:
                     scan(line, 0)
 
 
-def median_seconds(work: Callable[[], object], runs: int) -> tuple[float, list[float]]:
-    """The median and every wall time of `runs` calls of `work`."""
-    seconds = []
+def median_seconds(work: Callable[[], object], runs: int) -> tuple[float, list[float], list[float]]:
+    """The median wall time of `runs` calls of `work`, every wall time and every CPU time."""
+    seconds, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         work()
         seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), seconds
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(seconds), seconds, cpu
 
 
 def main() -> None:
@@ -89,14 +90,15 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--short", action="store_true", help="rows half as long")
+    parser.add_argument("--sharegpt", action="store_true", help="ShareGPT rows, not messages")
     parser.add_argument("--breakdown", action="store_true", help="also time reading, decoding")
     args = parser.parse_args()
     path = Path(args.dir) / "aligntune-bench-data.jsonl"
     formats = tuple(FORMAT_COLUMNS)
     try:
-        rows = write_file(path, int(args.gb * 1e9), 0.5 if args.short else 1.0)
+        rows = write_file(path, int(args.gb * 1e9), 0.5 if args.short else 1.0, args.sharegpt)
         size = path.stat().st_size
-        median, seconds = median_seconds(
+        median, seconds, cpu = median_seconds(
             lambda: check_local_data(path, {}, "auto", formats), args.runs
         )
         floors = {
@@ -106,8 +108,10 @@ def main() -> None:
         }
     finally:
         path.unlink(missing_ok=True)
-    print(f"file: {size / 1e9:.2f} GB, {rows} rows of {size / rows:.0f} bytes (chat messages)")
+    shape = "ShareGPT conversations" if args.sharegpt else "chat messages"
+    print(f"file: {size / 1e9:.2f} GB, {rows} rows of {size / rows:.0f} bytes ({shape})")
     print(f"runs (s): {', '.join(f'{s:.1f}' for s in seconds)}")
+    print(f"cpu (s): {', '.join(f'{s:.1f}' for s in cpu)}")
     print(f"median: {rows / median:,.0f} rows/s, {size / 1e6 / median:.0f} MB/s")
     print(f"seconds for 1 GB: {median * 1e9 / size:.1f}")
     for name, floor in floors.items():

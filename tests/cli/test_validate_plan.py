@@ -194,7 +194,10 @@ def test_validate_and_plan_list_every_host_path_a_run_would_mount(
     recipe, mounts = _someone_elses_recipe(tmp_path, monkeypatch)
     before = snapshot(tmp_path)
     assert validate_recipes([recipe]) == 0
-    lines = [line.split(maxsplit=1)[1] for line in capsys.readouterr().out.splitlines()[1:]]
+    shown = capsys.readouterr().out.splitlines()[1:]
+    data = f"data:      data.train: {tmp_path / 'shared' / 'train.jsonl'}: messages"
+    assert shown[0].strip().startswith(data)
+    lines = [line.split(maxsplit=1)[1] for line in shown[1:]]
     assert lines == [*mounts, IGNORED]
     found = HostInfo(docker_available=True, images=frozenset({image_tag("trl", "cpu")}))
     monkeypatch.setattr(host, "probe_host", lambda **_: (found, None))
@@ -210,8 +213,8 @@ def test_validate_and_plan_list_every_host_path_a_run_would_mount(
 
 
 def test_plan_show_sample_marks_what_is_trained(tmp_path) -> None:
-    """The first row as the run trains it: only the reply and its stop token with
-    assistant_only_loss, every token without; a hub model's check is left to the runner."""
+    """The first row as the run trains it: only the reply and its stop token (assistant_only_loss
+    is the default); a hub model's check is left to the runner."""
     only = _recipe(tmp_path, algorithm={"name": "sft", "assistant_only_loss": True})
     (tmp_path / "only.yaml").write_text(yaml.safe_dump({**only, "name": "only"}))
     result = aligntune("plan", "only.yaml", "--runtime", "local", "--show-sample", cwd=tmp_path)
@@ -234,8 +237,9 @@ def test_plan_show_sample_marks_what_is_trained(tmp_path) -> None:
         "--json",
         cwd=tmp_path,
     )
-    sample = json.loads(as_json.stdout)["sample"]
-    assert sample[1] == "[[<|im_start|>user" and sample[-1] == "]]"
+    sample = json.loads(as_json.stdout)["sample"]  # assistant_only_loss is on by default
+    assert sample[1] == "<|im_start|>user"
+    assert sample[-1] == "[[The capital of France is Paris.<|im_end|>]]"
     hub = _recipe(tmp_path, model={"name_or_path": "Qwen/Qwen3-0.6B"})
     (tmp_path / "hub.yaml").write_text(yaml.safe_dump(hub))
     checked = aligntune("validate", "hub.yaml", cwd=tmp_path)

@@ -45,6 +45,33 @@ def test_a_named_template_trains_each_reply_and_its_end_of_turn(template) -> Non
     assert all(token in rendered.text for token in template.special_tokens)
 
 
+WITHOUT_MARKERS = {
+    "plain": "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>\n{% endfor %}",
+    "reply-marked-stop-outside": (
+        "{% for m in messages %}{{ m['role'] }}: "
+        "{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] }}{% endgeneration %}"
+        "<|im_end|>{% else %}{{ m['content'] }}<|im_end|>{% endif %}\n{% endfor %}"
+    ),
+    "user-marked": (
+        "{% for m in messages %}"
+        "{% if m['role'] == 'user' %}{% generation %}{{ m['content'] }}<|im_end|>"
+        "{% endgeneration %}{% else %}{{ m['content'] }}<|im_end|>{% endif %}{% endfor %}"
+    ),
+}
+"""Templates whose `{% generation %}` markers are missing or wrong: TRL's assistant-only loss
+would train nothing, or the wrong tokens; aligntune's turn-by-turn spans do not read them."""
+
+
+@pytest.mark.parametrize("template", WITHOUT_MARKERS.values(), ids=list(WITHOUT_MARKERS))
+def test_templates_without_right_markers_train_each_reply_and_its_stop(template: str) -> None:
+    rendered = render(template, TURNS, TokenizerFacts(None, None), "row")
+    trained = [rendered.text[a:b] for a, b in rendered.trained]
+    assert [t.removeprefix("assistant: ") for t in trained] == [
+        "Lima.<|im_end|>",
+        "Nairobi.<|im_end|>",
+    ]
+
+
 def test_the_field_doc_names_every_template() -> None:
     doc = attribute_docstrings(sections)["ModelSettings"]["chat_template"]
     assert [name for name in TEMPLATE_NAMES if name not in doc] == []
@@ -94,12 +121,12 @@ def test_missing_tokens_are_read_from_the_folder(tmp_path: Path) -> None:
 
 def test_the_stop_token_must_be_trained(tmp_path: Path) -> None:
     """The tokenizer's eos (from tokenizer_config.json) is what must follow the reply."""
-    no_stop = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    no_stop = "{% for m in messages %}{{ m['content'] }}</end>\n{% endfor %}"
     recipe = sft(tmp_path, no_stop, assistant_only=False)
     (problem,) = render_problems(recipe, folder_facts(tmp_path / "model"), "./model")
     assert "does not train the stop token '<|im_end|>'" in problem
     config = json.loads((tmp_path / "model" / "tokenizer_config.json").read_text())
-    config["eos_token"] = "\n"  # now the template does end the reply with it
+    config["eos_token"] = "</end>"  # now the template does end the reply with it
     (tmp_path / "model" / "tokenizer_config.json").write_text(json.dumps(config))
     assert render_problems(recipe, folder_facts(tmp_path / "model"), "./model") == []
 

@@ -130,7 +130,7 @@ def test_hub_references_are_left_to_the_runner(make_recipe) -> None:
     recipe = make_recipe()
     recipe["model"]["name_or_path"] = "Qwen/Qwen3-0.6B"
     recipe["data"]["train"]["path"] = "tatsu-lab/alpaca"
-    assert check_inputs(recipe_from_dict(recipe)) == []
+    assert check_inputs(recipe_from_dict(recipe)) == {}
 
 
 def test_a_missing_distributed_config_file_is_named_before_anything_starts(tmp_path) -> None:
@@ -184,7 +184,9 @@ def test_summary_has_every_column_under_aligntune_names(write_jsonl) -> None:
     rows = [{"question": "q", "gold": "1"}, {"question": "r", "gold": "2", "extra": None}]
     path = write_jsonl("g.jsonl", rows)
     summary = check_local_data(path, {"prompt": "question"}, "auto", ("prompt",))
-    assert summary == DataSummary(path, 2, frozenset({"prompt", "gold", "extra"}), "prompt")
+    assert summary == DataSummary(
+        path, 2, frozenset({"prompt", "gold", "extra"}), "prompt", "detected from line 1"
+    )
 
 
 def test_parquet_columns_and_rows_come_from_the_footer(tmp_path) -> None:

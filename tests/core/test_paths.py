@@ -198,3 +198,27 @@ def test_a_config_file_the_strategy_does_not_read_is_neither_listed_nor_kept(
     assert recipe.with_references({}).distributed.config_file is None
     assert resolved_recipe(recipe, tmp_path / "run").distributed.config_file is None
     assert unread_references(load_recipe(write_recipe(ppo_recipe(reward_model="./rm")))) == {}
+
+
+def test_each_source_of_a_mixture_is_a_local_input_and_re_roots(
+    write_recipe: RecipeWriter, tmp_path: Path
+) -> None:
+    data = ppo_recipe(reward_model="./rm")
+    data["data"]["train"] = [
+        {"path": "a.jsonl"},
+        {"path": "trl-lib/Capybara"},
+        {"path": "/d/b.csv"},
+    ]
+    recipe = load_recipe(write_recipe(data))
+    references = recipe.local_references()
+    assert references["data.train.0.path"] == tmp_path / "a.jsonl"
+    assert references["data.train.2.path"] == Path("/d/b.csv")
+    assert "data.train.1.path" not in references  # a hub id
+    moved = recipe.with_references({"data.train.2.path": "/c/b.csv"})
+    assert [s.path for _, s in moved.data.train_sources()] == [
+        "a.jsonl",
+        "trl-lib/Capybara",
+        "/c/b.csv",
+    ]
+    with pytest.raises(UsageError, match=r"data\.train\.3\.path: not a path field"):
+        recipe.with_references({"data.train.3.path": "/c/x"})

@@ -19,12 +19,12 @@ def docker(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def tiny_sft_copy(tmp_path: Path, name: str, **training: Any) -> Path:
-    """The tiny recipe folder copied under tmp_path, its SFT recipe saved as NAME with these
-    `training` settings changed; the new recipe's path."""
+def tiny_sft_copy(tmp_path: Path, name: str, algorithm: str = "sft", **training: Any) -> Path:
+    """The tiny recipe folder copied under tmp_path, its recipe of `algorithm` (SFT by default)
+    saved as NAME with these `training` settings changed; the new recipe's path."""
     folder = tmp_path / "recipe"
     shutil.copytree(TINY, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    recipe = yaml.safe_load((TINY / "sft.yaml").read_text())
+    recipe = yaml.safe_load((TINY / f"{algorithm}.yaml").read_text())
     recipe["training"].update(training)
     (folder / name).write_text(yaml.safe_dump(recipe))
     return folder / name

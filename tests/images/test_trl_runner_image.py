@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from image_helpers import tiny_sft_copy
 
 from aligntune.core.version import VERSION
@@ -179,6 +180,46 @@ def test_grpo_run_reports_rewards(
     assert result.returncode == 0, result.stderr
     assert "reward" in result.stdout
     assert_complete(tmp_path / "grpo", os.getuid())
+
+
+def test_sharegpt_mixed_with_messages_trains_in_the_image(
+    trl_cpu_image: str, tmp_path: Path, aligntune: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    """A ShareGPT file (published shape: `conversations` of `{from, value}`, a `system` column)
+    mixed with the shipped messages file: each source is mounted, detected and trained."""
+    recipe = tiny_sft_copy(tmp_path, "mixture.yaml", max_steps=3)
+    pairs = (("France", "Paris."), ("Peru", "Lima."), ("Chile", "Santiago."))
+    turns = [
+        [{"from": "human", "value": f"Capital of {c}?"}, {"from": "gpt", "value": p}]
+        for c, p in pairs
+    ]
+    rows = [{"conversations": t, "system": "Answer in one word."} for t in turns]
+    shared = tmp_path / "shared"  # outside the recipe's folder: mounted on its own
+    shared.mkdir()
+    (shared / "sharegpt.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data = yaml.safe_load(recipe.read_text())
+    data["data"]["train"] = [
+        {"path": str(shared / "sharegpt.jsonl"), "weight": 2},
+        {"path": "./data/sft.jsonl", "max_samples": 6},
+    ]
+    recipe.write_text(yaml.safe_dump(data))
+    checked = aligntune("validate", str(recipe))
+    assert (
+        f"data.train.0: {shared / 'sharegpt.jsonl'}: sharegpt (detected from line 1), 3 rows, "
+        "6 used" in checked.stdout
+    )
+    assert (
+        "data.train.1: " in checked.stdout
+        and "messages (detected from line 1), 32 rows, 6 used" in checked.stdout
+    )
+    result = aligntune("run", str(recipe), "--output", str(tmp_path / "run"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert_complete(tmp_path / "run", os.getuid())
+    resolved = yaml.safe_load((tmp_path / "run" / "recipe.resolved.yaml").read_text())
+    assert [s["path"] for s in resolved["data"]["train"]] == [
+        str(shared / "sharegpt.jsonl"),
+        str(recipe.parent / "data" / "sft.jsonl"),
+    ]
 
 
 def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(

@@ -86,16 +86,18 @@ CHAT_ROWS = [  # (id, the second row of a chat file, what is said of line 2)
     ("messages-string", {"messages": "Hi"}, "messages: expected a list of messages, got a string"),
     ("message-not-object", {"messages": ["Hi"]}, r"messages\[0\]: expected a message object"),
     ("unknown-role", {"messages": [turn(), turn("bot")]},
-     r"messages\[1\]\.role: unknown role 'bot'; valid roles: assistant, system, tool, user"),
+     r"messages\[1\]\.role: unknown role 'bot'; known roles: assistant, function_call, gpt, "
+     r"human, observation, system, tool, user; map others with the data source's roles, "
+     r"e\.g\. roles: \{{bot: assistant\}}"),
     ("role-missing", {"messages": [{"content": "Hi"}]}, r"messages\[0\]\.role: missing"),
     ("role-number", {"messages": [turn(1)]}, r"messages\[0\]\.role: a number, not a string"),
     ("content-null", {"messages": [turn(), turn("assistant", None)]},
      r"messages\[1\]\.content: missing \(null\)"),
     ("content-empty", {"messages": [turn(content="  ")]}, r"messages\[0\]\.content: empty"),
     ("content-number", {"messages": [turn(content=42)]},
-     r"messages\[0\]\.content: expected a string, got a number"),
-    ("content-parts", {"messages": [turn(content=[{"type": "text"}])]},
-     r"messages\[0\]\.content: expected a string, got a list"),
+     r"messages\[0\]\.content: expected a string or a list of text parts, got a number"),
+    ("content-part-without-text", {"messages": [turn(content=[{"type": "text"}])]},
+     r"messages\[0\]\.content\[0\]: a text part needs `text` \(or `value`\) holding a string"),
     ("mixed-formats", {"text": "plain"},
      r"messages: missing; the file is messages data \(detected from line 1\).*looks like text"),
 ]  # fmt: skip

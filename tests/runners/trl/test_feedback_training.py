@@ -13,7 +13,10 @@ import pytest
 from trl_helpers import changed, check_run_dir, make_run, trainable, tree_snapshot
 
 from aligntune.core.backend_factory import create_rl_trainer
+from aligntune.core.conversations import template_turns
+from aligntune.core.data_check import NO_NAMES
 from aligntune.runners.common.data import convert_row
+from aligntune.runners.common.sources import shape_row
 from aligntune.runners.trl.cli import main
 
 pytestmark = pytest.mark.training
@@ -148,10 +151,11 @@ def test_create_rl_trainer_kto(tiny_dir: Path, tmp_path: Path) -> None:
 def test_the_last_turn_is_the_completion_and_text_meets_turns_as_turns() -> None:
     system = {"role": "system", "content": "Be kind."}
     row = {"messages": _user("Hi") + _assistant("Hello"), "label": True}
-    converted = convert_row(row, "feedback_messages", "Be kind.", chat=True)
-    assert converted["prompt"] == [system, *_user("Hi")]
-    assert converted["completion"] == _assistant("Hello") and converted["label"] is True
-    mixed = convert_row(
-        {"prompt": "Hi", "completion": _assistant("Hello"), "label": False}, "feedback", None, True
-    )
-    assert (mixed["prompt"], mixed["completion"]) == (_user("Hi"), _assistant("Hello"))
+    converted = convert_row(shape_row(row, "feedback_messages", NO_NAMES), "Be kind.")
+    assert template_turns(converted["prompt"]) == [system, *_user("Hi")]
+    assert template_turns(converted["completion"]) == _assistant("Hello")
+    assert converted["label"] is True
+    text_and_turns = {"prompt": "Hi", "completion": _assistant("Hello"), "label": False}
+    mixed = convert_row(shape_row(text_and_turns, "feedback", NO_NAMES), None)
+    assert template_turns(mixed["prompt"]) == _user("Hi")
+    assert template_turns(mixed["completion"]) == _assistant("Hello")

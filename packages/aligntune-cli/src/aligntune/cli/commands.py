@@ -18,7 +18,7 @@ from aligntune.core.errors import AlignTuneError, ExitCode
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
 from aligntune.core.paths import ignored_field_warnings
-from aligntune.core.preflight import check_inputs
+from aligntune.core.preflight import check_inputs, data_report
 from aligntune.core.recipe import Recipe
 from aligntune.core.template_check import runner_check_note, sample_lines
 
@@ -30,13 +30,18 @@ if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `va
 
 def load_checked(path: Path) -> Recipe:
     """Load a recipe and check its local inputs; errors name the field or the file and line."""
+    return load_reported(path)[0]
+
+
+def load_reported(path: Path) -> tuple[Recipe, list[str]]:
+    """`load_checked`, with a line per data source saying what was found in it."""
     recipe = load_recipe(path)
     try:
-        check_inputs(recipe)
+        summaries = check_inputs(recipe)
     except AlignTuneError as exc:
         exc.args = (f"{path}: {exc}",)
         raise
-    return recipe
+    return recipe, data_report(recipe, summaries)
 
 
 def mount_lines(mounts: tuple[Mount, ...]) -> list[str]:
@@ -50,7 +55,7 @@ def validate_recipes(paths: list[Path]) -> int:
     failures = 0
     for path in paths:
         try:
-            recipe = load_checked(path)
+            recipe, report = load_reported(path)
             mounts = planned_mounts(recipe, path)
         except AlignTuneError as exc:
             failures += 1
@@ -59,9 +64,10 @@ def validate_recipes(paths: list[Path]) -> int:
         algorithm = get_algorithm(recipe.algorithm.name)
         typer.echo(
             f"ok: {path} ({algorithm.name} on {recipe.model.name_or_path}, "
-            f"data {recipe.data.train.path}, backend {recipe.backend})"
+            f"backend {recipe.backend})"
         )
-        lines = mount_lines(mounts) + [f"warning:   {w}" for w in ignored_field_warnings(recipe)]
+        lines = [f"data:      {line}" for line in report] + mount_lines(mounts)
+        lines += [f"warning:   {w}" for w in ignored_field_warnings(recipe)]
         note = runner_check_note(recipe)
         lines += [f"note:      {note}"] if note else []
         typer.echo("\n".join(f"  {line}" for line in lines))

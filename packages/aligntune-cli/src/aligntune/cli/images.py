@@ -104,6 +104,7 @@ def build_image(image: str, device: str | None = None, base_image: str | None = 
     base = choose_base(root, base_image)
     _script(root, "build-wheelhouse.sh", image, device)
     tag = backend_of_image(image).image_tag(device)
+    previous = image_id(tag)
     command = ["docker", "build", "-f", f"images/{image}/Dockerfile", "-t", tag]
     for key, value in {
         "BASE_IMAGE": base,
@@ -126,7 +127,38 @@ def build_image(image: str, device: str | None = None, base_image: str | None = 
         raise BackendUnavailableError(f"docker build of {tag} failed (see the output above)")
     size = _image_size(tag)
     typer.echo(f"built {tag} ({size / 1e9:.2f} GB) in {time.monotonic() - started:.0f} s")
+    removed = remove_replaced(previous, tag)
+    if removed:
+        typer.echo(f"removed the build it replaced ({removed / 1e9:.2f} GB)")
     return tag
+
+
+def image_id(tag: str) -> str | None:
+    """The id of the image `tag` names in the engine, or None."""
+    result = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def remove_replaced(previous: str | None, tag: str) -> int:
+    """Remove the image `tag` named before a rebuild, now untagged, so rebuilds do not fill the
+    disk (each keeps its own layers); never one that a container or another tag still uses.
+    The bytes it held, or 0 when nothing was removed."""
+    if previous is None or previous == image_id(tag):
+        return 0
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{len .RepoTags}} {{.Size}}", previous],
+        capture_output=True,
+        text=True,
+    )
+    tags, _, size = inspected.stdout.strip().partition(" ")
+    if inspected.returncode != 0 or tags != "0":
+        return 0
+    removed = subprocess.run(["docker", "image", "rm", previous], capture_output=True, text=True)
+    return int(size or 0) if removed.returncode == 0 else 0
 
 
 def context_paths(image: str, device: str) -> list[str]:

@@ -267,6 +267,41 @@ def run(
     raise typer.Exit(run_recipe(options))
 
 
+@app.command()
+def export(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A finished run's directory.", show_default=False)
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="merged (default), adapter or gguf."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            parser=_output_dir,
+            metavar="<path>",
+            help="A new folder (default: RUN_DIR-FORMAT, beside the run).",
+        ),
+    ] = None,
+    runtime: RuntimeOpt = "docker",
+    user: UserOpt = None,
+) -> None:
+    """Write a finished run's model into a new folder (merged or adapter), checked."""
+    from aligntune.cli.export import ExportOptions, export_run
+
+    options = ExportOptions(
+        run_dir=run_dir,
+        fmt=fmt,
+        output=output,
+        runtime="local" if _runtime(runtime) == "local" else "docker",
+        user=user,
+    )
+    raise typer.Exit(export_run(options))
+
+
 images_app = typer.Typer(help="Build and list the runner images.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 

@@ -24,8 +24,9 @@ class SFTAlgorithm(Section):
     """Pack several short examples into one sequence of `data.max_length` tokens."""
     completion_only_loss: bool | None = None
     """Train only on completion tokens of prompt/completion data (None: TRL's choice, on)."""
-    assistant_only_loss: bool = False
-    """Train only on assistant turns of conversational data (template needs generation tags)."""
+    assistant_only_loss: bool = True
+    """Train only on the assistant turns of conversations; false trains user turns too. System
+    and tool-result turns, and turns marked `train: false` or `loss_weight: 0`, never are."""
 
 
 class DPOAlgorithm(Section):

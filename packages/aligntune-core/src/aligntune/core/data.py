@@ -14,6 +14,9 @@ from aligntune.core.errors import DataError
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "messages",
+    "conversations",
+    "system",
+    "tools",
     "prompt",
     "completion",
     "instruction",
@@ -27,7 +30,9 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 
 FORMAT_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "messages": ("messages",),
+    "sharegpt": ("conversations",),
     "preference": ("chosen", "rejected"),
+    "sharegpt_preference": ("conversations", "chosen", "rejected"),
     "feedback": ("prompt", "completion", "label"),
     "feedback_messages": ("messages", "label"),
     "prompt_completion": ("prompt", "completion"),
@@ -42,10 +47,29 @@ true when the completion is desirable."""
 LABEL = "label"
 """The feedback formats' column that says whether a completion is desirable."""
 
+FORMAT_OPTIONAL: Mapping[str, tuple[str, ...]] = {
+    "messages": ("tools",),
+    "sharegpt": ("system", "tools"),
+    "alpaca": ("input",),
+    "preference": ("prompt", "tools"),
+    "sharegpt_preference": ("system", "tools"),
+}
+"""Columns a format may have besides FORMAT_COLUMNS, checked when present."""
+
+TURN_STYLE: Mapping[str, str] = {
+    "messages": "messages",
+    "sharegpt": "sharegpt",
+    "preference": "messages",
+    "sharegpt_preference": "sharegpt",
+}
+"""The turn style (`aligntune.core.conversations.TURN_FIELDS`) of each format holding turns."""
+
 # Most specific first: a preference row also has a prompt, a prompt/completion row a prompt.
 _DETECTION_ORDER = (
+    "sharegpt_preference",
     "feedback_messages",
     "messages",
+    "sharegpt",
     "preference",
     "feedback",
     "prompt_completion",
@@ -92,6 +116,13 @@ def resolve_format(columns: set[str], declared: str, accepted: tuple[str, ...], 
         )
     _check_not_rated(columns, detected, where)
     return detected
+
+
+def rows_used(rows: int, max_samples: int | None, weight: float | None) -> int:
+    """How many rows a source gives the run: its first `max_samples`, times its `weight` (a
+    fraction takes a seeded sample, a whole part repeats every row)."""
+    taken = rows if max_samples is None else min(rows, max_samples)
+    return taken if weight is None else max(1, round(taken * weight))
 
 
 def _check_not_rated(columns: set[str], detected: str, where: str) -> None:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.data import local_kind, resolve_format
+from aligntune.core.conversations import TurnField, TurnStyle
+from aligntune.core.data import TURN_STYLE, local_kind, resolve_format
 from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems, RowChecker, kind_of
 from aligntune.core.errors import DataError
@@ -30,6 +31,32 @@ class DataSummary:
     columns: frozenset[str]
     """Every column, under aligntune's names (after the recipe's column mapping)."""
     format: str
+    origin: str = "detected"
+    """How the format was found: `detected from line N`, `as the recipe declares`, ..."""
+    uses_tools: bool = False
+    """Some row has tool schemas (a `tools` column)."""
+    uses_calls: bool = False
+    """Some turn calls a tool."""
+
+    def report(self, used: int) -> str:
+        """What `validate` says about the file: path, format and how it was found, rows."""
+        return f"{self.path}: {self.format} ({self.origin}), {self.rows} rows, {used} used"
+
+
+@dataclass(frozen=True)
+class TurnNames:
+    """A source's names for the parts of a turn (the recipe's `fields` and `roles`)."""
+
+    fields: Mapping[TurnField, str]
+    roles: Mapping[str, str]
+
+    def style(self, fmt: str) -> TurnStyle:
+        """How the turns of a file in format `fmt` name their role, text and roles."""
+        return TurnStyle.of(TURN_STYLE.get(fmt, "messages"), self.fields, self.roles)
+
+
+NO_NAMES = TurnNames({}, {})
+"""The turn names of a source that maps none."""
 
 
 def _resolve_columns(
@@ -59,6 +86,7 @@ def _checker(
     declared: str,
     accepted: tuple[str, ...],
     problems: Problems,
+    names: TurnNames,
 ) -> RowChecker:
     """The checker for a file whose first row is `row`; earlier problems join a format error."""
     try:
@@ -66,7 +94,7 @@ def _checker(
     except DataError as exc:
         raise DataError("\n".join([*problems.lines(), str(exc)]), hint=exc.hint) from None
     origin = "as the recipe declares" if declared != "auto" else f"detected from line {line}"
-    return RowChecker(fmt, origin, mapping, problems)
+    return RowChecker(fmt, origin, mapping, problems, names.style(fmt))
 
 
 def _check_parquet(
@@ -77,11 +105,19 @@ def _check_parquet(
         raise DataError(f"{path}: data file has no rows")
     fmt = _resolve_columns(path, set(columns), mapping, declared, accepted)
     renamed = {source: canonical for canonical, source in mapping.items()}
-    return DataSummary(path, rows, frozenset(renamed.get(c, c) for c in columns), fmt)
+    canonical = frozenset(renamed.get(c, c) for c in columns)
+    origin = "as the recipe declares" if declared != "auto" else "detected from the columns"
+    # Parquet's rows are read by the runner: its checks apply there, with the tools it finds.
+    return DataSummary(path, rows, canonical, fmt, origin, uses_tools="tools" in canonical)
 
 
 def _check_rows(
-    path: Path, kind: str, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+    path: Path,
+    kind: str,
+    mapping: Mapping[str, str],
+    declared: str,
+    accepted: tuple[str, ...],
+    names: TurnNames,
 ) -> DataSummary:
     problems = Problems(path)
     checker: RowChecker | None = None
@@ -91,7 +127,7 @@ def _check_rows(
             problems.add(line, f"expected a JSON object, got a {kind_of(row)}")
             continue
         if checker is None:
-            checker = _checker(line, row, mapping, declared, accepted, problems)
+            checker = _checker(line, row, mapping, declared, accepted, problems, names)
         checker.check(line, row)
         rows += 1
     if checker is not None:
@@ -100,11 +136,23 @@ def _check_rows(
         raise DataError("\n".join(problems.lines()), hint=problems.hint)
     if checker is None:
         raise DataError(f"{path}: data file has no rows")
-    return DataSummary(path, rows, checker.canonical_columns(), checker.format)
+    return DataSummary(
+        path,
+        rows,
+        checker.canonical_columns(),
+        checker.format,
+        checker.origin,
+        checker.uses_tools,
+        checker.uses_calls,
+    )
 
 
 def check_local_data(
-    path: Path, mapping: Mapping[str, str], declared: str, accepted: tuple[str, ...]
+    path: Path,
+    mapping: Mapping[str, str],
+    declared: str,
+    accepted: tuple[str, ...],
+    names: TurnNames = NO_NAMES,
 ) -> DataSummary:
     """Check every row of a local data file; a DataError names each problem's line and field."""
     if not path.is_file():
@@ -115,7 +163,7 @@ def check_local_data(
     try:
         if kind == "parquet":
             return _check_parquet(path, mapping, declared, accepted)
-        return _check_rows(path, kind, mapping, declared, accepted)
+        return _check_rows(path, kind, mapping, declared, accepted, names)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the data file ({exc.strerror or exc})") from None
 

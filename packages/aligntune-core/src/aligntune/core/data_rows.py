@@ -8,42 +8,30 @@ Arrow table `datasets` builds needs that), and a preference pair differs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aligntune.core.data import FORMAT_COLUMNS, LABEL, detect_format
+from aligntune.core.conversations import (
+    JSON_KINDS,
+    TurnError,
+    TurnStyle,
+    kind_of,
+    read_answer,
+    read_tools,
+    read_turns,
+)
+from aligntune.core.data import FORMAT_COLUMNS, FORMAT_OPTIONAL, LABEL, TURN_STYLE, detect_format
 from aligntune.core.data_feedback import FeedbackRows
 
 MAX_PROBLEMS = 20
 """Problems shown per file; the rest are counted."""
 
-ROLES = ("assistant", "system", "tool", "user")
-"""The message roles chat templates know."""
-
-_OPTIONAL = {"alpaca": ("input",), "preference": ("prompt",)}
-"""Columns a format may have besides FORMAT_COLUMNS, checked when present."""
-
 _PLAIN_TEXT = ("alpaca", "text")
 """Formats whose columns are joined as strings; the others may also hold conversations."""
 
-_KINDS = {
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    list: "list",
-    dict: "object",
-}
-"""The JSON type of each type `json` decodes to (null aside), as Arrow names them."""
-
-_ROLES = frozenset(ROLES)
 _SYSTEM = "system"
-
-
-def kind_of(value: Any) -> str:
-    """The JSON type of a decoded value: string, number, boolean, list, object, null."""
-    return "null" if value is None else _KINDS.get(type(value), type(value).__name__)
+_ASSISTANT = "assistant"
 
 
 class Problems:
@@ -69,65 +57,30 @@ class Problems:
         return [text for _, text in sorted(self.shown, key=lambda shown: shown[0])] + more
 
 
-def _plain_turns(value: Any) -> bool:
-    """Whether `value` is a list of messages with known roles and non-empty string content: the
-    common case, tested first and fast; `_turns_problem` says what else it is."""
-    if type(value) is not list or not value:
-        return False
-    for message in value:
-        if type(message) is not dict:
+def plain_turns_test(style: TurnStyle) -> Callable[[Any, bool], bool]:
+    """The common case of a column of turns, tested first and fast: a list of turns with a known
+    role and non-empty string text and no other keys (with `answer`, the last by the assistant).
+    `read_turns` reads everything else and says what is wrong."""
+    role_key, content_key = style.role_key, style.content_key
+    by_role = [(name, role) for name, role in style.roles.items() if role != "tool_call"]
+    names = frozenset(name for name, _ in by_role)
+    system = frozenset(name for name, role in by_role if role == _SYSTEM)
+    assistant = frozenset(name for name, role in by_role if role == _ASSISTANT)
+
+    def plain(value: Any, answer: bool) -> bool:
+        if type(value) is not list or not value:
             return False
-        role, content = message.get("role"), message.get("content")
-        if type(role) is not str or role not in _ROLES or type(content) is not str:
-            return False
-        if (not content or content.isspace()) and role != _SYSTEM:
-            return False
-    return True
+        for message in value:
+            if type(message) is not dict or len(message) != 2:
+                return False
+            name, content = message.get(role_key), message.get(content_key)
+            if type(name) is not str or name not in names or type(content) is not str:
+                return False
+            if (not content or content.isspace()) and name not in system:
+                return False
+        return not answer or value[-1][role_key] in assistant
 
-
-def _turns_problem(value: Any) -> tuple[str, str] | None:
-    """(where inside the value, what is wrong) for a list of chat messages, or None."""
-    if _plain_turns(value):
-        return None
-    if value is None:
-        return "", "missing (null)"
-    if not isinstance(value, list):
-        return "", f"expected a list of messages, got a {kind_of(value)}"
-    if not value:
-        return "", "empty list of messages"
-    for index, message in enumerate(value):
-        if not isinstance(message, dict):
-            return f"[{index}]", f"expected a message object, got a {kind_of(message)}"
-        role, content = message.get("role"), message.get("content")
-        if not isinstance(role, str):
-            got = "missing" if role is None else f"a {kind_of(role)}, not a string"
-            return f"[{index}].role", got
-        if role not in ROLES:
-            return f"[{index}].role", f"unknown role {role!r}; valid roles: {', '.join(ROLES)}"
-        # A call to a tool may come without text, and an empty system prompt is no prompt.
-        calls = bool(message.get("tool_calls"))
-        if content is None and not calls:
-            return f"[{index}].content", "missing (null)"
-        if content is not None and not isinstance(content, str):
-            return f"[{index}].content", f"expected a string, got a {kind_of(content)}"
-        if not (calls or role == _SYSTEM) and (not content or content.isspace()):
-            return f"[{index}].content", "empty"
-    return None
-
-
-def _value_problem(fmt: str, canonical: str, value: Any) -> tuple[str, str] | None:
-    """(where inside the value, what is wrong) for one column of a row in format `fmt`, or None."""
-    if canonical == "messages" or (isinstance(value, list) and fmt not in _PLAIN_TEXT):
-        return _turns_problem(value)
-    optional = canonical in _OPTIONAL.get(fmt, ())
-    if value is None:
-        return None if optional else ("", "missing (null)")
-    if not isinstance(value, str):
-        turns = "" if fmt in _PLAIN_TEXT else " or a list of messages"
-        return "", f"expected a string{turns}, got a {kind_of(value)}"
-    if not optional and (not value or value.isspace()):
-        return "", "empty"
-    return None
+    return plain
 
 
 def nonfinite_field(value: Any, where: str = "") -> str | None:
@@ -143,19 +96,60 @@ def nonfinite_field(value: Any, where: str = "") -> str | None:
     return next((f for path, item in inside if (f := nonfinite_field(item, path))), None)
 
 
+_CONVERSATION, _PROMPT_TURNS, _ANSWER, _TOOLS, _TEXT = range(5)
+"""What a column holds: a conversation to train on, the turns before an answer, a ShareGPT
+answer (a turn or a list of turns), tool schemas, or text (where allowed, also turns)."""
+
+
+def _column_kind(fmt: str, canonical: str) -> int:
+    if canonical == "tools":
+        return _TOOLS
+    if LABEL in FORMAT_COLUMNS[fmt] and canonical == "messages":
+        return _PROMPT_TURNS  # its last turn is the rated answer: the feedback rules check it
+    if canonical == "messages" or (canonical == "conversations" and fmt == "sharegpt"):
+        return _CONVERSATION
+    if canonical == "conversations":
+        return _PROMPT_TURNS
+    if fmt == "sharegpt_preference":
+        return _ANSWER
+    return _TEXT
+
+
 class RowChecker:
     """Checks every row of one file against the format its first row (or the recipe) set."""
 
-    def __init__(self, fmt: str, origin: str, mapping: Mapping[str, str], problems: Problems):
-        """`origin` says where the format came from (the recipe, or the first row's line)."""
+    def __init__(
+        self,
+        fmt: str,
+        origin: str,
+        mapping: Mapping[str, str],
+        problems: Problems,
+        style: TurnStyle | None = None,
+    ):
+        """`origin` says where the format came from (the recipe, or the first row's line);
+        `style` how turns name their parts (default: the format's own)."""
         self.format = fmt
-        wanted = (*FORMAT_COLUMNS[fmt], *_OPTIONAL.get(fmt, ()))
-        # (column as the file names it, aligntune's name, whether it holds messages only)
-        self.columns = [(mapping.get(c, c), c, c == "messages") for c in wanted if c != LABEL]
+        self.style = style or TurnStyle.of(TURN_STYLE.get(fmt, "messages"), {}, {})
+        # (column as the file names it, aligntune's name, what it holds): the format's own
+        # columns, checked in every row, and the optional ones, checked where a row has them.
+        # A column of turns also says whether one must be the assistant's (None: not turns).
+        answers = {_CONVERSATION: True, _PROMPT_TURNS: False}
+        self.columns = [
+            (mapping.get(c, c), c, kind, answers.get(kind))
+            for c in FORMAT_COLUMNS[fmt]
+            if c != LABEL  # the feedback rules check it
+            for kind in (_column_kind(fmt, c),)
+        ]
+        self.optional_columns = [
+            (mapping.get(c, c), c, _column_kind(fmt, c)) for c in FORMAT_OPTIONAL.get(fmt, ())
+        ]
+        self.plain = plain_turns_test(self.style)
         self.required = {mapping.get(c, c) for c in FORMAT_COLUMNS[fmt]}
+        self.optional = {mapping.get(c, c) for c in FORMAT_OPTIONAL.get(fmt, ())}
         self.renamed = {source: canonical for canonical, source in mapping.items()}
         # A preference pair's two answers (chosen, rejected) must differ.
-        self.pair: tuple[str, ...] = tuple(self.required) if fmt == "preference" else ()
+        paired = "chosen" in FORMAT_COLUMNS[fmt]
+        self.pair = tuple(mapping.get(c, c) for c in ("chosen", "rejected")) if paired else ()
         self.origin = origin
         self.problems = problems
         self.feedback = (
@@ -170,27 +164,32 @@ class RowChecker:
         """... and that row's line."""
         self.nulls: set[str] = set()
         """Columns seen holding null."""
+        self.uses_tools = False
+        """Some row has tool schemas (a `tools` column that is not empty)."""
+        self.uses_calls = False
+        """Some turn calls a tool."""
 
     def check(self, line: int, row: dict[str, Any]) -> None:
         """Record every problem of one row (a JSON object or a CSV record)."""
         bad: set[str] = set()
-        for source, canonical, turns in self.columns:
+        plain = self.plain
+        for source, canonical, kind, answer in self.columns:
             value = row.get(source)
             # The common case first, and fast: every row pays for these lines.
-            if turns:
-                if _plain_turns(value):
+            if answer is not None:
+                if plain(value, answer):
                     continue
-            elif type(value) is str and value and not value.isspace():
+            elif kind == _TEXT and type(value) is str and value and not value.isspace():
                 continue
             if source not in row:
-                if source in self.required:
-                    self._missing(line, source, row)
-                    bad.add(source)
-                continue
-            found = _value_problem(self.format, canonical, value)
-            if found is not None:
-                self.problems.add(line, f"{source}{found[0]}: {found[1]}")
+                self._missing(line, source, row)
                 bad.add(source)
+                continue
+            self._check_value(line, source, canonical, kind, value, bad)
+        if len(row) > len(self.columns):  # only then can a row hold an optional column
+            for source, canonical, kind in self.optional_columns:
+                if source in row:
+                    self._check_value(line, source, canonical, kind, row[source], bad)
         if self.feedback is not None:
             bad |= self.feedback.check(line, row, bad)
         if self.pair and not bad and row[self.pair[0]] == row[self.pair[1]]:
@@ -202,11 +201,54 @@ class RowChecker:
         # A column whose JSON type changes stops `datasets` from building its table.
         kinds = self.kinds
         for key, value in row.items():
-            kind = _KINDS.get(type(value))
-            if kind is None:  # null, which any column may hold
+            kind_name = JSON_KINDS.get(type(value))
+            if kind_name is None:  # null, which any column may hold
                 self.nulls.add(key)
-            elif kinds.get(key) != kind and key not in bad:
-                self._kind_changed(line, key, kind)
+            elif kinds.get(key) != kind_name and key not in bad:
+                self._kind_changed(line, key, kind_name)
+
+    def _check_value(
+        self, line: int, source: str, canonical: str, kind: int, value: Any, bad: set[str]
+    ) -> None:
+        found = self._value_problem(kind, canonical, source in self.optional, value)
+        if found is not None:
+            self.problems.add(line, f"{source}{found[0]}: {found[1]}")
+            bad.add(source)
+
+    def _turns(self, kind: int, value: Any) -> list[dict[str, Any]]:
+        """The turns of a column that holds them, read as the runner reads them."""
+        if kind == _ANSWER:
+            return read_answer(value, self.style, "")
+        turns = read_turns(value, self.style, "")
+        if kind == _CONVERSATION and not any(
+            t["role"] == _ASSISTANT and t["train"] is not False for t in turns
+        ):
+            raise TurnError("", "no assistant turn to train on (a conversation needs one)")
+        return turns
+
+    def _value_problem(
+        self, kind: int, canonical: str, optional: bool, value: Any
+    ) -> tuple[str, str] | None:
+        """(where inside the value, what is wrong) for one column of a row, or None."""
+        try:
+            if kind == _TOOLS:
+                if value is not None:
+                    self.uses_tools = self.uses_tools or bool(read_tools(value))
+                return None
+            if kind != _TEXT or (isinstance(value, list) and self.format not in _PLAIN_TEXT):
+                turns = self._turns(kind, value)
+                self.uses_calls = self.uses_calls or any("tool_calls" in t for t in turns)
+                return None
+        except TurnError as exc:
+            return exc.where, exc.what
+        if value is None:
+            return None if optional else ("", "missing (null)")
+        if not isinstance(value, str):
+            turns_too = "" if self.format in _PLAIN_TEXT else " or a list of messages"
+            return "", f"expected a string{turns_too}, got a {kind_of(value)}"
+        if not optional and (not value or value.isspace()):
+            return "", "empty"
+        return None
 
     def finish(self) -> None:
         """After the last row: the rules about the whole file."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
     for part in loc:
         if model is None:
             return None
+        if isinstance(part, int):  # an item of a list of sections (a data mixture)
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
         node = node.get(part) if isinstance(node, Mapping) else None
         field = model.model_fields.get(str(part))
         if field is None:
@@ -64,12 +67,19 @@ def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
             name = node.get("name") if isinstance(node, Mapping) else None
             model = ALGORITHM_SECTIONS.get(str(name))
             continue
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        model = next(_sections_in(field.annotation), None)
     return model
+
+
+def _sections_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The sections a field's type holds: itself, or inside a union, list or `Annotated`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    inner = getattr(annotation, "__origin__", None)
+    for arg in (*getattr(annotation, "__args__", ()), *([inner] if inner else [])):
+        if not isinstance(arg, str):
+            yield from _sections_in(arg)
 
 
 def _format_error(error: Any, data: Any, lines: Mapping[Loc, int]) -> str:
@@ -125,6 +135,7 @@ def _is_union_tag(part: str | int) -> bool:
     """pydantic puts the discriminator value and union member names into error locations."""
     return isinstance(part, str) and (
         part in ALGORITHM_SECTIONS
+        or part in ("source", "mixture")  # data.train: one source or a list
         or part.startswith(("list[", "dict[", "literal[", "function-"))
         or part == "str"
     )

@@ -81,3 +81,24 @@ def _tokenizer_problem(folder: Path) -> str | None:
     partial = [name for name in known if (folder / name).is_file()]
     found = f"; it has only {', '.join(partial)}" if partial else ""
     return f"{folder} has no tokenizer files: it needs one of {needs}{found}"
+
+
+def chat_template_text(folder: Path) -> str | None:
+    """The chat template(s) a local model folder ships, as one text, or None: a
+    `chat_template.jinja`, `chat_template.json`, or `tokenizer_config.json`'s `chat_template`
+    (one template, or a list of named ones)."""
+    texts: list[str] = []
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        texts.append(jinja.read_text(encoding="utf-8", errors="replace"))
+    for name in ("chat_template.json", _TOKENIZER_CONFIG):
+        path = folder / name
+        if path.is_file() and _json_problem(path) is None:
+            value = _read_json(path).get("chat_template")
+            named = value if isinstance(value, list) else [{"template": value}]
+            texts += [str(t["template"]) for t in named if isinstance(t, dict) and _is_text(t)]
+    return "\n".join(texts) if texts else None
+
+
+def _is_text(named: dict[str, object]) -> bool:
+    return isinstance(named.get("template"), str)

@@ -121,6 +121,10 @@ def _set_path_fields(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, 
                 yield f"{prefix}{name}", value
         elif isinstance(value, BaseModel):
             yield from _set_path_fields(value, f"{prefix}{name}.")
+        elif isinstance(value, list):  # a mixture of data sources: data.train.0.path, ...
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _set_path_fields(item, f"{prefix}{name}.{index}.")
 
 
 def _local_fields(recipe: Recipe) -> Iterator[tuple[str, str, Path]]:
@@ -195,7 +199,10 @@ def _path_field_owner(recipe: Recipe, field: str) -> tuple[Any, str]:
     *parents, name = field.split(".")
     owner: Any = recipe
     for part in parents:
-        owner = getattr(owner, part, None)
+        if isinstance(owner, list):
+            owner = owner[int(part)] if part.isdigit() and int(part) < len(owner) else None
+        else:
+            owner = getattr(owner, part, None)
     info = type(owner).model_fields.get(name) if isinstance(owner, BaseModel) else None
     if info is None or PATH_FIELD not in info.metadata:
         raise UsageError(f"{field}: not a path field of this recipe")

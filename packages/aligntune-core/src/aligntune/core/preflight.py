@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import resolve_local
-from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
+from aligntune.core.conversations import template_problem
+from aligntune.core.data import resolve_local, rows_used
+from aligntune.core.data_check import DataSummary, TurnNames, check_local_data, sample_rows
 from aligntune.core.errors import DataError, UserInputError
-from aligntune.core.model_folder import model_folder_problems
+from aligntune.core.model_folder import chat_template_text, model_folder_problems
 from aligntune.core.paths import local_path, unsafe_references
 from aligntune.core.recipe import Recipe
 from aligntune.core.reward_checks import reward_problems
@@ -35,7 +36,7 @@ def _local_model_paths(recipe: Recipe) -> list[tuple[str, str]]:
 
 def _data_sources(recipe: Recipe) -> list[tuple[str, DataSource, tuple[str, ...]]]:
     accepted = get_algorithm(recipe.algorithm.name).data_formats
-    sources = [("data.train", recipe.data.train, accepted)]
+    sources = [(field, source, accepted) for field, source in recipe.data.train_sources()]
     if recipe.data.eval is not None:
         sources.append(("data.eval", recipe.data.eval, accepted))
     algorithm = recipe.algorithm
@@ -68,9 +69,45 @@ def _model_problems(recipe: Recipe) -> list[str]:
     return problems
 
 
-def check_inputs(recipe: Recipe) -> list[DataSummary]:
+def _template_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
+    """Data with tools or tool calls needs a chat template that renders them: the recipe's, or
+    a local model folder's (a hub model's is checked by the runner, which loads it)."""
+    template = recipe.model.chat_template
+    if template is None:
+        folder = local_path(recipe.model.name_or_path, recipe.base_dir)
+        template = chat_template_text(folder) if folder is not None and folder.is_dir() else None
+    if template is None:
+        return []
+    problems = []
+    for field, summary in summaries.items():
+        why = template_problem(template, summary.uses_tools, summary.uses_calls)
+        if why:
+            problems.append(
+                f"{field}: {summary.path}: {why}; use a model whose chat template renders tools, "
+                "or set model.chat_template to one that does"
+            )
+    return problems
+
+
+def data_report(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
+    """One line per data source of the recipe: its field, file, detected format and the rows
+    the run will use (a hub dataset: its id, read and checked by the runner)."""
+    lines = []
+    for field, source, _ in _data_sources(recipe):
+        summary = summaries.get(field)
+        if summary is None:
+            hub = f"hub dataset {source.path}, split {source.split}: read by the runner"
+            lines.append(f"{field}: {hub}")
+            continue
+        used = rows_used(summary.rows, source.max_samples, source.weight)
+        lines.append(f"{field}: {summary.report(used)}")
+    return lines
+
+
+def check_inputs(recipe: Recipe) -> dict[str, DataSummary]:
     """Check every local model folder, every row of each local data file, and the rewards against
-    that data; one UserInputError lists every problem, each line starting with its field."""
+    that data; one UserInputError lists every problem, each line starting with its field.
+    What each local data file holds, by its recipe field."""
     unsafe = unsafe_references(recipe)
     if unsafe:  # never open, stat deeper or import from them: a FIFO alone would block a read
         raise UserInputError("\n".join(unsafe))
@@ -81,17 +118,21 @@ def check_inputs(recipe: Recipe) -> list[DataSummary]:
         path = local_path(source.path, recipe.base_dir)
         if path is None:
             continue
+        names = TurnNames(source.fields, source.roles)
         try:
-            summaries[field] = check_local_data(path, source.columns, source.format, accepted)
+            summaries[field] = check_local_data(
+                path, source.columns, source.format, accepted, names
+            )
         except DataError as exc:
             problems += [f"{field}: {line}" for line in exc.lines]
             hints += [exc.hint] if exc.hint else []
     if recipe.rewards and not problems:
         # Only on sound data: the rewards read its columns and are called on its first rows.
-        rows = sample_rows(recipe.data.train, recipe.base_dir)
+        rows = sample_rows(recipe.data.train_sources()[0][1], recipe.base_dir)
         for error in reward_problems(recipe, summaries, rows):
             problems.append(str(error))
             hints += [error.hint] if error.hint else []
+    problems += _template_problems(recipe, summaries)
     config_problem = _config_file_problem(recipe)
     model_problems = _model_problems(recipe)
     facts = local_facts(recipe)
@@ -101,4 +142,4 @@ def check_inputs(recipe: Recipe) -> list[DataSummary]:
     problems = model_problems + problems + ([config_problem] if config_problem else [])
     if problems:
         raise UserInputError("\n".join(problems), hint=hints[0] if hints else None)
-    return list(summaries.values())
+    return summaries

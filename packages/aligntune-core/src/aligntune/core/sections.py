@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from aligntune.core import paths
 from aligntune.core.backends import Tracker
+from aligntune.core.conversations import TargetRole, TurnField
+from aligntune.core.data import CANONICAL_COLUMNS, FORMAT_COLUMNS
 from aligntune.core.field_types import (
     ChatTemplate,
     Name,
@@ -87,10 +97,8 @@ class ModelSettings(Section):
 
 # --- data ----------------------------------------------------------------------------------
 
-DataFormat = Literal[
-    "auto", "messages", "prompt_completion", "alpaca", "text", "preference", "prompt",
-    "feedback", "feedback_messages",
-]  # fmt: skip
+FORMATS = ("auto", *FORMAT_COLUMNS)
+"""What `format` may say: `auto`, or a format of `aligntune.core.data.FORMAT_COLUMNS`."""
 
 
 class DataSource(Section):
@@ -104,32 +112,52 @@ class DataSource(Section):
     """Hub dataset configuration name."""
     revision: Name | None = None
     """Hub revision to pin."""
-    format: DataFormat = "auto"
-    """Row format; `auto` detects it from the columns."""
+    format: Annotated[Name, Field(json_schema_extra={"enum": list(FORMATS)})] = "auto"
+    """Row format; `auto` detects it from the columns (docs/recipes.md lists the formats)."""
     columns: dict[str, Name] = {}
-    """Map from aligntune's column names (prompt, chosen, ...) to this dataset's columns."""
+    """Map from aligntune's column names (prompt, chosen, conversations, ...) to this dataset's."""
+    fields: dict[TurnField, Name] = {}
+    """The keys of a turn's role and text, if not the format's (`role`/`content` in messages,
+    `from`/`value` in ShareGPT), e.g. `{role: speaker, content: text}`."""
+    roles: dict[Name, TargetRole] = {}
+    """This dataset's role names mapped to aligntune's (human, gpt, function_call, observation
+    and the OpenAI names are known), e.g. `{bot: assistant, person: user}`."""
     max_samples: int | None = Field(None, gt=0)
     """Use only the first N rows."""
+    weight: Number | None = Field(None, gt=0, le=100)
+    """In a mixture: use this many times the source's rows (0.5: a seeded half, 2: each twice)."""
 
     @model_validator(mode="after")
     def check_column_names(self) -> DataSource:
-        """Mapping keys are aligntune's canonical column names."""
-        from aligntune.core.data import CANONICAL_COLUMNS
-
+        """Mapping keys are aligntune's canonical column names, and the format is known."""
         unknown = sorted(set(self.columns) - set(CANONICAL_COLUMNS))
         if unknown:
             raise ValueError(
                 f"columns: unknown column name(s) {', '.join(unknown)}; "
                 f"valid: {', '.join(CANONICAL_COLUMNS)}"
             )
+        if self.format not in FORMATS:
+            raise ValueError(f"format: unknown format {self.format!r}; valid: {', '.join(FORMATS)}")
         return self
+
+
+def _source_or_mixture(value: object) -> str:
+    return "mixture" if isinstance(value, list) else "source"
+
+
+TrainData = Annotated[
+    Annotated[DataSource, Tag("source")]
+    | Annotated[list[DataSource], Field(min_length=1, max_length=64), Tag("mixture")],
+    Discriminator(_source_or_mixture),
+]
+"""One data source, or a list of them mixed by `weight`/`max_samples` and the seed."""
 
 
 class DataSettings(Section):
     """Training and evaluation data."""
 
-    train: DataSource
-    """The training dataset."""
+    train: TrainData
+    """The training dataset, or a list of datasets to mix (each with its own format)."""
     eval: DataSource | None = None
     """An evaluation dataset."""
     eval_fraction: Number | None = Field(None, gt=0, lt=1)
@@ -138,6 +166,12 @@ class DataSettings(Section):
     """Longest tokenized sequence (prompt + completion); longer ones are truncated."""
     system_prompt: SystemPrompt | None = None
     """A system message put before every conversation or prompt."""
+
+    def train_sources(self) -> list[tuple[str, DataSource]]:
+        """(recipe field, source) for each training source: `data.train` or `data.train.N`."""
+        if isinstance(self.train, DataSource):
+            return [("data.train", self.train)]
+        return [(f"data.train.{index}", source) for index, source in enumerate(self.train)]
 
     @model_validator(mode="after")
     def check_one_eval_source(self) -> DataSettings:

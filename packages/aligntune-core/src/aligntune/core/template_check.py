@@ -1,12 +1,13 @@
 """Render one training row with the chat template a run will use and check what gets trained.
 
 Before anything starts, an SFT recipe's first conversational row is rendered with the effective
-template (`model.chat_template`, else the local tokenizer's) the way transformers renders it, and
-the recipe is refused when the assistant's reply is not what is trained (no `{% generation %}`
-markers while `assistant_only_loss` is on, a reply outside them) or the stop token is not trained
-after the reply (the model would never learn to stop). A named template's special tokens must be
-tokens of the tokenizer. Only the recipe, its data and the model folder's tokenizer files are
-read; for a hub model the runner does the same check with the tokenizer it loaded.
+template (`model.chat_template`, else the local tokenizer's) the way transformers renders it, its
+trained spans found turn by turn as the runner finds them (`conversations.trained_spans`), and
+the recipe is refused when an assistant reply is not what is trained or the stop token is not
+trained after the reply (the model would never learn to stop). A named template's special
+tokens must be tokens of the tokenizer. Only the recipe, its data and the model folder's
+tokenizer files are read; for a hub model the runner does the same check with the tokenizer it
+loaded.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from aligntune.core.chat_templates import (
     named_template,
     template_text,
 )
-from aligntune.core.data_check import sample_rows
+from aligntune.core.conversations import Render, read_tools, read_turns, trained_spans, trains
+from aligntune.core.data_check import TurnNames, sample_rows
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
+from aligntune.core.sections import DataSource
 
 FIELD = "model.chat_template"
 
@@ -64,34 +67,38 @@ class Rendered:
         return "".join([*out, self.text[last:]])
 
 
-def render(
-    template: str, messages: list[dict[str, Any]], facts: TokenizerFacts, where: str
-) -> Rendered:
-    """`messages` rendered with `template`; the trained spans are its generation blocks."""
-    raw = (
-        jinja_environment()
-        .from_string(template)
-        .render(
-            messages=messages,
-            add_generation_prompt=False,
+def _renderer(template: str, facts: TokenizerFacts, tools: Any) -> Render:
+    """The template applied as transformers applies it; generation markers play no part."""
+    compiled = jinja_environment().from_string(template)
+
+    def render(turns: list[dict[str, Any]], opening: bool) -> str:
+        text = compiled.render(
+            messages=turns,
+            tools=tools,
+            add_generation_prompt=opening,
             bos_token=facts.bos_token or "",
             eos_token=facts.eos_token or "",
         )
-    )
-    chars: list[str] = []
-    spans, start = [], 0
-    for char in raw:
-        if char == OPEN:
-            start = len(chars)
-        elif char == CLOSE:
-            spans.append((start, len(chars)))
-        else:
-            chars.append(char)
-    text = "".join(chars)
+        return str(text).replace(OPEN, "").replace(CLOSE, "")
+
+    return render
+
+
+def render(
+    template: str,
+    messages: list[dict[str, Any]],
+    facts: TokenizerFacts,
+    where: str,
+    user_turns: bool = False,
+    tools: Any = None,
+) -> Rendered:
+    """`messages` (turns in aligntune's shape) rendered with `template`, with the spans of the
+    turns SFT trains."""
+    text, spans = trained_spans(_renderer(template, facts, tools), messages, user_turns)
     replies = tuple(
         m["content"]
         for m in messages
-        if m.get("role") == "assistant" and isinstance(m.get("content"), str)
+        if m.get("role") == "assistant" and m.get("content") and trains(m, user_turns)
     )
     return Rendered(where, text, tuple(spans), replies)
 
@@ -138,14 +145,22 @@ def folder_facts(folder: Path) -> TokenizerFacts:
     )
 
 
-def _conversation(recipe: Recipe, row: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The row's turns as the runner hands them to SFTTrainer (system prompt first), or None
-    when the row is not a conversation."""
-    turns = row.get("messages")
-    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+def _conversation(
+    recipe: Recipe, source: DataSource, row: dict[str, Any]
+) -> list[dict[str, Any]] | None:
+    """The row's turns as the runner trains them (system prompt first), or None when the row is
+    not a conversation (`messages` or ShareGPT `conversations`)."""
+    names = TurnNames(source.fields, source.roles)
+    for column, style in (("messages", "messages"), ("conversations", "sharegpt")):
+        if isinstance(row.get(column), list):
+            turns = read_turns(row[column], names.style(style), column)
+            break
+    else:
         return None
+    if isinstance(row.get("system"), str) and row["system"] and turns[0]["role"] != "system":
+        turns = [{"role": "system", "content": row["system"]}, *turns]
     system = recipe.data.system_prompt
-    if system is not None and not (turns and turns[0].get("role") == "system"):
+    if system is not None and turns[0]["role"] != "system":
         turns = [{"role": "system", "content": system}, *turns]
     return turns
 
@@ -158,18 +173,17 @@ def training_sample(recipe: Recipe, facts: TokenizerFacts) -> Rendered | str:
         return f"the render check covers SFT; this recipe trains {algorithm.name}"
     if template is None:
         return "no chat template: rows are trained as plain text"
-    rows = sample_rows(recipe.data.train, recipe.base_dir)
+    source = recipe.data.train_sources()[0][1]
+    rows = sample_rows(source, recipe.base_dir)
     if not rows:
         return "no local rows to render (hub or parquet data)"
     where, row = rows[0]
-    messages = _conversation(recipe, row)
+    messages = _conversation(recipe, source, row)
     if messages is None:
         return f"{where} is not a conversation (`messages`): TRL renders other rows itself"
-    rendered = render(template, messages, facts, where)
-    if algorithm.assistant_only_loss:
-        return rendered
-    whole = ((0, len(rendered.text)),)  # without assistant_only_loss every token is trained
-    return Rendered(where, rendered.text, whole, rendered.replies)
+    tools = read_tools(row["tools"]) if row.get("tools") else None
+    user_turns = not algorithm.assistant_only_loss
+    return render(template, messages, facts, where, user_turns, tools)
 
 
 def _template_source(recipe: Recipe) -> str:
@@ -182,29 +196,22 @@ def _template_source(recipe: Recipe) -> str:
 def sample_problems(recipe: Recipe, sample: Rendered, facts: TokenizerFacts) -> list[str]:
     """Why the rendered row would not train the assistant's replies and the stop token."""
     source = _template_source(recipe)
-    if not sample.trained:
-        return [
-            f"algorithm.assistant_only_loss: {source} has no {{% generation %}} markers, so no "
-            f"token of {sample.where} would be trained; use a named template "
-            f"({', '.join(TEMPLATE_NAMES)}) or wrap the assistant's reply and its end-of-turn "
-            "token in {% generation %}...{% endgeneration %}"
-        ]
     problems = []
     inside = "".join(sample.text[a:b] for a, b in sample.trained)
     for reply in sample.replies:
         if reply not in inside:
             problems.append(
-                f"{FIELD}: {source} leaves the assistant's reply {reply[:40]!r} of "
-                f"{sample.where} outside the trained span ({{% generation %}} block)"
+                f"{FIELD}: {source} does not write the assistant's reply {reply[:40]!r} of "
+                f"{sample.where} where its turn is: it cannot be trained"
             )
     stop = _stop_token(recipe, facts)
     last = _last_reply_end(sample)
     if stop is not None and last is not None and not _trained_after(sample, stop, last):
         problems.append(
             f"{FIELD}: {source} does not train the stop token {stop!r} after the assistant's "
-            f"reply in {sample.where}: the model would not learn to stop; put it inside the "
-            "{% generation %} block right after the reply, or name the template (a named "
-            f"template's end-of-turn token is its stop token): {', '.join(TEMPLATE_NAMES)}"
+            f"reply in {sample.where}: the model would not learn to stop; write it right after "
+            "the reply, or name the template (a named template's end-of-turn token is its stop "
+            f"token): {', '.join(TEMPLATE_NAMES)}"
         )
     return problems
 
@@ -216,7 +223,7 @@ _PROBE = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "H
 def end_of_turn(template: str, facts: TokenizerFacts) -> str | None:
     """The special token the template writes right after an assistant reply (`<|im_end|>` in a
     ChatML-style template, the eos in others), or None when it writes none there."""
-    text = render(template, list(_PROBE), facts, "probe").text
+    text = _renderer(template, facts, None)(list(_PROBE), False)
     reply = _PROBE[-1]["content"]
     if reply not in text:
         return None
@@ -310,9 +317,9 @@ def sample_lines(recipe: Recipe) -> list[str]:
     if isinstance(sample, str):
         return [f"sample:    none: {sample}"]
     trained = (
-        "the assistant's replies ({% generation %} blocks)"
+        "the assistant's turns"
         if isinstance(recipe.algorithm, SFTAlgorithm) and recipe.algorithm.assistant_only_loss
-        else "every token (assistant_only_loss is off)"
+        else "the user's and the assistant's turns (assistant_only_loss is off)"
     )
     return [
         f"sample:    {sample.where} rendered with {_template_source(recipe)}; trained: "

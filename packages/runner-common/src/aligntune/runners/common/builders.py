@@ -17,7 +17,7 @@ from aligntune.core.algorithm_sections import (
     SFTAlgorithm,
 )
 from aligntune.core.recipe import Recipe
-from aligntune.runners.common.data import load_source, prepare, tokenize_prompts
+from aligntune.runners.common.data import prepare, tokenize_prompts
 from aligntune.runners.common.models import (
     load_causal_lm,
     load_scalar_model,
@@ -26,6 +26,7 @@ from aligntune.runners.common.models import (
     seed,
 )
 from aligntune.runners.common.settings import TrainerSettings
+from aligntune.runners.common.sources import load_source
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Pieces:
     reward_funcs: list[Any]
     peft_in_trainer: bool = True
     """False when the policy already carries its adapters (Unsloth's get_peft_model)."""
+    examples: tuple[tuple[str, list[dict[str, Any]]], ...] = ()
+    """Where the sample prompts come from (`PreparedData.examples`)."""
 
 
 def _peft_config(p: Pieces) -> Any:

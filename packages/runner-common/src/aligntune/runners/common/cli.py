@@ -2,6 +2,7 @@
 
     run RECIPE --output RUN_DIR [--resume | --restart] [--reference FIELD=PATH ...]
         [--host-path FIELD=PATH ...]
+    export RUN_DIR [--format merged|adapter] [--output DIR] [--base PATH] [--base-name NAME]
     selftest
 
 Exit codes: `aligntune.core.errors.ExitCode` (a bad recipe, data or model prints one line per
@@ -16,9 +17,16 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
-from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, error_lines
+from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, UserInputError, error_lines
+from aligntune.core.exports import (
+    EXPORT_FORMATS,
+    check_export_output,
+    check_format,
+    read_source,
+)
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
 from aligntune.core.paths import HOST_PATH_FLAG, OUTPUT_FIELD, REFERENCE_FLAG, recorded_names
@@ -64,8 +72,22 @@ def make_parser(backend: Backend) -> argparse.ArgumentParser:
         help="the user's host path of an input (output.dir: the run directory), as the run "
         "directory records it; default: the path here",
     )
+    add_export_parser(commands)
     commands.add_parser("selftest", help="train a tiny model for a few steps (no download)")
     return parser
+
+
+def add_export_parser(commands: Any) -> None:
+    """`export`: a finished run's model into a new folder, checked (see export.py)."""
+    export = commands.add_parser("export", help="write a finished run's model into a new folder")
+    export.add_argument("run_dir", type=Path, help="the run directory")
+    export.add_argument("--format", choices=EXPORT_FORMATS, help="default: merged")
+    export.add_argument(
+        "--output", type=_output, help="a new (or empty) folder (default: RUN_DIR-FORMAT)"
+    )
+    export.add_argument("--base", help="where the base model is found here (default: the run's)")
+    export.add_argument("--base-name", help="how the export names the base (default: the run's)")
+    export.add_argument("--run-name", help="how export.json names the run (default: RUN_DIR)")
 
 
 def _output(text: str) -> Path:
@@ -188,12 +210,42 @@ def selftest(backend: Backend) -> int:
     return ExitCode.OK if ok else ExitCode.CRASH
 
 
+def export(backend: Backend, args: argparse.Namespace) -> int:
+    """Export one finished run (checked again here, where the weights are read)."""
+    source = read_source(args.run_dir)
+    fmt = check_format(source, args.format)
+    output = args.output or source.default_output(fmt)
+    if not output.exists():
+        check_export_output(output, source.run_dir)
+    elif not output.is_dir() or any(output.iterdir()):  # an empty folder: the launcher's staging
+        raise UserInputError(
+            f"{output} already exists and is not empty; an export never writes over a folder",
+            hint="choose another --output",
+        )
+    backend.import_stack()
+    from aligntune.runners.common.export import ExportJob, base_folder, run_export
+
+    job = ExportJob(
+        source=source,
+        fmt=fmt,
+        base_dir=base_folder(source, args.base) if source.adapter else None,
+        base_name=args.base_name or source.base,
+        run_name=args.run_name or str(source.run_dir),
+        output=output,
+    )
+    run_export(job, backend.name)
+    print(f"aligntune: wrote the {fmt} export")
+    return ExitCode.OK
+
+
 def main(backend: Backend, argv: list[str] | None = None) -> int:
     """Parse arguments, run the command, map outcomes to exit codes."""
     args = make_parser(backend).parse_args(argv)
     try:
         if args.command == "selftest":
             return selftest(backend)
+        if args.command == "export":
+            return export(backend, args)
         mode = "restart" if args.restart else "resume" if args.resume else "auto"
         references, host_paths = dict(args.references), dict(args.host_paths)
         return run(backend, args.recipe, args.output, mode, references, host_paths)
@@ -203,7 +255,10 @@ def main(backend: Backend, argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted twice; stopped without saving", file=sys.stderr)
+        if args.command == "export":  # written_whole removed what it had written
+            print("error: interrupted; the export wrote nothing", file=sys.stderr)
+        else:
+            print("error: interrupted twice; stopped without saving", file=sys.stderr)
         return ExitCode.INTERRUPTED_SIGINT
     except Exception as exc:
         return lifecycle.report_crash(exc, None)

@@ -1,28 +1,37 @@
-"""Load a recipe's datasets with `datasets` and turn each row format into what TRL expects."""
+"""A recipe's data as each trainer takes it: the sources read and mixed (`sources.py`), then
+conversations tokenized for SFT with labels turn by turn (`chat_tokens.py`), other rows put into
+TRL's columns (system prompt added, tools and tool-call arguments as JSON text for Arrow)."""
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import FORMAT_COLUMNS, LABEL, local_kind, resolve_format
+from aligntune.core.algorithm_sections import SFTAlgorithm
+from aligntune.core.conversations import template_problem, template_turns
+from aligntune.core.data import FORMAT_COLUMNS, LABEL
 from aligntune.core.errors import DataError
-from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
-from aligntune.core.sections import DataSource
+from aligntune.runners.common.chat_tokens import IGNORED, tokenize_conversation
+from aligntune.runners.common.sources import as_turns, conversational, read_sources
 
 _KEEP = {
-    "messages": ("messages",),
     "prompt_completion": ("prompt", "completion"),
-    "alpaca": ("prompt", "completion"),
     "text": ("text",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "feedback": ("prompt", "completion", LABEL),
-    "feedback_messages": ("prompt", "completion", LABEL),
+    "preference": ("prompt", "chosen", "rejected", "tools"),
+    "feedback": ("prompt", "completion", LABEL, "tools"),
 }
 """Columns a trainer gets per format; the prompt format keeps every column (rewards read them)."""
+
+_SHAPES = (
+    (LABEL, "feedback"),
+    ("chosen", "preference"),
+    ("completion", "prompt_completion"),
+    ("text", "text"),
+)
+"""The row shape (`_KEEP`'s key) a row in aligntune's shape has, by a column it holds."""
 
 
 @dataclass(frozen=True)
@@ -32,43 +41,23 @@ class PreparedData:
     train: Any
     eval: Any | None
     format: str
+    examples: tuple[tuple[str, list[dict[str, Any]]], ...] = ()
+    """The first rows of the eval split and of the training data (the sample prompts' sources),
+    system prompt applied, before any tokenizing."""
 
 
-def load_source(source: DataSource, base_dir: Path, where: str) -> Any:
-    """One data source as a `datasets.Dataset`, columns renamed, first max_samples rows."""
-    from datasets import load_dataset
-
-    local = local_path(source.path, base_dir)
-    try:
-        if local is not None:
-            kind = local_kind(local)
-            dataset = load_dataset(kind, data_files=str(local), split="train")
-        else:
-            dataset = load_dataset(
-                source.path, source.subset, split=source.split, revision=source.revision
-            )
-    except DataError:
-        raise
-    except Exception as exc:  # datasets raises many types; the user needs the message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{where}: cannot load {source.path}: {first}") from None
-    renames = {src: dst for dst, src in source.columns.items() if src != dst}
-    missing = [f"{dst} -> {src}" for src, dst in renames.items() if src not in dataset.column_names]
-    if missing:
-        raise DataError(
-            f"{where}: mapped column(s) not in the data: {', '.join(missing)}; "
-            f"columns found: {', '.join(dataset.column_names)}"
-        )
-    dataset = dataset.rename_columns(renames)
-    if source.max_samples is not None:
-        dataset = dataset.select(range(min(source.max_samples, len(dataset))))
-    if len(dataset) == 0:
-        raise DataError(f"{where}: {source.path} has no rows")
-    return dataset
+EXAMPLE_ROWS = 64
+"""Rows kept per source for the sample prompts (`samples.count` is at most 16)."""
 
 
-def _as_turns(value: Any, role: str) -> list[dict[str, str]]:
-    return value if isinstance(value, list) else [{"role": role, "content": str(value)}]
+def example_rows(rows: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
+    """The first EXAMPLE_ROWS rows as the trainer sees them, before tokenizing."""
+    shown = []
+    for row in rows[:EXAMPLE_ROWS]:
+        if system is not None and isinstance(row.get("messages"), list):
+            row = {**row, "messages": _with_system(row["messages"], system)}
+        shown.append(convert_row(row, system))
+    return shown
 
 
 def _with_system(turns: list[dict[str, str]], system: str) -> list[dict[str, str]]:
@@ -77,39 +66,16 @@ def _with_system(turns: list[dict[str, str]], system: str) -> list[dict[str, str
     return [{"role": "system", "content": system}, *turns]
 
 
-def _as_feedback(row: dict[str, Any], fmt: str) -> None:
-    """A feedback row as TRL's unpaired preference: a conversation's last (assistant) turn is the
-    completion; a text prompt or completion becomes a turn when the other one is turns."""
-    if fmt == "feedback_messages":
-        turns = row["messages"]
-        row["prompt"], row["completion"] = turns[:-1], turns[-1:]
-    if isinstance(row["prompt"], list) != isinstance(row["completion"], list):
-        row["prompt"] = _as_turns(row["prompt"], "user")
-        row["completion"] = _as_turns(row["completion"], "assistant")
-
-
-def convert_row(row: dict[str, Any], fmt: str, system: str | None, chat: bool) -> dict[str, Any]:
+def convert_row(row: dict[str, Any], system: str | None) -> dict[str, Any]:
     """One row in TRL's shape; a system prompt makes string prompts conversational."""
-    row = dict(row)
-    if LABEL in FORMAT_COLUMNS[fmt]:
-        _as_feedback(row, fmt)
-    if fmt == "alpaca":
-        extra = row.get("input") or ""
-        row["prompt"] = row["instruction"] + (f"\n\n{extra}" if extra else "")
-        row["completion"] = row["output"]
-        if chat:
-            row["prompt"] = _as_turns(row["prompt"], "user")
-            row["completion"] = _as_turns(row["completion"], "assistant")
     if system is None:
         return row
-    if fmt == "messages":
-        row["messages"] = _with_system(row["messages"], system)
-        return row
+    row = dict(row)
     if "prompt" in row:
-        row["prompt"] = _with_system(_as_turns(row["prompt"], "user"), system)
+        row["prompt"] = _with_system(as_turns(row["prompt"], "user"), system)
     for answer in ("completion", "chosen", "rejected"):
         if answer in row:
-            row[answer] = _as_turns(row[answer], "assistant")
+            row[answer] = as_turns(row[answer], "assistant")
     return row
 
 
@@ -146,7 +112,7 @@ def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, whe
         )
     converted = dataset.map(
         convert_row,
-        fn_kwargs={"fmt": fmt, "system": system, "chat": chat_template},
+        fn_kwargs={"system": system},
         desc="aligntune: converting rows",
     )
     keep = _KEEP.get(fmt)
@@ -156,21 +122,107 @@ def prepare(dataset: Any, fmt: str, system: str | None, chat_template: bool, whe
     return converted
 
 
-def load_data(recipe: Recipe, chat_template: bool) -> PreparedData:
-    """The recipe's train and eval data, checked against the algorithm's formats."""
-    accepted = get_algorithm(recipe.algorithm.name).data_formats
-    settings = recipe.data
-    train = load_source(settings.train, recipe.base_dir, "data.train")
-    fmt = resolve_format(set(train.column_names), settings.train.format, accepted, "data.train")
-    check_labels(train, fmt, "data.train")
-    eval_data = None
-    if settings.eval is not None:
-        eval_data = load_source(settings.eval, recipe.base_dir, "data.eval")
-        eval_fmt = resolve_format(
-            set(eval_data.column_names), settings.eval.format, accepted, "data.eval"
+def _arrow_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """A conversational row as TRL's trainers read it from Arrow: turns without aligntune's
+    flags, tool-call arguments and tools as JSON text (one column type in every row)."""
+    out = dict(row)
+    for key, value in row.items():
+        if key == "tools":
+            out[key] = json.dumps(value)
+        elif isinstance(value, list):
+            turns = template_turns(value)
+            for turn in turns:
+                for call in turn.get("tool_calls", ()):
+                    call["function"] = {
+                        **call["function"],
+                        "arguments": json.dumps(call["function"]["arguments"]),
+                    }
+            out[key] = turns
+    return out
+
+
+def _check_template(rows: list[dict[str, Any]], tokenizer: Any, where: str) -> None:
+    """Tools and tool calls need a template that renders them (a hub model's is known here)."""
+    uses_tools = any(row.get("tools") for row in rows)
+    uses_calls = any(
+        "tool_calls" in turn
+        for row in rows
+        for value in row.values()
+        if isinstance(value, list)
+        for turn in value
+        if isinstance(turn, dict)
+    )
+    why = template_problem(str(tokenizer.chat_template or ""), uses_tools, uses_calls)
+    if why:
+        raise DataError(
+            f"{where}: {why}",
+            hint="use a model whose chat template renders tools, or set model.chat_template",
         )
-        check_labels(eval_data, eval_fmt, "data.eval")
-        eval_data = prepare(eval_data, eval_fmt, settings.system_prompt, chat_template, "data.eval")
+
+
+def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, where: str) -> Any:
+    """Conversations as `input_ids` + `labels`, each turn trained or not as aligntune decides."""
+    from datasets import Dataset
+
+    algorithm = recipe.algorithm
+    user_turns = isinstance(algorithm, SFTAlgorithm) and not algorithm.assistant_only_loss
+    system = recipe.data.system_prompt
+    encoded = []
+    for index, row in enumerate(rows):
+        turns = row["messages"]
+        if system is not None:
+            turns = _with_system(turns, system)
+        try:
+            encoded.append(tokenize_conversation(tokenizer, turns, row.get("tools"), user_turns))
+        except DataError as exc:
+            raise DataError(f"{where}: row {index + 1}: {exc}", hint=exc.hint) from None
+    starts = [next((i for i, x in enumerate(e["labels"]) if x != IGNORED), 0) for e in encoded]
+    if min(starts, default=0) >= recipe.data.max_length:
+        # The trainer cuts every row at max_length, and a row with nothing left to learn is dropped.
+        raise DataError(
+            f"{where}: no conversation has a trained token within data.max_length "
+            f"{recipe.data.max_length} (the earliest starts at token {min(starts)})",
+            hint="raise data.max_length",
+        )
+    return Dataset.from_list(encoded)
+
+
+def _dataset(
+    rows: list[dict[str, Any]], fmt: str, recipe: Recipe, tokenizer: Any, where: str
+) -> Any:
+    """Rows in aligntune's shape as the dataset the algorithm's trainer takes."""
+    from datasets import Dataset
+
+    chat = bool(tokenizer.chat_template)
+    _check_template(rows, tokenizer, where)
+    if rows and "messages" in rows[0] and isinstance(recipe.algorithm, SFTAlgorithm):
+        if not chat:
+            raise DataError(
+                f"{where}: conversations need a chat template; the tokenizer has none "
+                "(set model.chat_template)"
+            )
+        return _sft_tokenized(rows, recipe, tokenizer, where)
+    if conversational(rows):
+        rows = [_arrow_safe(row) for row in rows]
+    try:
+        dataset = Dataset.from_list(rows)
+    except Exception as exc:  # pyarrow's errors: the same column with different types
+        raise DataError(f"{where}: the rows do not make one table: {exc}") from None
+    check_labels(dataset, fmt, where)
+    first = rows[0] if rows else {}
+    shape = next((s for key, s in _SHAPES if key in first), fmt)
+    return prepare(dataset, shape, recipe.data.system_prompt, chat, where)
+
+
+def load_data(recipe: Recipe, tokenizer: Any) -> PreparedData:
+    """The recipe's train and eval data, each source checked against the algorithm's formats,
+    mixed, and converted for its trainer."""
+    settings = recipe.data
+    chat = bool(tokenizer.chat_template)
+    fmt, train = read_sources(recipe, settings.train_sources(), chat)
+    eval_rows: list[dict[str, Any]] | None = None
+    if settings.eval is not None:
+        eval_fmt, eval_rows = read_sources(recipe, [("data.eval", settings.eval)], chat)
     elif settings.eval_fraction is not None:
         held = round(len(train) * settings.eval_fraction)
         if held < 1 or held >= len(train):
@@ -178,11 +230,20 @@ def load_data(recipe: Recipe, chat_template: bool) -> PreparedData:
                 f"data.eval_fraction: {settings.eval_fraction} of {len(train)} rows leaves "
                 f"{held} for evaluation; use a larger dataset or fraction"
             )
-        split = train.train_test_split(test_size=held, seed=recipe.training.seed)
-        train, eval_data = split["train"], split["test"]
-        eval_data = prepare(eval_data, fmt, settings.system_prompt, chat_template, "data.eval")
-    train = prepare(train, fmt, settings.system_prompt, chat_template, "data.train")
-    return PreparedData(train=train, eval=eval_data, format=fmt)
+        order = list(range(len(train)))
+        random.Random(recipe.training.seed).shuffle(order)
+        eval_rows = [train[i] for i in order[:held]]
+        train = [train[i] for i in order[held:]]
+        eval_fmt = fmt
+    train_data = _dataset(train, fmt, recipe, tokenizer, "data.train")
+    eval_data = None
+    if eval_rows is not None:
+        eval_data = _dataset(eval_rows, eval_fmt, recipe, tokenizer, "data.eval")
+    system = settings.system_prompt
+    examples = [("training data", example_rows(train, system))]
+    if eval_rows is not None:
+        examples.insert(0, ("eval split", example_rows(eval_rows, system)))
+    return PreparedData(train_data, eval_data, fmt, tuple(examples))
 
 
 def tokenize_prompts(dataset: Any, tokenizer: Any, max_length: int) -> Any:

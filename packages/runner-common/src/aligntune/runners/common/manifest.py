@@ -62,7 +62,7 @@ def _source_fingerprint(field: str, source: DataSource, base_dir: Path) -> dict[
 
 def data_fingerprint(recipe: Recipe) -> list[dict[str, Any]]:
     """One entry per data source: sha256 for local files, id and revision for hub datasets."""
-    sources = [("data.train", recipe.data.train)]
+    sources = recipe.data.train_sources()
     if recipe.data.eval is not None:
         sources.append(("data.eval", recipe.data.eval))
     reward_training = getattr(recipe.algorithm, "train_reward_model", None)

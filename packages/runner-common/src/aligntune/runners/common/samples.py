@@ -32,7 +32,9 @@ def _prompt_of(row: dict[str, Any]) -> Any:
     return None
 
 
-def sample_prompts(recipe: Recipe, eval_data: Any, train_data: Any) -> tuple[list[Any], str]:
+def sample_prompts(
+    recipe: Recipe, examples: tuple[tuple[str, list[dict[str, Any]]], ...]
+) -> tuple[list[Any], str]:
     """The prompts to answer and where they come from: the recipe's `samples.prompts`, else the
     first `samples.count` prompts of the eval split, else of the training data."""
     settings = recipe.samples
@@ -44,18 +46,10 @@ def sample_prompts(recipe: Recipe, eval_data: Any, train_data: Any) -> tuple[lis
             [{"role": "system", "content": system}, {"role": "user", "content": p}]
             for p in settings.prompts
         ], "recipe"
-    for source, data in (("eval split", eval_data), ("training data", train_data)):
-        if data is None or "input_ids" in data.column_names:
-            continue
-        prompts = []
-        for row in data.select(range(min(len(data), settings.count * 4))):
-            prompt = _prompt_of(row)
-            if prompt is not None:
-                prompts.append(prompt)
-            if len(prompts) == settings.count:
-                break
+    for source, rows in examples:
+        prompts = [prompt for prompt in map(_prompt_of, rows) if prompt is not None]
         if prompts:
-            return prompts, source
+            return prompts[: settings.count], source
     return [], "none"
 
 
@@ -101,7 +95,7 @@ def answer_samples(
         return
     if not settings.prompts and settings.count == 0:
         return
-    prompts, source = sample_prompts(recipe, pieces.eval, pieces.train)
+    prompts, source = sample_prompts(recipe, pieces.examples)
     if not prompts:
         return
     try:

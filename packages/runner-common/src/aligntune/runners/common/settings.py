@@ -166,7 +166,8 @@ def sft_kwargs(recipe: Recipe, algorithm: SFTAlgorithm) -> dict[str, Any]:
         "max_length": recipe.data.max_length,
         "packing": algorithm.packing,
         "completion_only_loss": algorithm.completion_only_loss,
-        "assistant_only_loss": algorithm.assistant_only_loss,
+        # aligntune labels conversations turn by turn itself (runners/common/chat_tokens.py).
+        "assistant_only_loss": False,
         "dataset_text_field": "text",
     }
 

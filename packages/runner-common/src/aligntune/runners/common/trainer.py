@@ -40,7 +40,7 @@ def load_rewards(
 ) -> list[Callable[..., Any]]:
     """Every reward function, imported, signature-checked and called on the data's first rows
     (in this environment, before anything is written)."""
-    rows = sample_rows(recipe.data.train, recipe.base_dir)
+    rows = sample_rows(recipe.data.train_sources()[0][1], recipe.base_dir)
     functions = []
     for index, spec in enumerate(recipe.rewards):
         where = f"rewards[{index}]"
@@ -117,7 +117,7 @@ class Run:
             else None
         )
         # Data after the model: its tokenizer says whether rows become chat turns.
-        data = load_data(recipe, chat_template=bool(tokenizer.chat_template))
+        data = load_data(recipe, tokenizer)
         return Pieces(
             recipe,
             settings,
@@ -128,6 +128,7 @@ class Run:
             data.eval,
             rewards,
             peft_in_trainer=backend.trainer_gets_peft_config,
+            examples=data.examples,
         )
 
     @property
