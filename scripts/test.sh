@@ -16,8 +16,8 @@ if [[ "${1:-}" == "--fast" ]]; then
   set -- -m "not docker and not training" "$@"
 else
   # The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight)
-  # and pull released images from a local registry.
-  ALIGNTUNE_SETUP_WITH="cuda-image registry ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
+  # and pull released images from a local registry, and submit jobs to a one-node Slurm cluster.
+  ALIGNTUNE_SETUP_WITH="cuda-image registry slurm ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
 fi
 
 start=$SECONDS

@@ -14,6 +14,8 @@ from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.loader import load_recipe, recipe_from_dict
 from aligntune.core.plan import HostInfo, Plan
 from aligntune.core.selection import select_backend
+from aligntune.core.topology import first_host
+from aligntune.runners.common.torchrun import adopt_scheduler_topology, worker_group
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 
@@ -98,6 +100,14 @@ def test_named_network_gives_each_node_an_alias(tmp_path: Path) -> None:
     assert spec.describe()["network"] == "aligntune-net"
 
 
+def test_a_one_node_job_with_a_rendezvous_host_uses_the_host_network(tmp_path: Path) -> None:
+    topology = resolve_topology(
+        {"SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "n1"}
+    )
+    spec = _spec(tmp_path, topology)
+    assert spec.network == "host" and spec.environment["MASTER_ADDR"] == "n1"
+
+
 def test_one_node_keeps_the_default_network(tmp_path: Path) -> None:
     spec = _spec(tmp_path, Topology())
     assert spec.network is None and "NNODES" not in spec.environment
@@ -161,3 +171,80 @@ def test_every_worker_gets_the_launchers_references(
     assert started == [
         ["run", str(recipe), "--output", str(tmp_path / "run"), "--reference", reference]
     ]
+
+
+SLURM = {"SLURM_NNODES": "3", "SLURM_NODEID": "2", "SLURM_JOB_NODELIST": "gpu[07-09]"}
+POD = {
+    "NNODES": "2",
+    "JOB_COMPLETION_INDEX": "1",
+    "HOSTNAME": "tiny-sft-1",
+    "ALIGNTUNE_RENDEZVOUS_SERVICE": "tiny-sft",
+}
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "first"),
+    [
+        ("node01", "node01"),
+        ("gpu[07-09,01]", "gpu07"),
+        ("a[3,1],b[1-2]", "a3"),
+        ("rack[1-2]-n[05-06]", "rack1-n05"),
+        ("n1,n2", "n1"),
+        ("", None),
+    ],
+)
+def test_first_host_of_a_slurm_hostlist(nodelist: str, first: str | None) -> None:
+    assert first_host(nodelist) == first
+
+
+def test_slurm_variables_give_the_topology_and_say_so() -> None:
+    topology = resolve_topology(SLURM)
+    assert topology == Topology(3, 2, "gpu07", 29500)
+    assert topology.sources == {
+        "NNODES": "SLURM_NNODES",
+        "NODE_RANK": "SLURM_NODEID",
+        "MASTER_ADDR": "first host of SLURM_JOB_NODELIST",
+        "MASTER_PORT": "default",
+    }
+    assert "NODE_RANK from SLURM_NODEID" in topology.describe()
+
+
+def test_an_indexed_job_pod_finds_index_zero_behind_its_service() -> None:
+    topology = resolve_topology(POD)
+    assert topology == Topology(2, 1, "tiny-sft-0.tiny-sft", 29500)
+    assert topology.sources["NODE_RANK"] == "JOB_COMPLETION_INDEX"
+
+
+def test_the_nnodes_family_wins_over_the_scheduler_and_flags_over_both() -> None:
+    env = {**SLURM, "NODE_RANK": "1", "MASTER_ADDR": "login0"}
+    topology = resolve_topology(env)
+    assert topology == Topology(3, 1, "login0", 29500)
+    assert topology.sources["NODE_RANK"] == "NODE_RANK"
+    assert topology.sources["NNODES"] == "SLURM_NNODES"
+    flagged = resolve_topology(env, node_rank=0, master_addr="n0")
+    assert flagged == Topology(3, 0, "n0", 29500)
+    assert flagged.sources["NODE_RANK"] == "--node-rank"
+
+
+def test_kubernetes_index_wins_over_an_enclosing_slurm_job() -> None:
+    assert resolve_topology({**SLURM, **POD}).node_rank == 1
+
+
+def test_a_bad_scheduler_value_names_its_variable() -> None:
+    with pytest.raises(UsageError, match="SLURM_NODEID='x' is not a whole number"):
+        resolve_topology({**SLURM, "SLURM_NODEID": "x"})
+
+
+def test_the_runner_adopts_the_scheduler_topology(capsys: pytest.CaptureFixture[str]) -> None:
+    env = dict(SLURM)
+    adopt_scheduler_topology(env)
+    assert (env["NNODES"], env["NODE_RANK"], env["MASTER_ADDR"]) == ("3", "2", "gpu07")
+    assert "NODE_RANK=2 from SLURM_NODEID" in capsys.readouterr().err
+    group = worker_group(_tiny_recipe(), env)
+    assert group is not None and (group.nnodes, group.node_rank) == (3, 2)
+
+
+def test_a_torchrun_worker_adopts_nothing() -> None:
+    env = {**SLURM, "LOCAL_RANK": "0", "WORLD_SIZE": "2"}
+    adopt_scheduler_topology(env)
+    assert "NNODES" not in env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,6 +109,7 @@ def plan_recipe(
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
     if already asked), and select the backend; with `show_sample`, render the first row."""
     from aligntune.cli.host import probe_host
+    from aligntune.cli.topology import resolve_topology
     from aligntune.core.selection import select_backend
 
     recipe = load_checked(path)
@@ -117,8 +119,11 @@ def plan_recipe(
         check_output(recipe)
         mounts = ()
     state = engine.result() if engine is not None else None
-    host, _ = probe_host(docker=runtime == "docker", engine=state)
+    topology = resolve_topology(os.environ)
+    host, _ = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=state)
     plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime), pull=pull)
+    if topology.multi_node or topology.sources:
+        plan.reasons.append(f"topology: {topology.describe()}")
     return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())
 
 

@@ -143,8 +143,9 @@ def container_network(
     recipe: Recipe, topology: Topology, network: str | None
 ) -> tuple[str | None, tuple[str, ...]]:
     """The network and aliases: host networking for several machines unless a network is named."""
-    if network is None and topology.multi_node:
-        # Each node runs on its own machine: bridge NAT would hide node 0's rendezvous port.
+    if network is None and (topology.multi_node or topology.master_addr):
+        # Each node runs on its own machine: bridge NAT would hide node 0's rendezvous port, and
+        # a rendezvous address (one Slurm gives a one-node job too) names a host, not a container.
         network = "host"
     if network in (None, "host", "bridge", "none"):
         return network, ()

@@ -13,7 +13,7 @@ import subprocess
 from aligntune.cli.engine import DockerState, probe_docker
 from aligntune.core.backends import BACKENDS
 from aligntune.core.plan import GpuInfo, HostInfo
-from aligntune.core.topology import NNODES
+from aligntune.core.topology import NNODES, topology_settings
 
 
 def probe_gpus() -> tuple[tuple[GpuInfo, ...], str | None]:
@@ -45,8 +45,9 @@ def installed_runners() -> frozenset[str]:
 
 
 def nnodes_from_env() -> int:
-    """The number of nodes the environment declares (NNODES), 1 when unset."""
-    value = os.environ.get(NNODES, "1")
+    """The number of nodes the environment declares (NNODES, else Slurm's), 1 when unset."""
+    setting = topology_settings(os.environ).get(NNODES)
+    value = setting.value if setting else "1"
     return int(value) if value.isdigit() and int(value) > 0 else 1
 
 

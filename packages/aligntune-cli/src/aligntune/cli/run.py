@@ -100,7 +100,7 @@ def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Pla
     plan = select_backend(recipe, host, backend=backend, runtime=options.runtime, pull=options.pull)
     if backend and backend != options.backend:
         plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
-    if options.topology.multi_node:
+    if options.topology.multi_node or options.topology.sources:
         plan.reasons.append(f"topology: {options.topology.describe()}")
     if options.runtime == "docker" and not plan.image_available and not plan.image_pull:
         released = plan.image_source == "release"

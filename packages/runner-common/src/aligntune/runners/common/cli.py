@@ -137,6 +137,7 @@ def run(
     # Loaded before importing the stack (seconds): a typo fails fast.
     recipe = load_recipe(recipe_path).with_references(references or {}, host_paths)
     check_output(recipe, output)
+    torchrun.adopt_scheduler_topology()
     group = torchrun.worker_group(recipe)
     run_dir = RunDirectory(recipe.run_dir(output))
     try:

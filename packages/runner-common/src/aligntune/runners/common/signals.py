@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
+
+REPEAT_WINDOW_S = 2.0
+"""A scheduler (Slurm) signals every process of a job at once, and each parent passes the signal
+on too: a signal this soon after the first is the same stop, delivered twice, not a second one."""
 
 
 class InterruptRequest:
@@ -15,6 +20,7 @@ class InterruptRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.requested_at = 0.0
 
     @property
     def requested(self) -> bool:
@@ -24,6 +30,7 @@ class InterruptRequest:
     def request(self, signum: int) -> None:
         """Ask the run to stop after this step (what the signal handler calls)."""
         self.signum = signum
+        self.requested_at = time.monotonic()
 
     @contextmanager
     def handling_signals(self) -> Iterator[InterruptRequest]:
@@ -34,6 +41,8 @@ class InterruptRequest:
         previous: dict[int, Any] = {}
 
         def handler(signum: int, frame: FrameType | None) -> None:
+            if self.requested and time.monotonic() - self.requested_at < REPEAT_WINDOW_S:
+                return
             if self.requested:
                 # A second signal means "stop now": fall back to the default behaviour.
                 signal.signal(signum, previous.get(signum, signal.SIG_DFL))

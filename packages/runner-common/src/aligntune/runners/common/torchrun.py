@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,14 @@ from aligntune.core.errors import (
 )
 from aligntune.core.paths import reference_arguments
 from aligntune.core.recipe import Recipe
-from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK
+from aligntune.core.topology import (
+    DEFAULT_PORT,
+    MASTER_ADDR,
+    MASTER_PORT,
+    NNODES,
+    NODE_RANK,
+    topology_settings,
+)
 
 WORKER_ENV = ("LOCAL_RANK", "WORLD_SIZE")
 """Set by torchrun (and accelerate) in each worker: their presence means "already a worker"."""
@@ -83,6 +92,20 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
 def rendezvous_timeout_s(env: Mapping[str, str] = os.environ) -> int:
     """How long nodes (and, once started, the workers' process group) wait for each other."""
     return _env_int(env, RDZV_TIMEOUT_ENV, DEFAULT_RDZV_TIMEOUT_S)
+
+
+def adopt_scheduler_topology(env: MutableMapping[str, str] = os.environ) -> None:
+    """Set NNODES, NODE_RANK, MASTER_ADDR from Slurm's or an Indexed Job's variables where they
+    are unset (the worker group, the claim and the plan read those), and say where each came
+    from. Run under `srun` or in a pod, the runner needs no other launcher."""
+    if is_worker(env):
+        return
+    borrowed = {name: s for name, s in topology_settings(env).items() if s.source != name}
+    if not borrowed:
+        return
+    env.update({name: setting.value for name, setting in borrowed.items()})
+    found = "; ".join(f"{name}={s.value} from {s.source}" for name, s in borrowed.items())
+    print(f"aligntune: topology {found}", file=sys.stderr)
 
 
 def worker_group(recipe: Recipe, env: Mapping[str, str] = os.environ) -> WorkerGroup | None:
@@ -158,12 +181,32 @@ def launch_workers(group: WorkerGroup, module: str, args: list[str]) -> int:
     except ChildFailedError as exc:
         return failed_exit_code(exc.failures)
     except SignalException as exc:
-        # torchrun passed the signal on and waited for the workers to save and stop.
+        # torchrun passed the signal on and waited for the workers to save and stop, unless the
+        # same stop reached this process twice (a scheduler signals every process of a job, and
+        # the launcher passes it on too), which cuts torchrun's wait short: wait here instead.
+        wait_for_workers(SHUTDOWN_TIMEOUT_S)
         return signal_exit_code(int(exc.sigval))
     except Exception as exc:  # rendezvous and store errors: one clear message, never a hang
         report_rendezvous_failure(group, exc)
         return ExitCode.UNAVAILABLE
     return ExitCode.OK
+
+
+def wait_for_workers(timeout_s: float) -> None:
+    """Wait (up to `timeout_s`) for this process's children, the workers, to finish saving.
+
+    The stop was already asked for: further SIGTERM/SIGINT are ignored while waiting (the
+    launcher, or the scheduler after its grace time, kills with SIGKILL)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # none left
+            return
+        if pid == 0:
+            time.sleep(0.2)
 
 
 def launch_run(

@@ -1,0 +1,135 @@
+"""`aligntune launch slurm` as a user runs it: the sbatch script it writes, and the one-line
+refusals (with their exit codes) of what cannot work on a cluster, writing nothing. The real
+cluster is in tests/slurm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "recipes" / "tiny"
+ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
+SHARED_RUN_DIR = str(REPO / "runs" / "launch-slurm-test")
+"""Not under /tmp, so several nodes may use it; `launch` only checks it, never creates it."""
+
+
+def launch(*args: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ALIGNTUNE_DEBUG"}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        [*ALIGNTUNE, "launch", "slurm", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_the_script_runs_one_aligntune_run_per_node_with_requeue(tmp_path: Path) -> None:
+    script = tmp_path / "job.sbatch"
+    args = [str(TINY / "sft.yaml"), "--nodes", "2", "--gpus-per-node", "4", "--partition", "gpu"]
+    args += ["--time", "4:00:00", "--run-dir", SHARED_RUN_DIR, "--output", str(script)]
+    result = launch(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"wrote {script} (2 node(s), trl on cuda, container docker, run directory "
+        f"{SHARED_RUN_DIR})",
+        "warning: the recipe trains 1 process(es) per node, each on one GPU; set "
+        "distributed.processes_per_node: 4 to use all 4",
+        f"submit it: sbatch {script}",
+    ]
+    text = script.read_text()
+    directives = [line for line in text.splitlines() if line.startswith("#SBATCH")]
+    assert directives == [
+        "#SBATCH --job-name=aligntune-tiny-sft",
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=4:00:00",
+        "#SBATCH --signal=TERM@180",
+        "#SBATCH --requeue",
+        "#SBATCH --open-mode=append",
+    ]
+    assert f"RUN_DIR={SHARED_RUN_DIR}\n" in text
+    assert "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n" in text
+    # Unsloth is one machine only: auto picks TRL and the script pins it for every node.
+    node = f'aligntune.cli.main run {TINY / "sft.yaml"} --output "$RUN_DIR" --backend trl --quiet'
+    assert node in text and "--runtime local" not in text
+    assert '${SLURM_JOB_GPUS:+--gpus "device=$SLURM_JOB_GPUS"}' in text
+    assert "if [[ $status -eq 143 ]]; then" in text and 'scontrol requeue "$SLURM_JOB_ID"' in text
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+
+
+def test_container_none_runs_the_runner_installed_on_the_node(tmp_path: Path) -> None:
+    result = launch(str(TINY / "sft.yaml"), "--container", "none", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "tiny-sft.sbatch").read_text()
+    assert "--quiet --runtime local" in text and "SLURM_JOB_GPUS" not in text
+    assert f"RUN_DIR={tmp_path / 'runs' / 'tiny-sft'}\n" in text
+
+
+def _tmp_recipe(tmp_path: Path) -> Path:
+    data = yaml.safe_load((TINY / "sft.yaml").read_text())
+    data["model"]["name_or_path"] = str(TINY / "model")
+    (tmp_path / "sft.jsonl").write_bytes((TINY / "data" / "sft.jsonl").read_bytes())
+    data["data"]["train"]["path"] = str(tmp_path / "sft.jsonl")
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["--backend", "unsloth", "--nodes", "2", "--run-dir", SHARED_RUN_DIR],
+            3,
+            "Unsloth runs on one machine only",
+        ),
+        (["--nodes", "2", "--run-dir", "/tmp/run"], 1, "the run directory: /tmp/run is under /tmp"),
+        (["--nodes", "0"], 2, "--nodes 0: at least 1"),
+        (["--time", "2"], 2, "--time 2: the run is asked to save and stop 180 s before"),
+        (["--time", "soon"], 2, "--time 'soon': use minutes"),
+        (["--container", "podman"], 2, "--container 'podman': use docker or none"),
+        (
+            ["--container", "none", "--gpus-per-node", "1"],
+            3,
+            "the runner here has a CPU-only torch",
+        ),
+    ],
+)
+def test_what_cannot_work_is_refused_in_one_line(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    result = launch(str(TINY / "sft.yaml"), *args, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.splitlines()[0].startswith("error: ")
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_under_tmp_is_refused_for_several_nodes(tmp_path: Path) -> None:
+    recipe = _tmp_recipe(tmp_path)
+    result = launch(str(recipe), "--nodes", "2", "--run-dir", SHARED_RUN_DIR, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"data.train.path: {tmp_path / 'sft.jsonl'} is under /tmp" in result.stderr
+    assert launch(str(recipe), "--run-dir", SHARED_RUN_DIR, cwd=tmp_path).returncode == 0
+
+
+def test_submit_without_slurm_says_where_to_submit(tmp_path: Path) -> None:
+    bare = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "sbatch").exists()
+    )
+    result = launch(str(TINY / "sft.yaml"), "--submit", cwd=tmp_path, path=bare)
+    assert result.returncode == 3
+    assert "error: sbatch is not on PATH: this machine is not a Slurm submit host" in result.stderr
+    assert (tmp_path / "tiny-sft.sbatch").exists()
