@@ -72,20 +72,33 @@ def report_markdown(
         "",
         *_headline(summary),
         "",
-        "## Metrics",
+        *_results("Metrics", summary, plots, samples, root),
+    ]
+    return "\n".join(parts)
+
+
+def _results(
+    title: str,
+    summary: dict[str, Any],
+    plots: tuple[Path, ...],
+    samples: list[dict[str, Any]],
+    relative_to: Path,
+) -> list[str]:
+    """The sections report.md and the model card share: metrics, plots and samples."""
+    return [
+        f"## {title}",
         "",
         *metrics_table(summary),
         "",
         "## Plots",
         "",
-        *_plot_lines(plots, root),
+        *_plot_lines(plots, relative_to),
         "",
         "## Samples (greedy)",
         "",
         *samples_table(samples),
         "",
     ]
-    return "\n".join(parts)
 
 
 def _defining(algorithm: str | None, recipe: dict[str, Any]) -> list[str]:
@@ -162,18 +175,7 @@ def model_card(
         "",
         *[f"- {name}: {version}" for name, version in versions.items()],
         "",
-        "## Final metrics",
-        "",
-        *metrics_table(summary),
-        "",
-        "## Plots",
-        "",
-        *_plot_lines(plots, final),
-        "",
-        "## Samples (greedy)",
-        "",
-        *samples_table(samples),
-        "",
+        *_results("Final metrics", summary, plots, samples, final),
         "## Recipe (resolved)",
         "",
         "```yaml",
