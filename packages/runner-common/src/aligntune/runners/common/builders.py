@@ -76,36 +76,32 @@ def _reference_model(p: Pieces) -> Any:
     return load_causal_lm(policy, p.settings.model_init, p.device, "model.name_or_path")
 
 
-def build_dpo(p: Pieces, callbacks: list[Any]) -> Any:
-    """DPOTrainer on prompt/chosen/rejected rows, against a reference model."""
-    from trl import DPOConfig, DPOTrainer
-
-    return DPOTrainer(
+def _against_reference(p: Pieces, callbacks: list[Any], trainer: Any, config: Any) -> Any:
+    """A TRL trainer that scores the policy against a reference model (DPO, KTO)."""
+    return trainer(
         model=p.model,
         ref_model=_reference_model(p),
-        args=DPOConfig(**p.settings.config_kwargs),
+        args=config(**p.settings.config_kwargs),
         train_dataset=p.train,
         eval_dataset=p.eval,
         processing_class=p.tokenizer,
         peft_config=_peft_config(p),
         callbacks=callbacks,
     )
+
+
+def build_dpo(p: Pieces, callbacks: list[Any]) -> Any:
+    """DPOTrainer on prompt/chosen/rejected rows, against a reference model."""
+    from trl import DPOConfig, DPOTrainer
+
+    return _against_reference(p, callbacks, DPOTrainer, DPOConfig)
 
 
 def build_kto(p: Pieces, callbacks: list[Any]) -> Any:
     """KTOTrainer on prompt/completion/label rows, against a reference model."""
     from trl import KTOConfig, KTOTrainer
 
-    return KTOTrainer(
-        model=p.model,
-        ref_model=_reference_model(p),
-        args=KTOConfig(**p.settings.config_kwargs),
-        train_dataset=p.train,
-        eval_dataset=p.eval,
-        processing_class=p.tokenizer,
-        peft_config=_peft_config(p),
-        callbacks=callbacks,
-    )
+    return _against_reference(p, callbacks, KTOTrainer, KTOConfig)
 
 
 def build_group_rl(p: Pieces, callbacks: list[Any]) -> Any:
