@@ -133,3 +133,33 @@ def test_submit_without_slurm_says_where_to_submit(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "error: sbatch is not on PATH: this machine is not a Slurm submit host" in result.stderr
     assert (tmp_path / "tiny-sft.sbatch").exists()
+
+
+def test_a_written_file_is_never_lost(tmp_path: Path) -> None:
+    """The recipe is never overwritten; an existing script only with --force; a folder or a
+    missing folder as --output, and a flag that would add #SBATCH lines, are one line each."""
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text((TINY / "sft.yaml").read_text().replace("./", f"{TINY}/"))
+    original = recipe.read_text()
+    base = [str(recipe), "--container", "none"]
+    refused = {
+        "is the recipe itself": [*base, "--output", str(recipe), "--force"],
+        "is a folder": [*base, "--output", str(tmp_path)],
+        "does not exist": [*base, "--output", str(tmp_path / "nodir" / "x.sbatch")],
+        "no spaces or line breaks": [*base, "--partition", "gpu\n#SBATCH --uid=0"],
+    }
+    for message, args in refused.items():
+        result = launch(*args, cwd=tmp_path)
+        assert result.returncode in (1, 2) and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert recipe.read_text() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sft.yaml"]
+
+    script = tmp_path / "job.sbatch"
+    script.write_text("my own script\n")
+    again = launch(*base, "--output", str(script), cwd=tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert script.read_text() == "my own script\n"
+    forced = launch(*base, "--output", str(script), "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert script.read_text().startswith("#!")

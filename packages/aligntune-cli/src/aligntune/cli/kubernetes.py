@@ -228,13 +228,19 @@ def apply(documents: list[dict[str, Any]], namespace: str) -> list[str]:
 
 
 def launch_kubernetes(
-    job: KubernetesJob, output: Path, *, apply_to: str | None, argv: list[str]
+    job: KubernetesJob,
+    output: Path,
+    *,
+    apply_to: str | None,
+    argv: list[str],
+    force: bool = False,
 ) -> list[str]:
-    """Check the recipe and the job, write the manifests, and create them if asked; the lines
-    to print."""
+    """Check the recipe and the job, write the manifests (over an existing file only with
+    `force`), and create them if asked; the lines to print."""
     import yaml
 
     from aligntune.cli.commands import load_checked
+    from aligntune.cli.output import write_generated
 
     recipe = load_checked(job.recipe_file)
     plan = plan_pods(job, recipe)
@@ -251,7 +257,8 @@ def launch_kubernetes(
         "# The run directory is the claim's run/; a restarted pod resumes from it.",
     ]
     body = "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in documents)
-    output.write_text("\n".join(header) + "\n" + body)
+    text = "\n".join(header) + "\n" + body
+    write_generated(output, text, force=force, inputs=(job.recipe_file,))
     lines = [
         f"wrote {output} (Indexed Job {name}: {job.nodes} pod(s), {plan.backend} on "
         f"{plan.device}, image {plan.image})"

@@ -355,6 +355,9 @@ launch_app = typer.Typer(
 app.add_typer(launch_app, name="launch")
 
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")]
+
+
 @launch_app.command("slurm")
 def launch_slurm(
     recipe: RecipeArg,
@@ -382,6 +385,7 @@ def launch_slurm(
         typer.Option("--output", "-o", help="The sbatch script to write (default: <name>.sbatch)."),
     ] = None,
     submit: Annotated[bool, typer.Option("--submit", help="Submit it with sbatch.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Write an sbatch script that trains RECIPE on Slurm nodes (and submit it with --submit)."""
     from aligntune.cli.slurm import SlurmJob
@@ -402,7 +406,8 @@ def launch_slurm(
     )
     script = output or Path(f"{loaded.run_name}.sbatch")
     argv = ["aligntune", *sys.argv[1:]]
-    typer.echo("\n".join(write_and_submit(job, script, submit_job=submit, argv=argv)))
+    lines = write_and_submit(job, script, submit_job=submit, argv=argv, force=force)
+    typer.echo("\n".join(lines))
 
 
 @launch_app.command("kubernetes")
@@ -424,6 +429,7 @@ def launch_kubernetes(
         bool, typer.Option("--apply", help="Create them with the Kubernetes Python client.")
     ] = False,
     namespace: Annotated[str, typer.Option(help="Namespace for --apply.")] = "default",
+    force: ForceOpt = False,
 ) -> None:
     """Write the manifests that train RECIPE on Kubernetes pods (and create them with --apply)."""
     from aligntune.cli.kubernetes import KubernetesJob
@@ -442,7 +448,11 @@ def launch_kubernetes(
     )
     manifest = output or Path(f"{loaded.run_name}.k8s.yaml")
     lines = write_and_apply(
-        job, manifest, apply_to=namespace if apply else None, argv=["aligntune", *sys.argv[1:]]
+        job,
+        manifest,
+        apply_to=namespace if apply else None,
+        argv=["aligntune", *sys.argv[1:]],
+        force=force,
     )
     typer.echo("\n".join(lines))
 

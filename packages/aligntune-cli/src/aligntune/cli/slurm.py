@@ -79,6 +79,10 @@ def plan_job(job: SlurmJob, recipe: Recipe) -> Plan:
         raise UsageError(f"--gpus-per-node {job.gpus_per_node}: 0 or more")
     if job.container not in CONTAINERS:
         raise UsageError(f"--container {job.container!r}: use {' or '.join(CONTAINERS)}")
+    for flag, value in (("--partition", job.partition), ("--time", job.time)):
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            # Each becomes an #SBATCH line: a space or newline would add lines of its own.
+            raise UsageError(f"{flag} {value!r}: one word, with no spaces or line breaks")
     if job.time is not None and time_limit_s(job.time) <= SIGNAL_AHEAD_S:
         raise UsageError(
             f"--time {job.time}: the run is asked to save and stop {SIGNAL_AHEAD_S} s before "
@@ -194,14 +198,18 @@ def submit(script: Path) -> str:
     return done.stdout.strip().split(";")[0]
 
 
-def launch_slurm(job: SlurmJob, script: Path, *, submit_job: bool, argv: list[str]) -> list[str]:
-    """Check the recipe and the job, write the sbatch script, and submit it if asked; the lines
-    to print."""
+def launch_slurm(
+    job: SlurmJob, script: Path, *, submit_job: bool, argv: list[str], force: bool = False
+) -> list[str]:
+    """Check the recipe and the job, write the sbatch script (over an existing file only with
+    `force`), and submit it if asked; the lines to print."""
     from aligntune.cli.commands import load_checked
+    from aligntune.cli.output import write_generated
 
     recipe = load_checked(job.recipe_file)
     plan = plan_job(job, recipe)
-    script.write_text(sbatch_script(job, recipe, plan, argv))
+    text = sbatch_script(job, recipe, plan, argv)
+    write_generated(script, text, force=force, inputs=(job.recipe_file,))
     script.chmod(0o755)
     lines = [
         f"wrote {script} ({job.nodes} node(s), {plan.backend} on {plan.device}, "
