@@ -253,3 +253,21 @@ def test_the_docs_chart_table_says_what_the_registry_draws() -> None:
             and all(f"`{series}`" in row for series in spec.series)
         ]  # fmt: skip
         assert found, f"docs/report.md has no row for {who}'s {spec.name} chart {spec.series}"
+
+
+def test_aligntune_report_never_writes_into_a_folder_aligntune_did_not_make(
+    tmp_path: Path,
+) -> None:
+    """A user's folder that happens to hold an events.jsonl (and a report.md of their own)."""
+    (tmp_path / "events.jsonl").write_text('{"level": "info", "msg": "server up"}\n')
+    (tmp_path / "report.md").write_text("# My notes\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = subprocess.run(
+        [sys.executable, "-m", "aligntune.cli.main", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "is not an aligntune run directory (no .aligntune-run)" in result.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

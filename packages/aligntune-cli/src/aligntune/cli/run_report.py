@@ -12,11 +12,15 @@ from aligntune.core.rundir import RunDirectory
 def regenerate(root: Path) -> list[str]:
     """Rewrite the report of the run directory `root` from its files; what to print."""
     run_dir = RunDirectory(root)
-    if not run_dir.events.is_file():
-        what = "is not an aligntune run directory" if not run_dir.holds_run() else "has no events"
+    # The report writes over summary.json, report.md, ...: only in a folder aligntune made.
+    if not run_dir.holds_run() or not run_dir.events.is_file():
+        what = (
+            f"is not an aligntune run directory (no {run_dir.marker.name})"
+            if not run_dir.holds_run()
+            else f"has no events (no {run_dir.events.name})"
+        )
         raise UserInputError(
-            f"{root} {what} (no {run_dir.events.name})",
-            hint="name the folder `aligntune run` printed as the run directory",
+            f"{root} {what}", hint="name the folder `aligntune run` printed as the run directory"
         )
     return report_lines(run_dir, rewrite=True)
 
