@@ -42,6 +42,28 @@ def _missing_model(folder: Path) -> dict:
     return {"model": {"name_or_path": "./no-such-model"}}
 
 
+ALTERNATING = (
+    "{% for m in messages %}"
+    "{% if loop.index0 > 0 and m['role'] == messages[loop.index0 - 1]['role'] %}"
+    "{{ raise_exception('Conversation roles must alternate') }}{% endif %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""A ChatML template that refuses two turns of one role in a row, as many models' do."""
+
+
+def _template_fails_on_a_later_row(folder: Path) -> dict:
+    rows = (folder / "data" / "sft.jsonl").read_text().splitlines()[:6]
+    twice = {"role": "user", "content": "Where is Lima?"}
+    bad = {"messages": [twice, twice, {"role": "assistant", "content": "In Peru."}]}
+    rows.insert(3, json.dumps(bad))
+    (folder / "data" / "alternate.jsonl").write_text("\n".join(rows) + "\n")
+    return {
+        "model": {"name_or_path": "./model", "chat_template": ALTERNATING},
+        "data": {"train": {"path": "./data/alternate.jsonl"}},
+    }
+
+
 CASES = {
     "missing column": ("dpo", _break_missing_column, "rejected"),
     "empty dataset": ("dpo", _break_empty, "empty"),
@@ -49,6 +71,11 @@ CASES = {
     "unknown reward": ("grpo", _unknown_reward, "no_such_reward"),
     "wrong reward signature": ("grpo", _wrong_signature, "**kwargs"),
     "missing model folder": ("sft", _missing_model, "no-such-model"),
+    "template fails on a later row": (
+        "sft",
+        _template_fails_on_a_later_row,
+        "starting 'Where is Lima?'): the chat template failed on it: Conversation roles must",
+    ),
 }
 
 
@@ -69,7 +96,10 @@ def test_bad_input_exits_1_cleanly(
     assert code == 1, err
     assert expected in err
     assert "Traceback" not in err
-    assert all(line.startswith(("error: ", "hint: ", "  ")) for line in err.splitlines()), err
+    # transformers' own progress bar of loading the weights comes first when data is refused
+    # after the model loaded (its tokenizer decides how rows are read).
+    lines = [line for line in err.splitlines() if line and not line.startswith("Loading weights")]
+    assert all(line.startswith(("error: ", "hint: ", "  ")) for line in lines), err
     assert not run_dir.exists()
     assert tree_snapshot(tiny_dir) == before
 

@@ -28,9 +28,16 @@ def tokenize_conversation(
     """`input_ids` and `labels` of one conversation: labels only on trained turns' tokens."""
 
     def render(part: list[dict[str, Any]], opening: bool) -> str:
-        text = tokenizer.apply_chat_template(
-            part, tools=tools, tokenize=False, add_generation_prompt=opening
-        )
+        try:
+            text = tokenizer.apply_chat_template(
+                part, tools=tools, tokenize=False, add_generation_prompt=opening
+            )
+        except Exception as exc:  # the template is the user's (or the model's) code
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DataError(
+                f"the chat template failed on it: {first[:200]}",
+                hint="fix this row, or set model.chat_template to a template that renders it",
+            ) from None
         return str(text)
 
     try:

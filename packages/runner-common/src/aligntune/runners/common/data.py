@@ -160,6 +160,13 @@ def _check_template(rows: list[dict[str, Any]], tokenizer: Any, where: str) -> N
         )
 
 
+def _which(index: int, turns: list[dict[str, Any]]) -> str:
+    """A conversation named so a user can find it: the data is mixed and split by now, so its
+    place in the file is gone, but its first words are not."""
+    text = next((t["content"] for t in turns if isinstance(t.get("content"), str)), "")
+    return f"row {index + 1} (the conversation starting {' '.join(text.split())[:60]!r})"
+
+
 def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, where: str) -> Any:
     """Conversations as `input_ids` + `labels`, each turn trained or not as aligntune decides."""
     from datasets import Dataset
@@ -175,7 +182,7 @@ def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, w
         try:
             encoded.append(tokenize_conversation(tokenizer, turns, row.get("tools"), user_turns))
         except DataError as exc:
-            raise DataError(f"{where}: row {index + 1}: {exc}", hint=exc.hint) from None
+            raise DataError(f"{where}: {_which(index, turns)}: {exc}", hint=exc.hint) from None
     starts = [next((i for i, x in enumerate(e["labels"]) if x != IGNORED), 0) for e in encoded]
     if min(starts, default=0) >= recipe.data.max_length:
         # The trainer cuts every row at max_length, and a row with nothing left to learn is dropped.
