@@ -3,12 +3,17 @@ and CSV; the refusals are in tests/broken/cases/feedback.py."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import detect_format, resolve_format
 from aligntune.core.data_check import check_local_data
-from aligntune.core.errors import DataError
+from aligntune.core.errors import DataError, UserInputError
+from aligntune.core.loader import recipe_from_dict
+from aligntune.core.preflight import check_inputs
 
 KTO = get_algorithm("kto").data_formats
 CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
@@ -70,3 +75,31 @@ def test_sft_reads_rated_rows_only_when_told_to() -> None:
         resolve_format(rated, "auto", sft, "d.jsonl")
     assert resolve_format(rated, "prompt_completion", sft, "d.jsonl") == "prompt_completion"
     assert resolve_format({"messages", "label"}, "messages", sft, "d.jsonl") == "messages"
+
+
+def test_a_mixture_needs_both_kinds_together_not_in_each_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One file of desirable rows and one of undesirable rows is a common KTO layout."""
+    tiny = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
+    good = {"prompt": "Say hi.", "completion": "Hi!", "label": True}
+    files = {"pos": [good, good], "pos2": [good], "neg": [{**good, "label": False}]}
+    for name, rows in files.items():
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def recipe(*names: str):  # type: ignore[no-untyped-def]
+        return recipe_from_dict(
+            {
+                "algorithm": {"name": "kto"},
+                "model": {"name_or_path": str(tiny / "model")},
+                "data": {"train": [{"path": f"./{f}.jsonl"} for f in names]},
+                "training": {"batch_size": 2},
+            },
+            source="recipe.yaml",
+            base_dir=tmp_path,
+        )
+
+    assert set(check_inputs(recipe("pos", "neg"))) == {"data.train.0", "data.train.1"}
+    with pytest.raises(UserInputError) as caught:
+        check_inputs(recipe("pos", "pos2"))
+    assert str(caught.value).startswith(
+        "data.train (together): label: all 3 rows are desirable (label true)"
+    )

@@ -37,6 +37,8 @@ class DataSummary:
     """Some row has tool schemas (a `tools` column)."""
     uses_calls: bool = False
     """Some turn calls a tool."""
+    labels: tuple[int, int] | None = None
+    """Feedback data's (desirable, undesirable) rows."""
 
     def report(self, used: int) -> str:
         """What `validate` says about the file: path, format and how it was found, rows."""
@@ -130,8 +132,6 @@ def _check_rows(
             checker = _checker(line, row, mapping, declared, accepted, problems, names)
         checker.check(line, row)
         rows += 1
-    if checker is not None:
-        checker.finish()
     if problems.shown:
         raise DataError("\n".join(problems.lines()), hint=problems.hint)
     if checker is None:
@@ -144,6 +144,7 @@ def _check_rows(
         checker.origin,
         checker.uses_tools,
         checker.uses_calls,
+        checker.labels,
     )
 
 

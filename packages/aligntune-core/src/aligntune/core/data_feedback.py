@@ -2,7 +2,8 @@
 
 A row holds one completion and a boolean `label`: true when the completion is desirable. In
 `feedback_messages` rows the completion is the conversation's last turn, which must be the
-assistant's. A file needs rows of both kinds: the loss compares them.
+assistant's. A run's data needs rows of both kinds (the loss compares them): the sources of a
+mixture together, not each file (`both_kinds_problem`).
 """
 
 from __future__ import annotations
@@ -85,14 +86,20 @@ class FeedbackRows:
                 found.add(self.messages)
         return found
 
-    def finish(self) -> None:
-        """After the last row: both kinds must be there."""
-        counts = self.counts
-        if self.problems.shown or self.first_line is None or (counts[True] and counts[False]):
-            return
-        present = counts[True] > 0
-        self.problems.add(
-            None,
-            f"{self.label}: all {counts[present]} rows are {_KIND[present]}; the feedback formats "
-            f"train on both kinds, so add rows that are {_KIND[not present]}",
-        )
+    @property
+    def labels(self) -> tuple[int, int]:
+        """(desirable rows, undesirable rows) among the rows whose label is sound."""
+        return self.counts[True], self.counts[False]
+
+
+def both_kinds_problem(labels: tuple[int, int], label: str = LABEL) -> str | None:
+    """Why data of these (desirable, undesirable) counts cannot train, or None: the loss
+    compares the two kinds, so a run's data (all its sources together) needs both."""
+    desirable, undesirable = labels
+    if desirable and undesirable:
+        return None
+    present = desirable > 0
+    return (
+        f"{label}: all {desirable + undesirable} rows are {_KIND[present]}; the feedback formats "
+        f"train on both kinds, so add rows that are {_KIND[not present]}"
+    )

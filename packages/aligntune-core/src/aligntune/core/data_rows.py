@@ -250,10 +250,10 @@ class RowChecker:
             return "", "empty"
         return None
 
-    def finish(self) -> None:
-        """After the last row: the rules about the whole file."""
-        if self.feedback is not None:
-            self.feedback.finish()
+    @property
+    def labels(self) -> tuple[int, int] | None:
+        """(desirable, undesirable) rows of feedback data, else None."""
+        return self.feedback.labels if self.feedback is not None else None
 
     def _missing(self, line: int, source: str, row: dict[str, Any]) -> None:
         names = {self.renamed.get(key, key) for key in row}
