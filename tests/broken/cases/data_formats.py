@@ -116,4 +116,9 @@ CASES = [
          r"data\.train\.0\.weight: Input should be greater than 0"),
     Case("mixture-empty", {"recipe.yaml": recipe(data={"train": []})},
          r"data\.train: List should have at least 1 item"),
+    Case("mixture-text-with-conversations",
+         {"recipe.yaml": recipe(data={"train": [{"path": "a.jsonl"}, {"path": "b.jsonl"}]}),
+          "a.jsonl": jsonl({"text": "hello world"}), "b.jsonl": jsonl(GOOD_SHAREGPT)},
+         r"data\.train: plain text cannot be mixed with conversations; the mixture has "
+         r"sharegpt, text"),
 ]  # fmt: skip

@@ -6,7 +6,7 @@ are `aligntune.core.data_rows`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from aligntune.core.algorithms import ALGORITHMS
@@ -63,6 +63,20 @@ TURN_STYLE: Mapping[str, str] = {
     "sharegpt_preference": "sharegpt",
 }
 """The turn style (`aligntune.core.conversations.TURN_FIELDS`) of each format holding turns."""
+
+CONVERSATION_FORMATS = frozenset(
+    {"messages", "sharegpt", "sharegpt_preference", "feedback_messages"}
+)
+"""Formats whose rows are always conversations (the others may hold text or turns)."""
+
+
+def text_with_turns(formats: Collection[str]) -> str:
+    """Why a mixture cannot join plain text rows with conversations."""
+    return (
+        "plain text cannot be mixed with conversations; "
+        f"the mixture has {', '.join(sorted(formats))}"
+    )
+
 
 # Most specific first: a preference row also has a prompt, a prompt/completion row a prompt.
 _DETECTION_ORDER = (

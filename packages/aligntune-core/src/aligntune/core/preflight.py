@@ -6,7 +6,7 @@ from __future__ import annotations
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.conversations import template_problem
-from aligntune.core.data import resolve_local, rows_used
+from aligntune.core.data import CONVERSATION_FORMATS, resolve_local, rows_used, text_with_turns
 from aligntune.core.data_check import DataSummary, TurnNames, check_local_data, sample_rows
 from aligntune.core.data_feedback import both_kinds_problem
 from aligntune.core.errors import DataError, UserInputError
@@ -105,6 +105,16 @@ def data_report(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
     return lines
 
 
+def _mixture_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
+    """A mixture whose local sources join plain text with conversations (the runner checks the
+    rows of sources it alone reads)."""
+    fields = [field for field, _ in recipe.data.train_sources()]
+    formats = {summaries[f].format for f in fields if f in summaries}
+    if len(fields) > 1 and "text" in formats and formats & CONVERSATION_FORMATS:
+        return [f"data.train: {text_with_turns(formats)}"]
+    return []
+
+
 def _label_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
     """Feedback data needs both kinds of label in the training data (all of a mixture's sources
     together) and in the eval data; sources read only by the runner are checked there."""
@@ -145,7 +155,8 @@ def check_inputs(recipe: Recipe) -> dict[str, DataSummary]:
         except DataError as exc:
             problems += [f"{field}: {line}" for line in exc.lines]
             hints += [exc.hint] if exc.hint else []
-    problems += [] if problems else _label_problems(recipe, summaries)
+    if not problems:
+        problems += _mixture_problems(recipe, summaries) + _label_problems(recipe, summaries)
     if recipe.rewards and not problems:
         # Only on sound data: the rewards read its columns and are called on its first rows.
         rows = sample_rows(recipe.data.train_sources()[0][1], recipe.base_dir)

@@ -16,7 +16,14 @@ from typing import Any
 from aligntune.core.algorithm_sections import SFTAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.conversations import TurnError, read_answer, read_tools, read_turns
-from aligntune.core.data import FORMAT_OPTIONAL, LABEL, local_kind, resolve_format, rows_used
+from aligntune.core.data import (
+    FORMAT_OPTIONAL,
+    LABEL,
+    local_kind,
+    resolve_format,
+    rows_used,
+    text_with_turns,
+)
 from aligntune.core.data_check import TurnNames
 from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems
@@ -203,10 +210,7 @@ def _unified(
     if len(parts) == 1 or not any(conversational(rows) for _, rows in parts):
         return [rows for _, rows in parts]
     if "text" in formats:
-        raise DataError(
-            "data.train: plain text cannot be mixed with conversations; "
-            f"the mixture has {', '.join(sorted(formats))}"
-        )
+        raise DataError(f"data.train: {text_with_turns(formats)}")
     if not chat:
         raise DataError(
             "data.train: mixing conversations with text rows needs a chat template; "
