@@ -5,18 +5,32 @@ cluster is in tests/slurm."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "recipes" / "tiny"
+SHARED = Path.home() / ".cache" / "aligntune-tests" / f"launch-slurm-{os.getpid()}"
+"""Not under /tmp (where a checkout, and so the shipped tiny recipe, may well lie), so several
+nodes may use what is in it: the tiny recipe is copied there for these tests."""
+TINY = SHARED / "tiny"
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
-SHARED_RUN_DIR = str(REPO / "runs" / "launch-slurm-test")
-"""Not under /tmp, so several nodes may use it; `launch` only checks it, never creates it."""
+SHARED_RUN_DIR = str(SHARED / "runs" / "launch-slurm-test")
+"""`launch` only checks the run directory, never creates it."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def shared_tiny() -> Iterator[Path]:
+    """The tiny recipe folder copied to SHARED for this module's tests, removed after."""
+    assert not str(SHARED).startswith(("/tmp/", "/var/tmp/")), f"HOME is node-local: {SHARED}"
+    shutil.copytree(REPO / "recipes" / "tiny", TINY, dirs_exist_ok=True)
+    yield TINY
+    shutil.rmtree(SHARED, ignore_errors=True)
 
 
 def launch(*args: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess[str]:
