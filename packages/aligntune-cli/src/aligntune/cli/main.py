@@ -10,10 +10,30 @@ from typing import Annotated
 
 import typer
 
-from aligntune.core.backends import BACKEND_NAMES, BACKENDS
+from aligntune.cli.launch_commands import launch_app
+from aligntune.cli.options import (
+    IMAGE_NAMES,
+    BackendOpt,
+    GpusOpt,
+    KeepContainerOpt,
+    MasterAddrOpt,
+    MasterPortOpt,
+    NetworkOpt,
+    NnodesOpt,
+    NodeRankOpt,
+    OutputOpt,
+    PullOpt,
+    QuietOpt,
+    RecipeArg,
+    RestartOpt,
+    ResumeOpt,
+    RuntimeOpt,
+    UserOpt,
+    output_dir,
+)
+from aligntune.core.backends import BACKENDS
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode
 from aligntune.core.images import PULL_POLICIES, PullPolicy
-from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK
 from aligntune.core.version import VERSION
 
 app = typer.Typer(
@@ -25,83 +45,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )
-
-IMAGE_NAMES = tuple(backend.image_name for backend in BACKENDS)
-RecipeArg = Annotated[Path, typer.Argument(help="A recipe YAML file.", show_default=False)]
-BackendOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--backend",
-        "-b",
-        help=f"auto, {' or '.join(BACKEND_NAMES)} (default: the recipe's backend).",
-    ),
-]
-RuntimeOpt = Annotated[
-    str,
-    typer.Option(
-        "--runtime", help="docker (the backend's image) or local (the runner installed here)."
-    ),
-]
-
-
-def _output_dir(value: str) -> Path:
-    # An empty --output would silently mean the current folder.
-    if not value.strip():
-        raise typer.BadParameter("an empty path; name the run directory")
-    return Path(value)
-
-
-OutputOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--output",
-        "-o",
-        parser=_output_dir,
-        metavar="<path>",
-        help="Run directory (default: runs/<name>).",
-    ),
-]
-GpusOpt = Annotated[
-    str | None, typer.Option(help="GPUs for a cuda image: all, a count, or device=0,1.")
-]
-ResumeOpt = Annotated[
-    bool, typer.Option("--resume", help="Resume; fail if there is no earlier run.")
-]
-RestartOpt = Annotated[
-    bool, typer.Option("--restart", help="Discard an earlier run and start over.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain progress lines.")]
-UserOpt = Annotated[
-    str | None, typer.Option(help="uid:gid the container runs as (default: yours).")
-]
-KeepContainerOpt = Annotated[
-    bool, typer.Option("--keep-container", help="Keep the stopped container for `docker inspect`.")
-]
-NnodesOpt = Annotated[
-    int | None, typer.Option(help=f"Machines in the job (default: {NNODES}, else 1).")
-]
-NodeRankOpt = Annotated[
-    int | None, typer.Option(help=f"This machine's rank, from 0 (default: {NODE_RANK}).")
-]
-MasterAddrOpt = Annotated[
-    str | None, typer.Option(help=f"Node 0's address (default: {MASTER_ADDR}).")
-]
-MasterPortOpt = Annotated[
-    int | None,
-    typer.Option(help=f"Rendezvous port (default: {MASTER_PORT}, else {DEFAULT_PORT})."),
-]
-PullOpt = Annotated[
-    str,
-    typer.Option(
-        "--pull",
-        help="When to pull the released image: missing (if absent), never, always. "
-        "A local build wins unless always.",
-    ),
-]
-NetworkOpt = Annotated[
-    str | None,
-    typer.Option(help="Docker network: host (default with several nodes) or a named network."),
-]
+app.add_typer(launch_app, name="launch")
 
 
 def _version(value: bool) -> None:
@@ -281,7 +225,7 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            parser=_output_dir,
+            parser=output_dir,
             metavar="<path>",
             help="A new folder (default: RUN_DIR-FORMAT, beside the run).",
         ),
@@ -347,114 +291,6 @@ def images_list() -> None:
     from aligntune.cli.images import list_images
 
     typer.echo("\n".join(list_images()))
-
-
-launch_app = typer.Typer(
-    help="Write (and submit) the job files that run a recipe on a cluster.", no_args_is_help=True
-)
-app.add_typer(launch_app, name="launch")
-
-
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")]
-
-
-@launch_app.command("slurm")
-def launch_slurm(
-    recipe: RecipeArg,
-    nodes: Annotated[int, typer.Option(help="Nodes; one Slurm task each.")] = 1,
-    gpus_per_node: Annotated[int, typer.Option(help="GPUs per node (0: train on CPU).")] = 0,
-    partition: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
-    time: Annotated[
-        str | None, typer.Option(help="Time limit, as Slurm writes it (e.g. 2:00:00).")
-    ] = None,
-    container: Annotated[
-        str, typer.Option(help="docker (the backend's image) or none (the runner on the node).")
-    ] = "docker",
-    backend: BackendOpt = None,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--run-dir",
-            parser=_output_dir,
-            help="Run directory on a shared filesystem "
-            "(default: the recipe's output.dir, else runs/<name>).",
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="The sbatch script to write (default: <name>.sbatch)."),
-    ] = None,
-    submit: Annotated[bool, typer.Option("--submit", help="Submit it with sbatch.")] = False,
-    force: ForceOpt = False,
-) -> None:
-    """Write an sbatch script that trains RECIPE on Slurm nodes (and submit it with --submit)."""
-    from aligntune.cli.slurm import SlurmJob
-    from aligntune.cli.slurm import launch_slurm as write_and_submit
-    from aligntune.core.loader import load_recipe
-    from aligntune.core.outputdir import check_output
-
-    loaded = load_recipe(recipe)
-    job = SlurmJob(
-        recipe_file=recipe.resolve(),
-        run_dir=check_output(loaded, run_dir),
-        nodes=nodes,
-        gpus_per_node=gpus_per_node,
-        partition=partition,
-        time=time,
-        container=container,
-        backend=backend,
-    )
-    script = output or Path(f"{loaded.run_name}.sbatch")
-    argv = ["aligntune", *sys.argv[1:]]
-    lines = write_and_submit(job, script, submit_job=submit, argv=argv, force=force)
-    typer.echo("\n".join(lines))
-
-
-@launch_app.command("kubernetes")
-def launch_kubernetes(
-    recipe: RecipeArg,
-    nodes: Annotated[int, typer.Option(help="Pods, one per node; the index is the rank.")] = 1,
-    gpus_per_node: Annotated[int, typer.Option(help="GPUs per pod (0: train on CPU).")] = 0,
-    storage: Annotated[str, typer.Option(help="Size of the ReadWriteMany claim.")] = "50Gi",
-    storage_class: Annotated[
-        str | None, typer.Option(help="Its storage class (default: the cluster's).")
-    ] = None,
-    user: Annotated[str, typer.Option(help="uid:gid the pods run as (not root).")] = "1000:1000",
-    backend: BackendOpt = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="The manifests to write (default: <name>.k8s.yaml)."),
-    ] = None,
-    apply: Annotated[
-        bool, typer.Option("--apply", help="Create them with the Kubernetes Python client.")
-    ] = False,
-    namespace: Annotated[str, typer.Option(help="Namespace for --apply.")] = "default",
-    force: ForceOpt = False,
-) -> None:
-    """Write the manifests that train RECIPE on Kubernetes pods (and create them with --apply)."""
-    from aligntune.cli.kubernetes import KubernetesJob
-    from aligntune.cli.kubernetes import launch_kubernetes as write_and_apply
-    from aligntune.core.loader import load_recipe
-
-    loaded = load_recipe(recipe)
-    job = KubernetesJob(
-        recipe_file=recipe.resolve(),
-        nodes=nodes,
-        gpus_per_node=gpus_per_node,
-        storage=storage,
-        storage_class=storage_class,
-        user=user,
-        backend=backend,
-    )
-    manifest = output or Path(f"{loaded.run_name}.k8s.yaml")
-    lines = write_and_apply(
-        job,
-        manifest,
-        apply_to=namespace if apply else None,
-        argv=["aligntune", *sys.argv[1:]],
-        force=force,
-    )
-    typer.echo("\n".join(lines))
 
 
 def _runtime(value: str) -> str:
