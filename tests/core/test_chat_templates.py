@@ -13,10 +13,9 @@ from aligntune.core import sections
 from aligntune.core.chat_templates import TEMPLATE_NAMES, TEMPLATES, parse_problem
 from aligntune.core.errors import RecipeError
 from aligntune.core.loader import recipe_from_dict
+from aligntune.core.model_folder import TokenizerFacts, folder_facts
 from aligntune.core.schema import attribute_docstrings
 from aligntune.core.template_check import (
-    TokenizerFacts,
-    folder_facts,
     render,
     render_problems,
     sample_lines,

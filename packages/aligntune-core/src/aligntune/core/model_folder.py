@@ -1,12 +1,15 @@
 """A local model folder, checked without the training stack: it exists, its JSON files parse, its
 config names a `model_type`, its safetensors headers read, and a policy has tokenizer files.
-Each problem is a sentence about the folder, for the caller to put its field in front."""
+Each problem is a sentence about the folder, for the caller to put its field in front. Also what
+the chat-template checks need of its tokenizer, read from those files (`folder_facts`)."""
 
 from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"))
 """The file sets a tokenizer loads from (fast, SentencePiece, byte-level BPE)."""
@@ -102,3 +105,58 @@ def chat_template_text(folder: Path) -> str | None:
 
 def _is_text(named: dict[str, object]) -> bool:
     return isinstance(named.get("template"), str)
+
+
+@dataclass(frozen=True)
+class TokenizerFacts:
+    """What a check needs of the tokenizer: its template, special tokens and vocabulary."""
+
+    chat_template: str | None
+    eos_token: str | None
+    bos_token: str | None = None
+    tokens: frozenset[str] | None = None
+    """Every token it knows as one token; None when that cannot be read without loading it."""
+    special: frozenset[str] = frozenset()
+    """Its special tokens (eos, end-of-turn markers such as `<|im_end|>`, ...)."""
+
+
+def _token_text(value: Any) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string or `{"content": ...}`."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def folder_facts(folder: Path) -> TokenizerFacts:
+    """A local model folder's tokenizer, read from its JSON files (never loaded)."""
+    config = _read(folder / _TOKENIZER_CONFIG)
+    template = config.get("chat_template")
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+    tokens: set[str] = set()
+    tokenizer = _read(folder / "tokenizer.json")
+    vocab = tokenizer.get("model", {}).get("vocab") if tokenizer else None
+    if isinstance(vocab, list):  # Unigram: [piece, score] pairs
+        vocab = {str(entry[0]): 0 for entry in vocab if isinstance(entry, list) and entry}
+    known = isinstance(vocab, dict) or (folder / "vocab.json").is_file()
+    tokens.update(vocab if isinstance(vocab, dict) else _read(folder / "vocab.json"))
+    added = [t for t in tokenizer.get("added_tokens", []) if isinstance(t, dict)]
+    decoder = [t for t in config.get("added_tokens_decoder", {}).values() if isinstance(t, dict)]
+    tokens.update(str(t.get("content", "")) for t in [*added, *decoder])
+    special = {str(t.get("content", "")) for t in [*added, *decoder] if t.get("special")}
+    return TokenizerFacts(
+        chat_template=template if isinstance(template, str) else None,
+        eos_token=_token_text(config.get("eos_token")),
+        bos_token=_token_text(config.get("bos_token")),
+        tokens=frozenset(tokens) if known else None,
+        special=frozenset(special - {""}),
+    )

@@ -12,9 +12,7 @@ loaded.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm
@@ -28,24 +26,12 @@ from aligntune.core.chat_templates import (
 )
 from aligntune.core.conversations import Render, read_tools, read_turns, trained_spans, trains
 from aligntune.core.data_check import TurnNames, sample_rows
+from aligntune.core.model_folder import TokenizerFacts, folder_facts
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
 
 FIELD = "model.chat_template"
-
-
-@dataclass(frozen=True)
-class TokenizerFacts:
-    """What a check needs of the tokenizer: its template, special tokens and vocabulary."""
-
-    chat_template: str | None
-    eos_token: str | None
-    bos_token: str | None = None
-    tokens: frozenset[str] | None = None
-    """Every token it knows as one token; None when that cannot be read without loading it."""
-    special: frozenset[str] = frozenset()
-    """Its special tokens (eos, end-of-turn markers such as `<|im_end|>`, ...)."""
 
 
 @dataclass(frozen=True)
@@ -101,48 +87,6 @@ def render(
         if m.get("role") == "assistant" and m.get("content") and trains(m, user_turns)
     )
     return Rendered(where, text, tuple(spans), replies)
-
-
-def _token_text(value: Any) -> str | None:
-    """A special token as tokenizer_config.json writes it: a string or `{"content": ...}`."""
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def folder_facts(folder: Path) -> TokenizerFacts:
-    """A local model folder's tokenizer, read from its JSON files (never loaded)."""
-    config = _read(folder / "tokenizer_config.json")
-    template = config.get("chat_template")
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
-        template = jinja.read_text(encoding="utf-8")
-    tokens: set[str] = set()
-    tokenizer = _read(folder / "tokenizer.json")
-    vocab = tokenizer.get("model", {}).get("vocab") if tokenizer else None
-    if isinstance(vocab, list):  # Unigram: [piece, score] pairs
-        vocab = {str(entry[0]): 0 for entry in vocab if isinstance(entry, list) and entry}
-    known = isinstance(vocab, dict) or (folder / "vocab.json").is_file()
-    tokens.update(vocab if isinstance(vocab, dict) else _read(folder / "vocab.json"))
-    added = [t for t in tokenizer.get("added_tokens", []) if isinstance(t, dict)]
-    decoder = [t for t in config.get("added_tokens_decoder", {}).values() if isinstance(t, dict)]
-    tokens.update(str(t.get("content", "")) for t in [*added, *decoder])
-    special = {str(t.get("content", "")) for t in [*added, *decoder] if t.get("special")}
-    return TokenizerFacts(
-        chat_template=template if isinstance(template, str) else None,
-        eos_token=_token_text(config.get("eos_token")),
-        bos_token=_token_text(config.get("bos_token")),
-        tokens=frozenset(tokens) if known else None,
-        special=frozenset(special - {""}),
-    )
 
 
 def _conversation(

@@ -7,9 +7,10 @@ from typing import Any
 
 from aligntune.core.chat_templates import template_text
 from aligntune.core.errors import BackendUnavailableError, ModelError, UserInputError
+from aligntune.core.model_folder import TokenizerFacts
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
-from aligntune.core.template_check import TokenizerFacts, render_problems
+from aligntune.core.template_check import render_problems
 
 
 def model_reference(reference: str, base_dir: Path) -> str:
