@@ -13,8 +13,8 @@ import pytest
 from trl_helpers import changed, check_run_dir, make_run, trainable, tree_snapshot
 
 from aligntune.core.backend_factory import create_rl_trainer
-from aligntune.core.conversations import template_turns
 from aligntune.core.data_check import NO_NAMES
+from aligntune.core.trained_turns import template_turns
 from aligntune.runners.common.data import convert_row
 from aligntune.runners.common.sources import shape_row
 from aligntune.runners.trl.cli import main

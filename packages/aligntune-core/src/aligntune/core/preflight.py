@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.conversations import template_problem
 from aligntune.core.data import CONVERSATION_FORMATS, resolve_local, rows_used, text_with_turns
 from aligntune.core.data_check import DataSummary, TurnNames, check_local_data, sample_rows
 from aligntune.core.data_feedback import both_kinds_problem
@@ -16,6 +15,7 @@ from aligntune.core.recipe import Recipe
 from aligntune.core.reward_checks import reward_problems
 from aligntune.core.sections import DataSource
 from aligntune.core.template_check import local_facts, render_problems
+from aligntune.core.trained_turns import template_problem
 
 POLICY = "model.name_or_path"
 """The recipe field of the model being trained."""

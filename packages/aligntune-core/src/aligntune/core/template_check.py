@@ -2,7 +2,7 @@
 
 Before anything starts, an SFT recipe's first conversational row is rendered with the effective
 template (`model.chat_template`, else the local tokenizer's) the way transformers renders it, its
-trained spans found turn by turn as the runner finds them (`conversations.trained_spans`), and
+trained spans found turn by turn as the runner finds them (`trained_turns.trained_spans`), and
 the recipe is refused when an assistant reply is not what is trained or the stop token is not
 trained after the reply (the model would never learn to stop). A named template's special
 tokens must be tokens of the tokenizer. Only the recipe, its data and the model folder's
@@ -24,12 +24,13 @@ from aligntune.core.chat_templates import (
     named_template,
     template_text,
 )
-from aligntune.core.conversations import Render, read_tools, read_turns, trained_spans, trains
+from aligntune.core.conversations import read_tools, read_turns
 from aligntune.core.data_check import TurnNames, sample_rows
 from aligntune.core.model_folder import TokenizerFacts, folder_facts
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
+from aligntune.core.trained_turns import Render, trained_spans, trains
 
 FIELD = "model.chat_template"
 

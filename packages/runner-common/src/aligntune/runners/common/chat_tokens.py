@@ -1,6 +1,6 @@
 """Conversations tokenized for SFT with the labels aligntune chooses turn by turn.
 
-`aligntune.core.conversations.trained_spans` finds the text of each trained turn by rendering the
+`aligntune.core.trained_turns.trained_spans` finds the text of each trained turn by rendering the
 conversation with the tokenizer's chat template up to that turn (the same rule the host's render
 check applies); the tokens whose text starts inside a trained span carry labels. `input_ids` +
 `labels` (-100 where nothing is learned) is the pre-tokenized shape TRL's SFTTrainer uses as it
@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aligntune.core.conversations import TurnError, trained_spans
+from aligntune.core.conversations import TurnError
 from aligntune.core.errors import DataError
+from aligntune.core.trained_turns import trained_spans
 
 IGNORED = -100
 """The label of a token the loss skips."""

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm
-from aligntune.core.conversations import template_problem, template_turns
 from aligntune.core.data import FORMAT_COLUMNS, LABEL
 from aligntune.core.errors import DataError
 from aligntune.core.recipe import Recipe
+from aligntune.core.trained_turns import template_problem, template_turns
 from aligntune.runners.common.chat_tokens import IGNORED, tokenize_conversation
 from aligntune.runners.common.sources import as_turns, conversational, read_sources
 
