@@ -113,7 +113,11 @@ def _tmp_recipe(tmp_path: Path) -> Path:
         (["--nodes", "0"], 2, "--nodes 0: at least 1"),
         (["--time", "2"], 2, "--time 2: the run is asked to save and stop 180 s before"),
         (["--time", "soon"], 2, "--time 'soon': use minutes"),
-        (["--container", "podman"], 2, "--container 'podman': use docker or none"),
+        (
+            ["--container", "podman"],
+            2,
+            "--container 'podman': use one of docker, apptainer, enroot, none",
+        ),
         (
             ["--container", "none", "--gpus-per-node", "1"],
             3,

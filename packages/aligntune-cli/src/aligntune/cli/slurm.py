@@ -1,9 +1,11 @@
 """`aligntune launch slurm`: a complete sbatch script for a recipe, and submitting it.
 
-The script runs one Slurm task per node, and each task is `aligntune run` itself: it takes its
-place in the job from Slurm's variables (`aligntune.core.topology`), and builds the container
-with the same mounts and user mapping as any run (or, with `--container none`, starts the
-runner installed on the node). Nothing about the container is restated here.
+The script runs one Slurm task per node. With `--container docker` or `none` each task is
+`aligntune run` itself: it takes its place in the job from Slurm's variables
+(`aligntune.core.topology`), and builds the container with the same mounts and user mapping as
+any run (or starts the runner installed on the node). With `apptainer` or `enroot` each task
+starts the same container through that runtime (`slurm_containers.py`). Nothing about the
+container is restated here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from aligntune.cli.container import STOP_TIMEOUT_S
 from aligntune.cli.host import installed_runners
+from aligntune.cli.slurm_containers import RUNTIMES, container_lines, node_spec
 from aligntune.core.errors import BackendUnavailableError, ExitCode, UsageError
 from aligntune.core.plan import GpuInfo, HostInfo, Plan, Runtime
 from aligntune.core.recipe import Recipe
@@ -26,8 +29,9 @@ from aligntune.core.selection import select_backend
 from aligntune.core.shared_paths import check_shared_paths
 from aligntune.core.version import VERSION
 
-CONTAINERS = ("docker", "none")
-"""How each node runs the runner: the backend's image, or the runner installed on the node."""
+CONTAINERS = ("docker", *RUNTIMES, "none")
+"""How each node runs the runner: the backend's image (through docker, apptainer or enroot), or
+the runner installed on the node."""
 PORT_BASE, PORT_SPAN = 20000, 20000
 """Each job's rendezvous port: PORT_BASE + job id modulo PORT_SPAN (below the ephemeral range)."""
 SIGNAL_AHEAD_S = STOP_TIMEOUT_S + 60
@@ -78,7 +82,7 @@ def plan_job(job: SlurmJob, recipe: Recipe) -> Plan:
     if job.gpus_per_node < 0:
         raise UsageError(f"--gpus-per-node {job.gpus_per_node}: 0 or more")
     if job.container not in CONTAINERS:
-        raise UsageError(f"--container {job.container!r}: use {' or '.join(CONTAINERS)}")
+        raise UsageError(f"--container {job.container!r}: use one of {', '.join(CONTAINERS)}")
     for flag, value in (("--partition", job.partition), ("--time", job.time)):
         if value is not None and (not value or any(c.isspace() for c in value)):
             # Each becomes an #SBATCH line: a space or newline would add lines of its own.
@@ -96,15 +100,16 @@ def plan_job(job: SlurmJob, recipe: Recipe) -> Plan:
             hint="use --container docker (the backend's cuda image) or a CUDA build of torch",
         )
     check_shared_paths(recipe, job.run_dir, job.nodes)
+    image = job.container != "none"
     # The compute nodes, as the flags describe them (not this login node).
     host = HostInfo(
         gpus=tuple(GpuInfo("requested from Slurm") for _ in range(job.gpus_per_node)),
-        docker_available=job.container == "docker",
-        nvidia_runtime=job.container == "docker",
+        docker_available=image,
+        nvidia_runtime=image,
         runner_packages=installed_runners(),
         nnodes=job.nodes,
     )
-    runtime: Runtime = "docker" if job.container == "docker" else "local"
+    runtime: Runtime = "docker" if image else "local"
     return select_backend(recipe, host, backend=job.backend, runtime=runtime, pull="missing")
 
 
@@ -121,6 +126,20 @@ def _node_command(job: SlurmJob, plan: Plan) -> str:
     return command
 
 
+def _run_lines(job: SlurmJob, recipe: Recipe, plan: Plan) -> list[str]:
+    srun = f"srun --nodes={job.nodes} --ntasks-per-node=1"
+    if job.container in RUNTIMES:
+        spec = node_spec(plan, recipe, job.recipe_file, job.run_dir)
+        runtime = RUNTIMES[job.container]
+        return container_lines(runtime, plan, spec, job.run_dir, job.nodes, job.gpus_per_node > 0)
+    return [
+        "status=0",
+        f"{srun} --kill-on-bad-exit=1 \\",
+        f"  {_node_command(job, plan)} \\",
+        "  || status=$?",
+    ]
+
+
 def sbatch_script(job: SlurmJob, recipe: Recipe, plan: Plan, argv: list[str]) -> str:
     """The sbatch script, commented for whoever adapts it."""
     directives = [
@@ -135,16 +154,21 @@ def sbatch_script(job: SlurmJob, recipe: Recipe, plan: Plan, argv: list[str]) ->
         "--open-mode=append",
     ]
     runs = (
-        "the backend's image " + (plan.image or "")
-        if job.container == "docker"
-        else ("the runner installed on each node (no container)")
+        f"the backend's image {plan.image} (through {job.container})"
+        if plan.image
+        else "the runner installed on each node (no container)"
+    )
+    task = (
+        "`aligntune run`"
+        if job.container not in RUNTIMES
+        else f"the image's runner ({job.container})"
     )
     lines = [
         "#!/bin/bash",
         f"# Written by: {shlex.join(argv)}   (aligntune {VERSION})",
         f"# Trains {recipe.run_name} ({plan.algorithm}, backend {plan.backend}, {plan.device}) on "
         f"{job.nodes} node(s), in {runs}.",
-        "# One Slurm task per node: each is `aligntune run`, which takes its place in the job from",
+        f"# One Slurm task per node: each is {task}, which takes its place in the job from",
         "# Slurm's variables (SLURM_NNODES, SLURM_NODEID, the first host of SLURM_JOB_NODELIST as",
         "# the rendezvous) and starts the recipe's distributed.processes_per_node processes.",
         "# Adapt: add #SBATCH lines (--account, --qos, --constraint, --mem) as your site needs.",
@@ -161,10 +185,7 @@ def sbatch_script(job: SlurmJob, recipe: Recipe, plan: Plan, argv: list[str]) ->
         "# The rendezvous port on the first node: one per job, so jobs sharing a node do not meet.",
         f"export MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))",
         "",
-        "status=0",
-        f"srun --nodes={job.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 \\",
-        f"  {_node_command(job, plan)} \\",
-        "  || status=$?",
+        *_run_lines(job, recipe, plan),
         "",
         f"# {int(ExitCode.INTERRUPTED_SIGTERM)}: stopped by SIGTERM after saving a checkpoint (the "
         "time limit's",
