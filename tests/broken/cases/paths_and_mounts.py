@@ -11,6 +11,8 @@ from typing import Any
 
 from broken_harness import TINY, Case, Content, recipe
 
+from aligntune.core.errors import ExitCode
+
 RULE = r"; a recipe path names a regular file or a folder"
 OUTPUT_RULE = r"; the run directory is the folder a run writes"
 NO_RUN = (("validate", "recipe.yaml"), ("plan", "recipe.yaml"))
@@ -295,4 +297,30 @@ OUTPUT_CASES = [
     ),
 ]
 
-CASES = PATH_CASES + OUTPUT_CASES
+SLURM = ("launch", "slurm", "recipe.yaml", "--output", "job.sbatch")
+RUNTIME_CASES = [
+    Case(
+        "slurm-unknown-container-runtime",
+        {"recipe.yaml": recipe()},
+        r"--container 'singularity': use one of docker, apptainer, enroot, none",
+        commands=((*SLURM, "--container", "singularity"),),
+        exit_code=ExitCode.USAGE,
+    ),
+    Case(
+        "slurm-apptainer-run-directory-with-a-comma",
+        {"recipe.yaml": recipe()},
+        r"--container apptainer: {dir}/runs,v2 contains ',', which apptainer's mount option "
+        r"cannot carry in a path; it would be mounted at /aligntune/run",
+        commands=((*SLURM, "--container", "apptainer", "--run-dir", "runs,v2"),),
+    ),
+    Case(
+        "slurm-enroot-recipe-folder-with-a-space",
+        {"my recipes/recipe.yaml": recipe()},
+        r"--container enroot: {dir}/my recipes contains ' ', which enroot's mount option "
+        r"cannot carry in a path; it would be mounted at /aligntune/recipe",
+        commands=(("launch", "slurm", "my recipes/recipe.yaml", "--container", "enroot"),),
+    ),
+]
+"""What a Slurm node's container runtime cannot do, refused before the script is written."""
+
+CASES = PATH_CASES + OUTPUT_CASES + RUNTIME_CASES
