@@ -146,17 +146,28 @@ def _start(runtime: Runtime, spec: ContainerSpec, gpus: bool) -> list[str]:
     fixed = [f"--env {shlex.quote(f'{k}={v}')}" for k, v in spec.environment.items()]
     mounts = [_mount_option(runtime, m) for m in spec.mounts]
     if runtime.name == "apptainer":
-        # `run`: the image's ENTRYPOINT with these arguments, as docker runs it. As the calling
-        # user (apptainer's default); --contain: no host home or /tmp, only the mounts below.
+        why = [
+            "# `run`: the image's ENTRYPOINT with these arguments, as docker runs it; as you",
+            "# (apptainer's default). --contain: no host home or /tmp, only these mounts.",
+        ]
+        if gpus:
+            why.append(
+                "# --nv: the host's NVIDIA driver and GPUs; CUDA_VISIBLE_DEVICES picks Slurm's."
+            )
         head = "exec apptainer run --cleanenv --contain" + (" --nv" if gpus else "")
         options = [*mounts, *fixed, f"--pwd {spec.working_dir}"]
     else:
-        # No --root: the calling user stays itself. --rw: the runner may write outside its
-        # mounts, as in docker's container layer; this job's copy of the image is removed after.
+        why = [
+            "# `start`: the image's ENTRYPOINT with these arguments; as you (never --root).",
+            "# --rw: the runner may write outside its mounts, as in a docker container; only this",
+            "# job's copy of the image, removed after.",
+        ]
         head = 'exec enroot start --rw "${env_args[@]}"'
         if gpus:
-            # enroot's nvidia hook mounts the driver when NVIDIA_VISIBLE_DEVICES is set (the
-            # image is not a CUDA base image that sets it); CUDA_VISIBLE_DEVICES picks Slurm's.
+            why += [
+                "# enroot's nvidia hook mounts the driver when NVIDIA_VISIBLE_DEVICES is set",
+                "# (the image does not set it); CUDA_VISIBLE_DEVICES picks the task's GPUs.",
+            ]
             fixed += [
                 "--env NVIDIA_VISIBLE_DEVICES=all",
                 "--env NVIDIA_DRIVER_CAPABILITIES=compute,utility",
@@ -164,7 +175,8 @@ def _start(runtime: Runtime, spec: ContainerSpec, gpus: bool) -> list[str]:
         options = [*mounts, *fixed]
     target = '"$IMAGE_FILE"' if runtime.name == "apptainer" else '"$CONTAINER"'
     command = _wrapped([target, *_arguments(spec.command)], "    ")
-    return ["  " + head + " \\", *(f"    {w} \\" for w in options), *command]
+    start = ["  " + head + " \\", *(f"    {w} \\" for w in options), *command]
+    return [f"  {line}" for line in why] + start
 
 
 def image_file(runtime: Runtime, plan: Plan, run_dir: Path) -> Path:
@@ -185,7 +197,8 @@ def container_lines(
     srun = f"srun --nodes={nodes} --ntasks-per-node=1"
     lines = [
         'mkdir -p "$RUN_DIR"',
-        f"# The image as one {runtime.name} file on the shared filesystem, which every node reads.",
+        f"# The image as one {runtime.name} file on the shared filesystem, which every node reads",
+        "# (rather than each node converting the image into a cache of its own).",
         f"IMAGE_FILE={shlex.quote(str(image_file(runtime, plan, run_dir)))}",
         *(
             [
@@ -209,7 +222,10 @@ def container_lines(
     ]
     if runtime.name == "enroot":
         lines += [
-            "# Each node unpacks the image into its own container, named after the job.",
+            "# Plain enroot (import, create, start): it needs nothing else on the nodes. Where",
+            "# the pyxis plugin is installed, srun --container-image=$IMAGE_FILE with",
+            "# --container-mounts does the same. Each node unpacks the image into a container of",
+            "# its own, named after the job.",
             'CONTAINER="aligntune-$SLURM_JOB_ID"',
             f'{srun} enroot create --force --name "$CONTAINER" "$IMAGE_FILE" || exit 3',
         ]
