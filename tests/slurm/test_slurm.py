@@ -2,7 +2,10 @@
 script, submitted, trains the tiny recipe with 2 processes that meet at the rendezvous Slurm's
 variables give; a job stopped with SIGTERM saves a checkpoint, requeues itself and resumes.
 The runner is the one installed here (--container none), and once the trl image
-(--container docker)."""
+(--container docker). Apptainer is not installed here (Debian has no package): its script runs
+once with `apptainer` spelled as `docker run` (APPTAINER below), which proves the script's own
+part under a real Slurm (each node's task, the variables it passes by name, the mounts and the
+runner's arguments are enough for the real image to train), not Apptainer itself."""
 
 from __future__ import annotations
 
@@ -168,3 +171,60 @@ def test_each_node_trains_in_the_image_as_aligntune_run_starts_it(
     assert start["world_size"] == 2
     assert [e["status"] for e in found if e["event"] == "end"] == ["finished"]
     assert (run_dir / "final").stat().st_uid == os.getuid()
+
+
+APPTAINER = """#!/bin/bash
+# apptainer, spelled as docker: `build` records the docker-daemon:// image it is asked for; `run`
+# starts that image with the same binds, --env values and directory, the APPTAINERENV_ variables
+# (and nothing else of this environment), as this user, on the host's network.
+set -euo pipefail
+case "$1" in
+  build) echo "${4#docker-daemon://}" > "$3"; exit 0 ;;  # build --force FILE SOURCE
+  run) shift ;;
+  *) echo "this apptainer stand-in knows build and run, not $1" >&2; exit 2 ;;
+esac
+args=(run --rm --init --network host --user "$(id -u):$(id -g)")
+while [[ $1 == --* ]]; do
+  case "$1" in
+    --bind) args+=(-v "$2"); shift 2 ;;
+    --env) args+=(-e "$2"); shift 2 ;;
+    --pwd) args+=(-w "$2"); shift 2 ;;
+    --cleanenv|--contain) shift ;;
+    *) echo "this apptainer stand-in does not know $1" >&2; exit 2 ;;
+  esac
+done
+image=$(cat "$1"); shift
+for name in $(compgen -e); do
+  if [[ $name == APPTAINERENV_* ]]; then
+    export "${name#APPTAINERENV_}=${!name}"
+    args+=(-e "${name#APPTAINERENV_}")
+  fi
+done
+exec docker "${args[@]}" "$image" "$@"
+"""
+
+
+@pytest.mark.docker
+def test_the_apptainer_script_trains_in_the_image_on_a_real_slurm(
+    slurm_cluster: dict[str, str], fresh_trl_image: str, tmp_path: Path
+) -> None:
+    recipe = two_process_recipe(tmp_path / "recipe", steps=3, save_steps=3)
+    run_dir = tmp_path / "run"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "apptainer").write_text(APPTAINER)
+    (tools / "apptainer").chmod(0o755)
+    path = f"{tools}{os.pathsep}{slurm_cluster['PATH']}"
+    env = {**slurm_cluster, "PATH": path, "HF_HOME": str(tmp_path / "hf")}
+    job = submit(recipe, run_dir, env, tmp_path, container="apptainer")
+    wait_until("job finished", lambda: job_state(job, env) == "COMPLETED", job, tmp_path)
+    assert (run_dir.parent / "trl-runner-0.1.0-cpu.sif").read_text() == f"{fresh_trl_image}\n"
+    found = events(run_dir)
+    (start,) = [e for e in found if e["event"] == "start"]
+    assert start["world_size"] == 2 and start["ddp_backend"] == "gloo"
+    assert [e["step"] for e in found if e["event"] == "log"] == [1, 2, 3]
+    assert [e["status"] for e in found if e["event"] == "end"] == ["finished"]
+    assert (run_dir / "final").stat().st_uid == os.getuid()
+    # The runner found its place from Slurm's variables, passed into the image by name.
+    log = (tmp_path / f"slurm-{job}.out").read_text()
+    assert "NODE_RANK=0 from SLURM_NODEID" in log, log[-3000:]
