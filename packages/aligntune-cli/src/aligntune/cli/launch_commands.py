@@ -27,7 +27,11 @@ def launch_slurm(
         str | None, typer.Option(help="Time limit, as Slurm writes it (e.g. 2:00:00).")
     ] = None,
     container: Annotated[
-        str, typer.Option(help="docker (the backend's image) or none (the runner on the node).")
+        str,
+        typer.Option(
+            help="docker, apptainer or enroot (the backend's image through that runtime), or "
+            "none (the runner installed on the node)."
+        ),
     ] = "docker",
     backend: BackendOpt = None,
     run_dir: Annotated[

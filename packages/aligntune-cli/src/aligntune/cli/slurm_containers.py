@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aligntune.cli.container import ContainerSpec, build_container_spec
+from aligntune.cli.container_user import ContainerUser
 from aligntune.cli.mounts import HF_CACHE_MOUNT, RUN_MOUNT, Mount, RunPaths, hf_cache_path
 from aligntune.core.errors import UserInputError
 from aligntune.core.plan import Plan
@@ -72,9 +73,10 @@ RUNTIMES = {
 
 
 def node_spec(plan: Plan, recipe: Recipe, recipe_file: Path, run_dir: Path) -> ContainerSpec:
-    """The container `aligntune run` would start on a node (the user: whoever runs the job)."""
+    """The container `aligntune run` would start on a node, as the user who runs the job (both
+    runtimes keep the caller's uid and gid: no flag spells it)."""
     paths = RunPaths(recipe_file.resolve(), run_dir, hf_cache_path())
-    return build_container_spec(plan, recipe, paths, user="")
+    return build_container_spec(plan, recipe, paths, user=str(ContainerUser.parse(None)))
 
 
 def _check_paths(runtime: Runtime, mounts: tuple[Mount, ...]) -> None:
