@@ -78,9 +78,37 @@ def test_the_script_runs_one_aligntune_run_per_node_with_requeue(tmp_path: Path)
     # Unsloth is one machine only: auto picks TRL and the script pins it for every node.
     node = f'aligntune.cli.main run {TINY / "sft.yaml"} --output "$RUN_DIR" --backend trl --quiet'
     assert node in text and "--runtime local" not in text
-    assert '${SLURM_JOB_GPUS:+--gpus "device=$SLURM_JOB_GPUS"}' in text
     assert "if [[ $status -eq 143 ]]; then" in text and 'scontrol requeue "$SLURM_JOB_ID"' in text
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+
+
+def test_each_node_hands_docker_the_gpus_slurm_gave_that_node(tmp_path: Path) -> None:
+    script = tmp_path / "job.sbatch"
+    args = [str(TINY / "sft.yaml"), "--nodes", "2", "--gpus-per-node", "2"]
+    result = launch(*args, "--run-dir", SHARED_RUN_DIR, "--output", str(script), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # Run the script as the batch step of a two-node job: srun starts each node's task in turn
+    # with that node's own SLURM_STEP_GPUS, and the aligntune on the node records its arguments.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(
+        "#!/bin/bash\nwhile [[ $1 == --* ]]; do shift; done\n"
+        'SLURM_NODEID=0 SLURM_STEP_GPUS=0,1 "$@" && SLURM_NODEID=1 SLURM_STEP_GPUS=2,3 "$@"\n'
+    )
+    (bin_dir / "aligntune-on-node").write_text(
+        '#!/bin/bash\necho "$SLURM_NODEID: ${*: -2}" >> "$RECORD"\n'
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    text = script.read_text().replace(sys.executable, str(bin_dir / "aligntune-on-node"))
+    script.write_text(text)
+    record = tmp_path / "record"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "RECORD": str(record), "SLURM_JOB_ID": "7"}
+    # The batch step's SLURM_JOB_GPUS names the first node's GPUs only: never handed on.
+    env["SLURM_JOB_GPUS"] = "0,1"
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert record.read_text().splitlines() == ["0: --gpus device=0,1", "1: --gpus device=2,3"]
 
 
 def test_container_none_runs_the_runner_installed_on_the_node(tmp_path: Path) -> None:

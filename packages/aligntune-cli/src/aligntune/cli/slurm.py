@@ -119,11 +119,7 @@ def _node_command(job: SlurmJob, plan: Plan) -> str:
     options = ["--backend", plan.backend, "--quiet"]
     if job.container == "none":
         options += ["--runtime", "local"]
-    command = f'{shlex.join(argv)} --output "$RUN_DIR" {shlex.join(options)}'
-    if job.container == "docker" and job.gpus_per_node:
-        # The docker engine runs outside the job's cgroup: hand it the GPUs Slurm gave this node.
-        command += ' ${SLURM_JOB_GPUS:+--gpus "device=$SLURM_JOB_GPUS"}'
-    return command
+    return f'{shlex.join(argv)} --output "$RUN_DIR" {shlex.join(options)}'
 
 
 def _run_lines(job: SlurmJob, recipe: Recipe, plan: Plan) -> list[str]:
@@ -132,6 +128,21 @@ def _run_lines(job: SlurmJob, recipe: Recipe, plan: Plan) -> list[str]:
         spec = node_spec(plan, recipe, job.recipe_file, job.run_dir)
         runtime = RUNTIMES[job.container]
         return container_lines(runtime, plan, spec, job.run_dir, job.nodes, job.gpus_per_node > 0)
+    if job.container == "docker" and job.gpus_per_node:
+        return [
+            "# The docker engine runs outside the job's cgroup: each node hands it the GPUs Slurm",
+            "# gave that node (SLURM_STEP_GPUS, read on the node itself; the batch step's",
+            "# SLURM_JOB_GPUS names only the first node's).",
+            "node_task() {",
+            "  local gpus=${SLURM_STEP_GPUS:-${SLURM_JOB_GPUS:-}}",
+            f'  exec {_node_command(job, plan)} ${{gpus:+--gpus "device=$gpus"}}',
+            "}",
+            "export -f node_task",
+            "export RUN_DIR",
+            "",
+            "status=0",
+            f"{srun} --kill-on-bad-exit=1 bash -c node_task || status=$?",
+        ]
     return [
         "status=0",
         f"{srun} --kill-on-bad-exit=1 \\",
