@@ -147,6 +147,23 @@ def test_summary_counts_attempts_time_throughput_memory_and_best_values(tmp_path
     assert lines[4] == "reward: first 0.1, last 1.2, best 1.2 at step 12"
 
 
+def test_a_diverged_run_names_its_best_finite_value_never_nan(tmp_path: Path) -> None:
+    losses = [float("nan"), 2.0, 1.5, float("inf"), float("nan")]
+    events = [{"event": "start", "time": 0.0, "step": 0, "algorithm": "sft", "backend": "trl"}]
+    events += [
+        {"event": "log", "time": float(step), "step": step, "loss": loss}
+        for step, loss in enumerate(losses, start=1)
+    ]
+    loss = summarize(write_events(tmp_path / "run", events))["metrics"]["loss"]
+    assert (loss["best"], loss["best_step"]) == (1.5, 3)
+    assert (loss["min"], loss["max"]) == (1.5, 2.0)
+    assert "loss: first nan, last nan, best 1.5 at step 3" in summary_lines(
+        summarize(RunDirectory(tmp_path / "run"))
+    )
+    all_nan = [{**e, "loss": float("nan")} if e["event"] == "log" else e for e in events]
+    assert "best" not in summarize(write_events(tmp_path / "nan", all_nan))["metrics"]["loss"]
+
+
 def test_smoothing_follows_a_handful_of_points_and_debiases_the_start() -> None:
     assert smoothed([3.0, 1.0, 2.0]) == [3.0, 1.0, 2.0]
     long = smoothed([1.0] * 50)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -119,16 +120,18 @@ def metric_stats(
         points = series(rows, name)
         if not points:
             continue
+        # A diverged step logs nan or inf: it is no one's minimum, maximum or best.
+        finite = [p for p in points if math.isfinite(p[1])]
         entry: dict[str, Any] = {
             "first": points[0][1],
             "last": points[-1][1],
             "last_step": points[-1][0],
-            "min": min(v for _, v in points),
-            "max": max(v for _, v in points),
+            "min": min((v for _, v in finite), default=math.nan),
+            "max": max((v for _, v in finite), default=math.nan),
         }
         way = _direction(name, algorithm)
-        if way is not None:
-            step, value = (min if way == "min" else max)(points, key=lambda p: p[1])
+        if way is not None and finite:
+            step, value = (min if way == "min" else max)(finite, key=lambda p: p[1])
             entry.update(best=value, best_step=step, better=way)
         stats[name] = entry
     return stats
