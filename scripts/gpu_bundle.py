@@ -148,23 +148,24 @@ def download(python: str, entries: list[dict], work: Path) -> list[Path]:
 
 def pack(wheels: list[Path], out: Path) -> dict:
     """Wheels and parts into bundle-NN folders of <= BUNDLE_LIMIT; the manifest (also saved)."""
+    room = BUNDLE_LIMIT - MiB  # a bundle's share for wheels: the rest is the manifest's
     pieces: list[tuple[Path, str, int, int]] = []  # source, name in the bundle, offset, size
     wheel_rows = []
     for wheel in wheels:
         size = wheel.stat().st_size
         if NEVER_BUNDLED.match(norm(wheel.name.split("-", 1)[0])):
             raise SystemExit(f"{wheel.name}: the host's own CUDA stack is never bundled")
-        count = -(-size // BUNDLE_LIMIT)
+        count = -(-size // room)
         names = [wheel.name] if count == 1 else [f"{wheel.name}.part{i:02d}" for i in range(count)]
         for i, name in enumerate(names):
-            start = i * BUNDLE_LIMIT
-            pieces.append((wheel, name, start, min(BUNDLE_LIMIT, size - start)))
+            start = i * room
+            pieces.append((wheel, name, start, min(room, size - start)))
         wheel_rows.append({"wheel": wheel.name, "size": size, "sha256": sha256(wheel),
                            "parts": names if count > 1 else []})  # fmt: skip
     bundles: list[list[tuple[Path, str, int, int]]] = []
     for piece in sorted(pieces, key=lambda p: -p[3]):  # first fit, largest first
         for bundle in bundles:
-            if sum(p[3] for p in bundle) + piece[3] <= BUNDLE_LIMIT - MiB:  # room for the manifest
+            if sum(p[3] for p in bundle) + piece[3] <= room:
                 bundle.append(piece)
                 break
         else:
