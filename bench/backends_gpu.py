@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gpu_models  # noqa: E402
-import gpu_smoke  # noqa: E402
+import gpu_models
+import gpu_smoke
 
 BACKENDS = ("trl", "unsloth")
 TARGET_SPEEDUP = 1.6
@@ -116,8 +116,10 @@ def cell(value: float | None, fmt: str) -> str:
 
 def table(results: dict[str, dict[str, dict]]) -> str:
     """The markdown table: one row per case and backend, the same shape docs/benchmarks.md shows."""
-    rows = ["| case | backend | load s | s/step | steps/s | tokens/s | peak GiB | generation share |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    header = (
+        "| case | backend | load s | s/step | steps/s | tokens/s | peak GiB | generation share |"
+    )
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
     for case in CASES:
         for backend in BACKENDS:
             r = results.get(case.name, {}).get(backend)
@@ -145,8 +147,10 @@ def verdict(results: dict[str, dict[str, dict]]) -> str:
     speed = unsloth["tokens_per_s"] / trl["tokens_per_s"]
     memory = unsloth["peak_gib"] / trl["peak_gib"]
     met = speed >= TARGET_SPEEDUP and memory <= TARGET_MEMORY
-    return (f"unsloth/trl on LoRA SFT: {speed:.2f}x tokens/s (target >= {TARGET_SPEEDUP}), "
-            f"{memory:.2f}x peak memory (target <= {TARGET_MEMORY}): {'met' if met else 'NOT met'}")  # fmt: skip
+    return (
+        f"unsloth/trl on LoRA SFT: {speed:.2f}x tokens/s (target >= {TARGET_SPEEDUP}), "
+        f"{memory:.2f}x peak memory (target <= {TARGET_MEMORY}): {'met' if met else 'NOT met'}"
+    )
 
 
 def main() -> int:

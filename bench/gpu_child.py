@@ -4,11 +4,12 @@
     python bench/gpu_child.py BACKEND RECIPE RUN_DIR
 
 Unsloth is imported first, as its runner does (it patches trl and transformers on import), which
-is why each backend's measurements run in a process of their own. Measured: the seconds
-from `create_trainer` to the runner's `start` event (the model's load, quantization included), seconds per step and tokens/s
-from the runner's per-step log events (the first 2 steps, compilation and autotuning, left
-out), peak GPU memory, and for GRPO the share of the step spent generating, read from the
-timings TRL's trainers take around generation (`trl.extras.profiling`).
+is why each backend's measurements run in a process of their own. Measured: the seconds from
+`create_trainer` to the runner's `start` event (the model's load, quantization included),
+seconds per step and tokens/s from the runner's per-step log events (the first 2 steps,
+compilation and autotuning, left out), peak GPU memory, and for GRPO the share of the steps
+spent generating, read from the timings TRL's trainers take around generation
+(`trl.extras.profiling`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def measure(backend: str, recipe_path: str, out: str) -> dict[str, Any]:
     if backend == "unsloth":
         importlib.import_module("unsloth")
     import torch
+
     from aligntune.core.loader import load_recipe
     from aligntune.core.plan import GpuInfo, HostInfo
     from aligntune.core.selection import select_backend

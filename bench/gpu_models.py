@@ -34,8 +34,9 @@ WORDS = "the of and to in is was for on that with as by at from it an be this ar
 def make_model(folder: Path, shape: dict[str, Any], dtype: str) -> None:
     """A random Qwen2 of `shape` (config numbers only) with the project's BPE tokenizer."""
     import torch
-    from aligntune.runners.common.tiny import ALPHABET, make_tokenizer
     from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from aligntune.runners.common.tiny import ALPHABET, make_tokenizer
 
     torch.manual_seed(0)
     tokenizer = make_tokenizer([" ".join(WORDS)] * 50 + [ALPHABET], vocab_size=2000)

@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MiB = 2**20
 BUNDLE_LIMIT = 60 * MiB
 DEFAULT_HOST = Path(__file__).with_name("h200-host-packages.txt")
-LOCKS = [ROOT / f"images/{image}/requirements-cuda.lock" for image in ("unsloth-runner", "trl-runner")]
+LOCKS = [
+    ROOT / f"images/{image}/requirements-cuda.lock" for image in ("unsloth-runner", "trl-runner")
+]
 """Pins of everything the host lacks; the first lock naming a package wins."""
 EXTRA = ["bitsandbytes"]
 """Needed beyond the packages' own dependencies: QLoRA on the TRL backend."""
@@ -94,7 +96,9 @@ def resolve(python: str, host: dict[str, str | None], work: Path) -> list[dict]:
         (info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {stub_version}\n", encoding="utf-8"
         )
-    reqs = sorted({r for r in needed() if norm(re.split(r"[<>=!~ ;\[]", r, 1)[0]) not in host})
+    reqs = sorted(
+        {r for r in needed() if norm(re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0]) not in host}
+    )
     (work / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
     constraints = [f"{n}=={v}" for n, v in sorted(locked.items()) if n not in host]
     (work / "constraints.txt").write_text("\n".join(constraints) + "\n", encoding="utf-8")
@@ -194,13 +198,18 @@ def prepare(args: argparse.Namespace) -> int:
     host = read_pins(args.host_packages)
     with tempfile.TemporaryDirectory(prefix="gpu-bundle-") as tmp:
         entries = resolve(args.python, host, Path(tmp))
-        refused = [e["metadata"]["name"] for e in entries if NEVER_BUNDLED.match(norm(e["metadata"]["name"]))]
+        refused = [
+            e["metadata"]["name"]
+            for e in entries
+            if NEVER_BUNDLED.match(norm(e["metadata"]["name"]))
+        ]
         if refused:
             raise SystemExit(f"resolution wants {', '.join(refused)}: add them to the host list")
         manifest = pack(download(args.python, entries, Path(tmp)), out)
     total = sum(f["size"] for f in manifest["files"])
+    largest = max(f["size"] for f in manifest["files"]) / MiB
     print(f"{len(manifest['wheels'])} wheels, {total / MiB:.1f} MiB in {manifest['bundles']} "
-          f"bundles under {out} (largest {max(f['size'] for f in manifest['files']) / MiB:.1f} MiB)")  # fmt: skip
+          f"bundles under {out} (largest file {largest:.1f} MiB)")  # fmt: skip
     return 0
 
 
@@ -224,7 +233,9 @@ def install(args: argparse.Namespace) -> int:
         wheels = []
         for row in manifest["wheels"]:
             if NEVER_BUNDLED.match(norm(row["wheel"].split("-", 1)[0])):
-                raise SystemExit(f"{row['wheel']}: refused, the host's torch/CUDA stack stays as it is")
+                raise SystemExit(
+                    f"{row['wheel']}: refused, the host's torch/CUDA stack stays as it is"
+                )
             wheel = Path(tmp) / row["wheel"]
             with wheel.open("wb") as handle:
                 for part in row["parts"] or [row["wheel"]]:
@@ -246,7 +257,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--python", default="3.12", help="the host's Python version (default 3.12)")
     p.add_argument("--host-packages", type=Path, default=DEFAULT_HOST,
-                   help="the host's `pip list --format=freeze` (default: the workplace's H200)")  # fmt: skip
+                   help="the host's `pip list --format=freeze` (default: H200 host)")  # fmt: skip
     i = sub.add_parser("install", help="verify the bundles and install them (no network)")
     i.add_argument("--bundles", type=Path, required=True)
     i.add_argument("--target", type=Path, required=True)

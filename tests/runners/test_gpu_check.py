@@ -77,7 +77,15 @@ def test_install_refuses_damaged_bundles(tmp_path: Path) -> None:
 def test_run_smoke_on_a_cpu_stand_in_host(tmp_path: Path) -> None:
     host = tmp_path / "host"
     subprocess.run([sys.executable, "-m", "venv", str(host)], check=True)
-    pip = [str(host / "bin/python"), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt")]
+    pip = [
+        str(host / "bin/python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-c",
+        str(REPO / "constraints.txt"),
+    ]
     subprocess.run([*pip, *HOST_LIKE], check=True, timeout=900)
     probe = subprocess.run([str(host / "bin/python"), "-c", "import trl"], check=False)
     assert probe.returncode != 0, "the stand-in host must lack trl: the bundle brings it"
@@ -87,7 +95,9 @@ def test_run_smoke_on_a_cpu_stand_in_host(tmp_path: Path) -> None:
     host_list.write_text(listed + "\n".join(CUDA_ONLY) + "\n", encoding="utf-8")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'name, driver_version'\necho 'stand-in, 0'\n")
+    (bin_dir / "nvidia-smi").write_text(
+        "#!/bin/sh\necho 'name, driver_version'\necho 'stand-in, 0'\n"
+    )
     (bin_dir / "nvidia-smi").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"PYTHON": str(host / "bin/python"), "GPU_CHECK_BUNDLES": str(tmp_path / "bundles"),
