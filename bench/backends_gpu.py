@@ -153,6 +153,17 @@ def verdict(results: dict[str, dict[str, dict]]) -> str:
     )
 
 
+def save(work: Path, results: dict, recipes: list[dict], smoke: bool) -> None:
+    """gpu-results.json and gpu-results.md as they stand (rewritten after every run)."""
+    summary = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "smoke": smoke,
+               "cases": results, "verdict": verdict(results), "recipes": recipes}  # fmt: skip
+    (work / "gpu-results.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    lines = [f"| {r['recipe']} | {r['backend']} | {r['status']} |" for r in recipes]
+    recipe_table = "\n| tiny recipe | backend | result |\n|---|---|---|\n" + "\n".join(lines) + "\n"
+    body = table(results) + "\n" + verdict(results) + "\n" + (recipe_table if recipes else "")
+    (work / "gpu-results.md").write_text(body, encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trl-python", default=sys.executable)
@@ -179,17 +190,12 @@ def main() -> int:
         for backend in BACKENDS:
             r = run_one(pythons[backend], backend, case, work, args.smoke, args.steps_scale)
             results.setdefault(case.name, {})[backend] = r
+            save(work, results, [], args.smoke)
             print(f"{case.title} / {backend}: {r.get('not_measured') or 'measured'} "
                   f"({r['wall_s']:.0f} s)", flush=True)  # fmt: skip
     print(table(results) + verdict(results))
     recipes = [] if args.no_recipes else gpu_smoke.run_recipes(pythons, work, args.recipes)
-    summary = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "smoke": args.smoke,
-               "cases": results, "verdict": verdict(results), "recipes": recipes}  # fmt: skip
-    (work / "gpu-results.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    lines = [f"| {r['recipe']} | {r['backend']} | {r['status']} |" for r in recipes]
-    recipe_table = "\n| tiny recipe | backend | result |\n|---|---|---|\n" + "\n".join(lines) + "\n"
-    body = table(results) + "\n" + verdict(results) + "\n" + (recipe_table if recipes else "")
-    (work / "gpu-results.md").write_text(body, encoding="utf-8")
+    save(work, results, recipes, args.smoke)
     print(f"wrote {work / 'gpu-results.json'} and {work / 'gpu-results.md'}")
     # QLoRA needs CUDA: on a --smoke run without it, its "not measured" row is the expected one.
     excused = {"qlora-sft"} if args.smoke else set()

@@ -66,7 +66,7 @@ case "$command" in
       cp "$BUNDLES/bundle-01/manifest.json" "$private/.installed"
     fi
     PYTHONPATH="$private:$(ls -d "$ROOT"/packages/*/src | paste -sd:)"
-    export PYTHONPATH
+    export PYTHONPATH HF_HUB_OFFLINE=1  # no network there: never wait on the hub
     echo "== requirements the host's own packages miss (pip check; informative)"
     "$python" -m pip check || true
     check "$python" "$python" "$work/bench" "$@"
