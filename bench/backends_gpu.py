@@ -161,6 +161,8 @@ def save(work: Path, results: dict, recipes: list[dict], smoke: bool) -> None:
     lines = [f"| {r['recipe']} | {r['backend']} | {r['status']} |" for r in recipes]
     recipe_table = "\n| tiny recipe | backend | result |\n|---|---|---|\n" + "\n".join(lines) + "\n"
     body = table(results) + "\n" + verdict(results) + "\n" + (recipe_table if recipes else "")
+    if smoke:
+        body = "--smoke: all cases on the tiny model, fp32; the figures compare nothing.\n\n" + body
     (work / "gpu-results.md").write_text(body, encoding="utf-8")
 
 
