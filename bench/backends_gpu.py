@@ -1,241 +1,217 @@
-"""TRL vs Unsloth on one CUDA GPU: the same LoRA SFT recipe (and one GRPO recipe) on a randomly
-initialised Qwen2 with Qwen2.5-0.5B's shape (no download), tokens/s and peak GPU memory of each.
+"""TRL vs Unsloth on one CUDA GPU, no download: the same recipes and data through both runners,
+one after the other, each in its own interpreter; writes gpu-results.json and gpu-results.md.
 
-    python bench/backends_gpu.py --trl-python .venv/bin/python \
-        --unsloth-python .venv-unsloth/bin/python [--steps 30] [--work DIR]
+    python bench/backends_gpu.py --trl-python PY --unsloth-python PY [--work DIR] [--smoke]
+        [--no-recipes | --recipes NAME ...] [--only CASE ...] [--steps-scale X]
 
-`--smoke` runs the same code path with a tiny model in fp32 on whatever device there is (CPU in
-CI, where a test runs it), so the script is known to work before a GPU is spent on it; its
-figures compare nothing.
-
-Each backend trains in its own interpreter (Unsloth patches trl/transformers on import), through
-the runner's own `create_trainer`, so the measured path is the one users run. Targets (the
-issue's): Unsloth >= 1.6x TRL's tokens/s and <= 0.6x its peak memory. Prints "not measured"
-rather than a number whenever a run fails.
+Cases (random Qwen2 of Qwen2.5's real shapes, bf16, see gpu_models.py): LoRA SFT tokens/s and
+peak memory (0.5B), QLoRA 4-bit SFT load time and step time (1.5B), full bf16 SFT (1.5B), GRPO
+step time and generation share (0.5B), DPO steps/s (0.5B). Then every tiny recipe once through
+both runners (gpu_smoke.py). A row that fails says "not measured" with the reason; the others
+go on. `--smoke` runs the same code path with the tiny shape in fp32 on whatever device there
+is (CPU in CI); its figures compare nothing. Targets (the issue's): Unsloth >= 1.6x TRL's LoRA
+SFT tokens/s at <= 0.6x its peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
-import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-QWEN2_05B_SHAPE = {
-    "hidden_size": 896,
-    "intermediate_size": 4864,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 14,
-    "num_key_value_heads": 2,
-    "vocab_size": 151936,
-    "max_position_embeddings": 4096,
-    "tie_word_embeddings": True,
-}
-"""Qwen/Qwen2.5-0.5B's config.json dimensions (public), initialised randomly here."""
-TINY_SHAPE = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "vocab_size": 2048,
-    "max_position_embeddings": 512,
-    "tie_word_embeddings": True,
-}
-"""The --smoke shape: the bench's code path in seconds, on CPU."""
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gpu_models
+import gpu_smoke
+
+BACKENDS = ("trl", "unsloth")
 TARGET_SPEEDUP = 1.6
 TARGET_MEMORY = 0.6
-WORDS = "the of and to in is was for on that with as by at from it an be this are".split()  # noqa: SIM905
+CHILD = Path(__file__).with_name("gpu_child.py")
 
 
-def make_model(folder: Path, shape: dict[str, Any], dtype: str) -> None:
-    """A random Qwen2 of `shape` with a small BPE tokenizer, saved in `dtype`."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+@dataclass(frozen=True)
+class Case:
+    """One row pair of the table: a recipe both backends train."""
 
-    torch.manual_seed(0)
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=specials)
-    raw.train_from_iterator([" ".join(WORDS)] * 50 + ["0123456789 +-=?"], trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>"
-    )
-    tokenizer.chat_template = (
-        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + "
-        "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
-        "{{ '<|im_start|>assistant\\n' }}{% endif %}"
-    )
-    config = Qwen2Config(**shape, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    Qwen2ForCausalLM(config).to(getattr(torch, dtype)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    name: str
+    title: str
+    algorithm: str
+    shape: str
+    peft: str  # lora, qlora or full
+    steps: int
+    batch: int
+    max_length: int
 
 
-def write_data(folder: Path, words: int, rows: int = 512) -> None:
-    """Text rows of `words` words for SFT, arithmetic prompts for GRPO."""
-    rng = random.Random(0)
-    with (folder / "sft.jsonl").open("w") as handle:
-        for _ in range(rows):
-            handle.write(json.dumps({"text": " ".join(rng.choices(WORDS, k=words))}) + "\n")
-    with (folder / "grpo.jsonl").open("w") as handle:
-        for _ in range(rows):
-            a, b = rng.randint(1, 50), rng.randint(1, 50)
-            handle.write(json.dumps({"prompt": f"{a} + {b} =", "answer": str(a + b)}) + "\n")
+CASES = (
+    Case("lora-sft", "LoRA SFT, 0.5B", "sft", "0.5b", "lora", 30, 8, 1024),
+    Case("qlora-sft", "QLoRA 4-bit SFT, 1.5B", "sft", "1.5b", "qlora", 15, 8, 1024),
+    Case("full-sft", "full bf16 SFT, 1.5B", "sft", "1.5b", "full", 15, 4, 1024),
+    Case("grpo", "GRPO (LoRA), 0.5B", "grpo", "0.5b", "lora", 8, 8, 256),
+    Case("dpo", "DPO (LoRA), 0.5B", "dpo", "0.5b", "lora", 20, 4, 512),
+)
+"""Steps budgeted for < 8 minutes on one H200 with both backends (a 0.5B LoRA step ~0.2 s;
+most of the time is each process's start, load and compilation)."""
 
 
-def model_folder(smoke: bool) -> str:
-    """The model's folder in the work dir: the two shapes never share one."""
-    return "model-smoke" if smoke else "model"
-
-
-def recipe(kind: str, backend: str, steps: int, smoke: bool) -> dict[str, Any]:
-    """The benchmark recipe: identical for both backends except `backend`."""
-    base: dict[str, Any] = {
+def recipe(case: Case, backend: str, smoke: bool, scale: float) -> dict[str, Any]:
+    """The case's recipe: identical for both backends except `backend`."""
+    model: dict[str, Any] = {"name_or_path": f"./model-{'tiny' if smoke else case.shape}"}
+    if case.peft == "full":
+        model["peft"] = {"method": "full"}
+    else:
+        model["peft"] = {"method": "lora", "r": 16, "alpha": 32}
+    if case.peft == "qlora":
+        model["quantization"] = "4bit"
+    data: dict[str, Any] = {"train": {"path": f"./{case.algorithm}.jsonl"}}
+    data["max_length"] = 128 if smoke else case.max_length
+    algorithm: dict[str, Any] = {"name": case.algorithm}
+    rewards = None
+    if case.algorithm == "grpo":
+        algorithm |= {"num_generations": 2 if smoke else 8,
+                      "max_completion_length": 16 if smoke else 128}  # fmt: skip
+        rewards = [{"function": "numeric_match", "params": {"column": "answer"}}]
+    steps = max(5, round((5 if smoke else case.steps) * scale))
+    body: dict[str, Any] = {
         "backend": backend,
-        "model": {"name_or_path": f"./{model_folder(smoke)}",
-                  "peft": {"method": "lora", "r": 16, "alpha": 32}},
-        "training": {"max_steps": steps, "batch_size": 2 if smoke else 8, "learning_rate": 1e-4,
-                     "precision": "fp32" if smoke else "bf16", "save_steps": 10_000,
-                     "logging_steps": 1},
+        "algorithm": algorithm,
+        "model": model,
+        "data": data,
+        "training": {"max_steps": steps, "batch_size": 2 if smoke else case.batch,
+                     "learning_rate": 1e-5, "precision": "fp32" if smoke else "bf16",
+                     "save_steps": 10_000, "logging_steps": 1},
         "output": {"save_final": False},
     }  # fmt: skip
-    if kind == "sft":
-        base["algorithm"] = {"name": "sft"}
-        base["data"] = {"train": {"path": "./sft.jsonl"}, "max_length": 128 if smoke else 1024}
-    else:
-        completion = 16 if smoke else 128
-        base["algorithm"] = {
-            "name": "grpo",
-            "num_generations": 2 if smoke else 8,
-            "max_completion_length": completion,
-        }
-        base["data"] = {"train": {"path": "./grpo.jsonl"}, "max_length": 256}
-        base["rewards"] = [{"function": "numeric_match", "params": {"column": "answer"}}]
-    return base
+    if rewards:
+        body["rewards"] = rewards
+    return body
 
 
-CHILD = """
-import json, sys, time
-backend, recipe_path, out = sys.argv[1:4]
-if backend == "unsloth":
-    import unsloth  # noqa: F401  (first, as the runner does)
-import torch
-from aligntune.core.loader import load_recipe
-from aligntune.core.plan import GpuInfo, HostInfo
-from aligntune.core.selection import select_backend
-import importlib
-runner = importlib.import_module(f"aligntune.runners.{backend}")
-recipe = load_recipe(recipe_path)
-cuda = torch.cuda.is_available()
-gpus = (GpuInfo(torch.cuda.get_device_name(0)),) if cuda else ()
-host = HostInfo(gpus=gpus, runner_packages=frozenset({backend}))
-plan = select_backend(recipe, host, backend=backend, runtime="in-process")
-run = runner.create_trainer(recipe, plan, run_dir=out)
-if cuda:
-    torch.cuda.reset_peak_memory_stats()
-metrics = run.train()
-events = [json.loads(l) for l in open(f"{out}/events.jsonl")]
-logs = [e for e in events if e["event"] == "log" and "num_tokens" in e]
-# Skip the first 3 steps (compilation, autotuning) when timing.
-t0, n0 = logs[2]["time"], logs[2]["num_tokens"]
-t1, n1 = logs[-1]["time"], logs[-1]["num_tokens"]
-print("BENCH " + json.dumps({"tokens_per_s": (n1 - n0) / (t1 - t0),
-      "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-      "gpu": torch.cuda.get_device_name(0) if cuda else "none (CPU)",
-      "steps": metrics.get("global_step")}))
-"""
-
-
-def run_one(
-    python: str, backend: str, kind: str, work: Path, steps: int, smoke: bool
-) -> dict[str, Any] | None:
-    """Train one recipe in `python`; its measurements, or None (printed why) on failure."""
-    import yaml
-
-    path = work / f"{kind}-{backend}.yaml"
-    path.write_text(yaml.safe_dump(recipe(kind, backend, steps, smoke)))
-    out = work / f"run-{kind}-{backend}"
-    done = subprocess.run([python, "-c", CHILD, backend, str(path), str(out)],
+def run_one(python: str, backend: str, case: Case, work: Path, smoke: bool, scale: float) -> dict:
+    """Measure one case on one backend in `python`: its figures, or why it was not measured."""
+    path = work / f"{case.name}-{backend}.yaml"
+    path.write_text(yaml.safe_dump(recipe(case, backend, smoke, scale)), encoding="utf-8")
+    started = time.perf_counter()
+    done = subprocess.run([python, str(CHILD), backend, str(path), str(work / f"run-{path.stem}")],
                           capture_output=True, text=True, check=False)  # fmt: skip
+    wall = time.perf_counter() - started
+    (work / f"{path.stem}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     for line in done.stdout.splitlines():
         if line.startswith("BENCH "):
-            return json.loads(line[6:])
-    print(f"{kind}/{backend}: failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return None
+            return {**json.loads(line[6:]), "wall_s": wall}
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()] or ["no output"]
+    return {"not_measured": f"exit {done.returncode}: {lines[-1].strip()[-300:]}", "wall_s": wall}
 
 
-def report(
-    kind: str, trl: dict[str, Any] | None, unsloth: dict[str, Any] | None, smoke: bool
-) -> bool:
-    """Print one comparison; whether both targets were met (with --smoke: both runs measured)."""
+def cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
-    def show(name: str, r: dict[str, Any] | None) -> None:
-        if r is None:
-            print(f"  {name:8s} not measured")
-            return
-        peak = "peak memory not measured (no CUDA)"
-        if r["peak_gib"] is not None:
-            peak = f"{r['peak_gib']:6.2f} GiB peak"
-        print(f"  {name:8s} {r['tokens_per_s']:10.0f} tokens/s  {peak}")
 
-    setup = "tiny model, fp32, batch 2" if smoke else "bf16, batch 8, random Qwen2 0.5B shape"
-    print(f"{kind} (LoRA r=16, {setup}):")
-    show("trl", trl)
-    show("unsloth", unsloth)
-    if trl is None or unsloth is None:
-        print("  ratios: not measured")
-        return False
-    print(f"  device: {unsloth['gpu']}")
-    if smoke:
-        print("  ratios: none (--smoke checks that the benchmark runs; it compares nothing)")
-        return True
+def table(results: dict[str, dict[str, dict]]) -> str:
+    """The markdown table: one row per case and backend, the same shape docs/benchmarks.md shows."""
+    header = (
+        "| case | backend | load s | s/step | steps/s | tokens/s | peak GiB | generation share |"
+    )
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
+    for case in CASES:
+        for backend in BACKENDS:
+            r = results.get(case.name, {}).get(backend)
+            if r is None:
+                continue
+            if "not_measured" in r:
+                rows.append(f"| {case.title} | {backend} | not measured: {r['not_measured']} |||||")
+                continue
+            share = None if r["generation_share"] is None else 100 * r["generation_share"]
+            rows.append(
+                f"| {case.title} | {backend} | {cell(r['load_s'], '.1f')} | "
+                f"{cell(r['step_s'], '.3f')} | {cell(r['steps_per_s'], '.2f')} | "
+                f"{cell(r['tokens_per_s'], ',.0f')} | {cell(r['peak_gib'], '.2f')} | "
+                f"{cell(share, '.0f')}{'%' if share is not None else ''} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def verdict(results: dict[str, dict[str, dict]]) -> str:
+    """The LoRA SFT targets, met or not, or why they cannot be judged."""
+    trl, unsloth = (results.get("lora-sft", {}).get(b, {}) for b in BACKENDS)
+    needed = ("tokens_per_s", "peak_gib")
+    if any(r.get(key) is None for r in (trl, unsloth) for key in needed):
+        return "unsloth/trl on LoRA SFT: not measured (a run failed, or no CUDA)"
     speed = unsloth["tokens_per_s"] / trl["tokens_per_s"]
     memory = unsloth["peak_gib"] / trl["peak_gib"]
-    ok = speed >= TARGET_SPEEDUP and memory <= TARGET_MEMORY
-    print(
-        f"  unsloth/trl: {speed:.2f}x tokens/s (target >= {TARGET_SPEEDUP}), "
-        f"{memory:.2f}x peak memory (target <= {TARGET_MEMORY}) -> {'met' if ok else 'NOT met'}"
+    met = speed >= TARGET_SPEEDUP and memory <= TARGET_MEMORY
+    return (
+        f"unsloth/trl on LoRA SFT: {speed:.2f}x tokens/s (target >= {TARGET_SPEEDUP}), "
+        f"{memory:.2f}x peak memory (target <= {TARGET_MEMORY}): {'met' if met else 'NOT met'}"
     )
-    return ok
+
+
+def save(work: Path, results: dict, recipes: list[dict], smoke: bool) -> None:
+    """gpu-results.json and gpu-results.md as they stand (rewritten after every run)."""
+    summary = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "smoke": smoke,
+               "cases": results, "verdict": verdict(results), "recipes": recipes}  # fmt: skip
+    (work / "gpu-results.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    lines = [f"| {r['recipe']} | {r['backend']} | {r['status']} |" for r in recipes]
+    recipe_table = "\n| tiny recipe | backend | result |\n|---|---|---|\n" + "\n".join(lines) + "\n"
+    body = table(results) + "\n" + verdict(results) + "\n" + (recipe_table if recipes else "")
+    if smoke:
+        body = "--smoke: all cases on the tiny model, fp32; the figures compare nothing.\n\n" + body
+    (work / "gpu-results.md").write_text(body, encoding="utf-8")
 
 
 def main() -> int:
-    """Make the model and data, train each recipe on each backend, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trl-python", default=".venv/bin/python")
-    parser.add_argument("--unsloth-python", default=".venv-unsloth/bin/python")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--grpo-steps", type=int, default=10)
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument(
-        "--smoke", action="store_true", help="tiny model, fp32, any device: the code path only"
-    )
+    parser.add_argument("--trl-python", default=sys.executable)
+    parser.add_argument("--unsloth-python", default=sys.executable)
+    parser.add_argument("--work", type=Path, default=Path(".cache/gpu-check/bench"))
+    parser.add_argument("--smoke", action="store_true", help="tiny model, fp32, any device")
+    parser.add_argument("--no-recipes", action="store_true", help="skip the tiny recipes part")
+    parser.add_argument("--recipes", nargs="*", default=None, help="only these tiny recipes")
+    parser.add_argument("--only", nargs="*", choices=[c.name for c in CASES], default=None)
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step count")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="aligntune-bench-"))
+    work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    model = work / model_folder(args.smoke)
-    if not (model / "config.json").is_file():
-        if args.smoke:
-            make_model(model, TINY_SHAPE, "float32")
-        else:
-            make_model(model, QWEN2_05B_SHAPE, "bfloat16")
-    write_data(work, words=60 if args.smoke else 900)
-    results = {}
-    for kind, steps in (("sft", args.steps), ("grpo", args.grpo_steps)):
-        trl = run_one(args.trl_python, "trl", kind, work, steps, args.smoke)
-        unsloth = run_one(args.unsloth_python, "unsloth", kind, work, steps, args.smoke)
-        results[kind] = report(kind, trl, unsloth, args.smoke)
-    if args.smoke:
-        return 0 if all(results.values()) else 1
-    return 0 if results.get("sft") else 1
+    pythons = {"trl": args.trl_python, "unsloth": args.unsloth_python}
+    cases = [c for c in CASES if args.only is None or c.name in args.only]
+    gpu_models.write_data(work, words=60 if args.smoke else 900)
+    missing: dict[str, str] = {}  # shape -> why its model could not be made
+    for shape in {"tiny"} if args.smoke else {c.shape for c in cases}:
+        folder = work / f"model-{shape}"
+        if not (folder / "config.json").is_file():
+            dims = gpu_models.TINY_SHAPE if args.smoke else gpu_models.QWEN25_SHAPES[shape]
+            try:
+                gpu_models.make_model(folder, dims, "float32" if args.smoke else "bfloat16")
+            except Exception as error:  # a model that cannot be made fails its rows only
+                missing[shape] = f"making the {shape} model failed: {error!r}"[:300]
+    results: dict[str, dict[str, dict]] = {}
+    for case in cases:
+        for backend in BACKENDS:
+            why = missing.get("tiny" if args.smoke else case.shape)
+            if why:
+                r = {"not_measured": why, "wall_s": 0.0}
+            else:
+                r = run_one(pythons[backend], backend, case, work, args.smoke, args.steps_scale)
+            results.setdefault(case.name, {})[backend] = r
+            save(work, results, [], args.smoke)
+            print(f"{case.title} / {backend}: {r.get('not_measured') or 'measured'} "
+                  f"({r['wall_s']:.0f} s)", flush=True)  # fmt: skip
+    print(table(results) + verdict(results))
+    recipes = [] if args.no_recipes else gpu_smoke.run_recipes(pythons, work, args.recipes)
+    save(work, results, recipes, args.smoke)
+    print(f"wrote {work / 'gpu-results.json'} and {work / 'gpu-results.md'}")
+    # QLoRA needs CUDA: on a --smoke run without it, its "not measured" row is the expected one.
+    excused = {"qlora-sft"} if args.smoke else set()
+    measured = all("not_measured" not in r for n, c in results.items() if n not in excused
+                   for r in c.values())  # fmt: skip
+    return 0 if measured and all(r["status"] == "ok" for r in recipes) else 1
 
 
 if __name__ == "__main__":
