@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aligntune.core.backends import BACKENDS
 from aligntune.core.errors import BackendUnavailableError
 from aligntune.runners.common.models import load_causal_lm
 
@@ -21,6 +22,5 @@ def test_without_bitsandbytes_a_4bit_load_names_the_cuda_image(tiny_model: Path)
     assert str(refused.value) == (
         "model.quantization '4bit' needs bitsandbytes, which this environment does not install"
     )
-    assert refused.value.hint == (
-        "train it in the cuda image: aligntune images build trl-runner --device cuda"
-    )
+    assert refused.value.hint is not None and refused.value.hint.startswith("the cuda images")
+    assert all(b.build_command("cuda") in refused.value.hint for b in BACKENDS)

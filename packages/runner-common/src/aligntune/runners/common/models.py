@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.backends import BACKENDS
 from aligntune.core.chat_templates import template_text
 from aligntune.core.errors import BackendUnavailableError, ModelError, UserInputError
 from aligntune.core.model_folder import TokenizerFacts
@@ -96,7 +97,8 @@ def _from_pretrained_kwargs(model_init: dict[str, Any]) -> dict[str, Any]:
             raise BackendUnavailableError(
                 f"model.quantization {quantization!r} needs bitsandbytes, "
                 "which this environment does not install",
-                hint="train it in the cuda image: aligntune images build trl-runner --device cuda",
+                hint="the cuda images install it: "
+                + " or ".join(b.build_command("cuda") for b in BACKENDS if "cuda" in b.devices),
             )
         try:
             from transformers import BitsAndBytesConfig
