@@ -1,6 +1,6 @@
 """The trl cuda image, built here and in CI, checked on a host without a GPU: its stack is the CUDA
-build with bitsandbytes and consistent; a QLoRA recipe stops before anything is written with the
-refusal a user gets on a CPU host (exit 3); and the runner's own 4-bit loader works in the image
+build with bitsandbytes and consistent; a QLoRA recipe stops before training with the refusal a
+user gets on a CPU host (exit 3, no run files); and the runner's own 4-bit loader works in the image
 (bitsandbytes 0.50 quantizes on the CPU too), down to LoRA steps on the quantized tiny model."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from image_helpers import docker, tiny_sft_copy
+
+from aligntune.core.rundir import MARKER
 
 pytestmark = pytest.mark.docker
 
@@ -53,7 +55,7 @@ def qlora_recipe(tmp_path: Path) -> Path:
     return recipe
 
 
-def test_qlora_run_without_a_gpu_is_refused_before_anything_is_written(
+def test_qlora_run_without_a_gpu_is_refused_before_training(
     trl_cuda_image: str, tmp_path: Path
 ) -> None:
     recipe = qlora_recipe(tmp_path)
@@ -80,7 +82,8 @@ def test_qlora_run_without_a_gpu_is_refused_before_anything_is_written(
         "error: model.quantization '4bit' (QLoRA) needs a CUDA GPU; none is usable here",
         "hint: set model.quantization: none to train LoRA in full precision",
     ]
-    assert list(run_dir.iterdir()) == []
+    # The runner's claim on the folder it was handed stays; nothing of a run was written.
+    assert [p.name for p in run_dir.iterdir()] == [MARKER]
 
 
 # What the runner does for QLoRA up to the trainer: its loader (4-bit base via bitsandbytes, then
