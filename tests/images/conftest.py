@@ -1,7 +1,7 @@
 """Image tests need a real Docker engine: it is checked once; without one they skip, loudly.
 
-The trl and unsloth cpu images, and the unsloth cuda image, are built (or reused) once per session
-with `aligntune images build`.
+The trl and unsloth cpu images, and the trl and unsloth cuda images, are built (or reused) once per
+session with `aligntune images build`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aligntune.core.backends import image_tag
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
 TRL_CPU_IMAGE = image_tag("trl", "cpu")
+TRL_CUDA_IMAGE = image_tag("trl", "cuda")
 UNSLOTH_CPU_IMAGE = image_tag("unsloth", "cpu")
 UNSLOTH_CUDA_IMAGE = image_tag("unsloth", "cuda")
 ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
@@ -84,6 +85,12 @@ def _built(tag: str, image: str, device: str = "cpu") -> str:
 def trl_cpu_image() -> str:
     """The trl cpu image, built once if the engine does not have it."""
     return _built(TRL_CPU_IMAGE, "trl-runner")
+
+
+@pytest.fixture(scope="session")
+def trl_cuda_image() -> str:
+    """The trl cuda image (CUDA torch, bitsandbytes), built once if the engine lacks it."""
+    return _built(TRL_CUDA_IMAGE, "trl-runner", "cuda")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The trl cpu image for real: `aligntune run` trains SFT, DPO and GRPO in it; ownership, read-only
-inputs, secrets, SIGTERM + resume, and `docker compose run`."""
+inputs, secrets, SIGTERM + resume (its Compose service: test_compose_docker.py)."""
 
 from __future__ import annotations
 
@@ -254,31 +254,6 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(
     assert f"resuming at step {stopped_at}" in again.stdout
     assert_complete(run_dir, os.getuid())
     assert json.loads((run_dir / "status.json").read_text())["step"] == 120
-
-
-def test_compose_run_trains_the_recipe_named_in_the_environment(
-    trl_cpu_image: str, tmp_path: Path
-) -> None:
-    outputs = tmp_path / "runs"
-    outputs.mkdir()
-    env = cli_env(
-        ALIGNTUNE_RECIPE="grpo.yaml",
-        ALIGNTUNE_OUTPUT_DIR=str(outputs),
-        ALIGNTUNE_USER=f"{os.getuid()}:{os.getgid()}",
-        HF_HOME=str(tmp_path / "hf"),
-    )
-    result = subprocess.run(
-        ["docker", "compose", "run", "--rm", "trl-runner"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    status = json.loads((outputs / "tiny-grpo" / "status.json").read_text())
-    assert status["status"] == "finished"
-    assert (outputs / "tiny-grpo" / "final").is_dir()
 
 
 def test_report_tensorboard_and_trackio_from_a_run_in_the_image(

@@ -73,7 +73,7 @@ def _reference_model(p: Pieces) -> Any:
         return None
     # TRL would reload the reference from the config's path without the recipe's revision.
     policy = model_reference(p.settings.models["policy"], p.recipe.base_dir)
-    return load_causal_lm(policy, p.settings.model_init, p.device, "model.name_or_path")
+    return load_causal_lm(policy, p.settings.model_init, "model.name_or_path")
 
 
 def _against_reference(p: Pieces, callbacks: list[Any], trainer: Any, config: Any) -> Any:

@@ -12,6 +12,7 @@ problem and writes nothing; a crash prints one line and saves its traceback in e
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -238,8 +239,14 @@ def export(backend: Backend, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+"""bitsandbytes' CPU backend warns when it is imported, on CPUs with AVX512-BF16, that an optional
+hub kernel (package `kernels`) is missing, and uses its own: noise before the run's first line."""
+
+
 def main(backend: Backend, argv: list[str] | None = None) -> int:
     """Parse arguments, run the command, map outcomes to exit codes."""
+    logging.getLogger(BNB_CPU_LOGGER).setLevel(logging.ERROR)
     args = make_parser(backend).parse_args(argv)
     try:
         if args.command == "selftest":

@@ -132,7 +132,7 @@ def write_adapter(job: ExportJob) -> None:
 
 def _load(folder: Path, model_init: dict[str, Any], device: str) -> Any:
     # As training loaded it (a 4-bit base quantized, bitsandbytes placing it on the GPU).
-    model = load_causal_lm(str(folder), model_init, device, str(folder))
+    model = load_causal_lm(str(folder), model_init, str(folder))
     if device == "cuda" and not model_init.get("quantization"):
         model = model.to(device)
     return model.eval()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
+from aligntune.core.backends import BACKENDS
 from aligntune.core.chat_templates import template_text
 from aligntune.core.errors import BackendUnavailableError, ModelError, UserInputError
 from aligntune.core.model_folder import TokenizerFacts
@@ -82,15 +84,22 @@ def tokenizer_facts(tokenizer: Any) -> TokenizerFacts:
     )
 
 
-def _from_pretrained_kwargs(model_init: dict[str, Any], device: str) -> dict[str, Any]:
+def _from_pretrained_kwargs(model_init: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     kwargs = {k: v for k, v in model_init.items() if k != "quantization"}
     kwargs["dtype"] = getattr(torch, kwargs["dtype"])
     quantization = model_init.get("quantization")
     if quantization:
-        if device != "cuda":
-            raise BackendUnavailableError(f"model.quantization {quantization!r} needs a CUDA GPU")
+        # bitsandbytes 0.50 quantizes on the CPU too (transformers then places the model there):
+        # what a quantized load needs is the package, which only the cuda images install.
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise BackendUnavailableError(
+                f"model.quantization {quantization!r} needs bitsandbytes, "
+                "which this environment does not install",
+                hint="the cuda images install it: "
+                + " or ".join(b.build_command("cuda") for b in BACKENDS if "cuda" in b.devices),
+            )
         try:
             from transformers import BitsAndBytesConfig
         except ImportError as exc:  # pragma: no cover - transformers always has it
@@ -104,11 +113,11 @@ def _from_pretrained_kwargs(model_init: dict[str, Any], device: str) -> dict[str
     return kwargs
 
 
-def load_causal_lm(reference: str, model_init: dict[str, Any], device: str, field: str) -> Any:
+def load_causal_lm(reference: str, model_init: dict[str, Any], field: str) -> Any:
     """A causal LM for training or reference, as the recipe's model settings say."""
     from transformers import AutoModelForCausalLM
 
-    kwargs = _from_pretrained_kwargs(model_init, device)
+    kwargs = _from_pretrained_kwargs(model_init)
     try:
         model = AutoModelForCausalLM.from_pretrained(reference, **kwargs)
     except ImportError as exc:

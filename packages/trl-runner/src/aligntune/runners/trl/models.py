@@ -15,5 +15,5 @@ def load_policy(
     """(causal LM, tokenizer) as the recipe's model settings say; no adapters yet."""
     tokenizer = load_tokenizer(recipe, reference)
     seed(recipe)  # weights the checkpoint lacks are initialised at random
-    model = load_causal_lm(reference, settings.model_init, device, "model.name_or_path")
+    model = load_causal_lm(reference, settings.model_init, "model.name_or_path")
     return model, tokenizer
