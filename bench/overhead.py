@@ -10,10 +10,14 @@ and plain TRL trains the whole conversation: the same tokens pass, the loss diff
 Runs are interleaved in pairs whose order alternates (runner first, then plain first, ...), so
 machine noise and warm caches hit both alike. The figure is training-loop samples/s as the HF
 Trainer reports it (train_samples_per_second); the result is the median of the pairs' ratios
-runner/plain, which should be >= 0.98. The runner's own callback time per step is printed too:
-it is the part of the difference that does not depend on the machine's noise.
+runner/plain, which should be >= 0.98. Two figures that the other users of a shared machine
+disturb less are printed too: the ratio of the training loops' CPU seconds (plain/runner, the
+same steps on both sides) and the runner's own callback time per step.
 
-    python bench/overhead.py [--shape tiny|larger] [--repeats N] [--only sft,dpo,grpo]
+    python bench/overhead.py [--shape tiny|larger] [--repeats N] [--threads N] [--only sft,dpo]
+
+Both sides train with --threads torch threads (default 1): on a machine others share, fewer
+threads waiting on each other make the figures steadier; the comparison stays like for like.
 
 `larger` is the tiny model's tokenizer on a random Qwen2 of 8 layers, hidden size 256 (built
 locally, like scripts/make_tiny_model.py), where fixed per-step costs weigh less.
@@ -53,6 +57,25 @@ LARGER = {
 
 CALLBACK_SECONDS: list[float] = [0.0]
 """Seconds spent in the runner's callback since the last reset (see `time_callbacks`)."""
+LOOP_CPU_SECONDS: list[float] = [0.0]
+"""CPU seconds of this process in the last training loop (see `time_loops`)."""
+
+
+def time_loops() -> None:
+    """Record the CPU time of every Trainer's training loop (both sides) in LOOP_CPU_SECONDS."""
+    from transformers import Trainer
+
+    loop = Trainer._inner_training_loop
+
+    @functools.wraps(loop)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        began = time.process_time()
+        try:
+            return loop(*args, **kwargs)
+        finally:
+            LOOP_CPU_SECONDS[0] = time.process_time() - began
+
+    Trainer._inner_training_loop = timed  # type: ignore[method-assign]
 
 
 def time_callbacks() -> None:
@@ -122,6 +145,7 @@ def through_runner(recipe_path: Path, run_dir: Path) -> dict[str, float]:
         "callback_seconds": CALLBACK_SECONDS[0],
         "steps": float(metrics["global_step"]),
         "num_tokens": metrics.get("num_tokens"),
+        "cpu_seconds": LOOP_CPU_SECONDS[0],
     }
 
 
@@ -163,6 +187,7 @@ def plain_trl(recipe_path: Path, output_dir: Path) -> dict[str, float]:
         "samples_per_second": float(metrics["train_samples_per_second"]),
         "train_loss": float(metrics["train_loss"]),
         "num_tokens": counted[-1] if counted else None,
+        "cpu_seconds": LOOP_CPU_SECONDS[0],
     }
 
 
@@ -190,7 +215,8 @@ def compare(algorithm: str, folder: Path, model: Path, steps: int, repeats: int)
         print(
             f"  {algorithm} pair {index + 1}: runner {runner['samples_per_second']:.1f}, "
             f"plain {plain['samples_per_second']:.1f} samples/s, "
-            f"ratio {runner['samples_per_second'] / plain['samples_per_second']:.3f}",
+            f"ratio {runner['samples_per_second'] / plain['samples_per_second']:.3f}; CPU s "
+            f"runner {runner['cpu_seconds']:.1f}, plain {plain['cpu_seconds']:.1f}",
             flush=True,
         )
     return {
@@ -199,6 +225,7 @@ def compare(algorithm: str, folder: Path, model: Path, steps: int, repeats: int)
         ),
         "runner": statistics.median(r["samples_per_second"] for r, _ in pairs),
         "plain": statistics.median(p["samples_per_second"] for _, p in pairs),
+        "cpu_ratio": statistics.median(p["cpu_seconds"] / r["cpu_seconds"] for r, p in pairs),
         "same_work": all(same_work(algorithm, r, p) for r, p in pairs),
         "callback_ms_per_step": statistics.median(
             1000 * r["callback_seconds"] / r["steps"] for r, _ in pairs
@@ -211,9 +238,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(STEPS), default="tiny")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
     parser.add_argument("--only", default="sft,dpo,grpo", help="comma-separated algorithms")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     time_callbacks()
+    time_loops()
     load_before = os.getloadavg()
     began = time.time()
     results: dict[str, dict[str, Any]] = {}
@@ -226,15 +258,17 @@ def main() -> None:
     load_after = os.getloadavg()
     print(
         f"{'algorithm':<10}{'runner samples/s':>18}{'plain samples/s':>17}{'ratio':>8}"
-        f"{'callbacks ms/step':>19}{'same work':>11}"
+        f"{'CPU ratio':>11}{'callbacks ms/step':>19}{'same work':>11}"
     )
     for algorithm, got in results.items():
         print(
             f"{algorithm:<10}{got['runner']:>18.1f}{got['plain']:>17.1f}{got['ratio']:>8.3f}"
-            f"{got['callback_ms_per_step']:>19.2f}{'yes' if got['same_work'] else 'NO':>11}"
+            f"{got['cpu_ratio']:>11.3f}{got['callback_ms_per_step']:>19.2f}"
+            f"{'yes' if got['same_work'] else 'NO':>11}"
         )
     print(
         f"(shape {args.shape}, median ratio of {args.repeats} interleaved pairs each, CPU, "
+        f"{args.threads} torch thread(s), "
         f"LoRA r=8, {(time.time() - began) / 60:.1f} min, "
         f"load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after, {os.cpu_count()} CPUs)"
