@@ -10,9 +10,12 @@ and plain TRL trains the whole conversation: the same tokens pass, the loss diff
 Runs are interleaved in pairs whose order alternates (runner first, then plain first, ...), so
 machine noise and warm caches hit both alike. The figure is training-loop samples/s as the HF
 Trainer reports it (train_samples_per_second); the result is the median of the pairs' ratios
-runner/plain, which should be >= 0.98. Two figures that the other users of a shared machine
+runner/plain, which should be >= 0.98. The step counts make each training loop last seconds on
+one thread, so the one-off costs (the checkpoint at the last step) weigh no more than in a
+short real run. Two figures that the other users of a shared machine
 disturb less are printed too: the ratio of the training loops' CPU seconds (plain/runner, the
-same steps on both sides) and the runner's own callback time per step.
+same steps on both sides) and the runner's own callback time: per step (its on_step_end and
+on_log) and once (start, the last step's checkpoint, end).
 
     python bench/overhead.py [--shape tiny|larger] [--repeats N] [--threads N] [--only sft,dpo]
 
@@ -45,7 +48,7 @@ from aligntune.runners.trl import create_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "recipes" / "tiny"
-STEPS = {"tiny": {"sft": 60, "dpo": 30, "grpo": 12}, "larger": {"sft": 30, "dpo": 16, "grpo": 8}}
+STEPS = {"tiny": {"sft": 300, "dpo": 150, "grpo": 60}, "larger": {"sft": 60, "dpo": 30, "grpo": 16}}
 LARGER = {
     "num_hidden_layers": 8,
     "hidden_size": 256,
@@ -55,8 +58,9 @@ LARGER = {
 }
 """The larger shape's changes to the tiny model's config."""
 
-CALLBACK_SECONDS: list[float] = [0.0]
-"""Seconds spent in the runner's callback since the last reset (see `time_callbacks`)."""
+CALLBACK_SECONDS: dict[str, float] = {}
+"""Seconds spent in each hook of the runner's callback since the last reset (`time_callbacks`)."""
+PER_STEP_HOOKS = ("on_step_end", "on_log")
 LOOP_CPU_SECONDS: list[float] = [0.0]
 """CPU seconds of this process in the last training loop (see `time_loops`)."""
 
@@ -88,7 +92,8 @@ def time_callbacks() -> None:
             try:
                 return hook(*args, **kwargs)
             finally:
-                CALLBACK_SECONDS[0] += time.perf_counter() - began
+                took = time.perf_counter() - began
+                CALLBACK_SECONDS[hook.__name__] = CALLBACK_SECONDS.get(hook.__name__, 0) + took
 
         return wrapper
 
@@ -137,12 +142,13 @@ def through_runner(recipe_path: Path, run_dir: Path) -> dict[str, float]:
     """The training loop's metrics when the runner drives TRL, and its callbacks' seconds."""
     recipe, plan = _recipe_and_plan(recipe_path)
     run = create_trainer(recipe, plan, run_dir=run_dir)
-    CALLBACK_SECONDS[0] = 0.0
+    CALLBACK_SECONDS.clear()
     metrics = run.train()
     return {
         "samples_per_second": float(metrics["train_samples_per_second"]),
         "train_loss": float(metrics["train_loss"]),
-        "callback_seconds": CALLBACK_SECONDS[0],
+        "per_step_seconds": sum(CALLBACK_SECONDS.get(h, 0.0) for h in PER_STEP_HOOKS),
+        "once_seconds": sum(v for h, v in CALLBACK_SECONDS.items() if h not in PER_STEP_HOOKS),
         "steps": float(metrics["global_step"]),
         "num_tokens": metrics.get("num_tokens"),
         "cpu_seconds": LOOP_CPU_SECONDS[0],
@@ -216,7 +222,7 @@ def compare(algorithm: str, folder: Path, model: Path, steps: int, repeats: int)
             f"  {algorithm} pair {index + 1}: runner {runner['samples_per_second']:.1f}, "
             f"plain {plain['samples_per_second']:.1f} samples/s, "
             f"ratio {runner['samples_per_second'] / plain['samples_per_second']:.3f}; CPU s "
-            f"runner {runner['cpu_seconds']:.1f}, plain {plain['cpu_seconds']:.1f}",
+            f"runner {runner['cpu_seconds']:.2f}, plain {plain['cpu_seconds']:.2f}",
             flush=True,
         )
     return {
@@ -228,8 +234,9 @@ def compare(algorithm: str, folder: Path, model: Path, steps: int, repeats: int)
         "cpu_ratio": statistics.median(p["cpu_seconds"] / r["cpu_seconds"] for r, p in pairs),
         "same_work": all(same_work(algorithm, r, p) for r, p in pairs),
         "callback_ms_per_step": statistics.median(
-            1000 * r["callback_seconds"] / r["steps"] for r, _ in pairs
+            1000 * r["per_step_seconds"] / r["steps"] for r, _ in pairs
         ),
+        "callback_ms_once": statistics.median(1000 * r["once_seconds"] for r, _ in pairs),
     }
 
 
@@ -258,12 +265,13 @@ def main() -> None:
     load_after = os.getloadavg()
     print(
         f"{'algorithm':<10}{'runner samples/s':>18}{'plain samples/s':>17}{'ratio':>8}"
-        f"{'CPU ratio':>11}{'callbacks ms/step':>19}{'same work':>11}"
+        f"{'CPU ratio':>11}{'hooks ms/step':>15}{'hooks ms once':>15}{'same work':>11}"
     )
     for algorithm, got in results.items():
         print(
             f"{algorithm:<10}{got['runner']:>18.1f}{got['plain']:>17.1f}{got['ratio']:>8.3f}"
-            f"{got['cpu_ratio']:>11.3f}{got['callback_ms_per_step']:>19.2f}"
+            f"{got['cpu_ratio']:>11.3f}{got['callback_ms_per_step']:>15.3f}"
+            f"{got['callback_ms_once']:>15.1f}"
             f"{'yes' if got['same_work'] else 'NO':>11}"
         )
     print(

@@ -205,7 +205,7 @@ class Run:
                 self._build(skipped, attempt.resume_from)
             if attempt.resume_from is None:
                 self._samples("base")
-            with self.interrupt.handling_signals():
+            with self.interrupt.handling_signals(), self.run_dir.holding_events():
                 if attempt.resume_from is None:
                     self._trainer.train()
                 else:
