@@ -1,10 +1,13 @@
 """What the container costs: the same tiny recipe via --runtime docker and --runtime local.
 
-Prints each runtime's wall times (and the runner's own train_runtime), the difference of the
-medians (target <= 5 s), every aligntune image's size (target trl cpu <= 1.8 GB) and the time
-`aligntune images build` takes after a runner source file changed (target <= 20 s).
+Prints each runtime's wall times (and the runner's own train_runtime), the time from starting
+`aligntune run` to the first training step (and the part of it after the runner's imports, from
+the run's `first_step` event), the difference of the medians (target <= 5 s), every aligntune
+image's size (target trl cpu <= 1.8 GB) and the time `aligntune images build` takes after a
+runner source file changed (target <= 20 s).
 
     .venv/bin/python bench/launch_overhead.py [--recipe recipes/tiny/sft.yaml] [--repeats 3]
+        [--skip-rebuild] [--skip-images]
 
 Needs a docker engine, the trl cpu image, and the trl runner installed in this Python.
 """
@@ -27,8 +30,10 @@ ALIGNTUNE = [sys.executable, "-m", "aligntune.cli.main"]
 RUNNER_FILE = Path("packages/trl-runner/src/aligntune/runners/trl/cli.py")
 
 
-def timed_run(recipe: Path, runtime: str, output: Path) -> tuple[float, float | None]:
-    """Wall seconds of one `aligntune run`, and the runner's own train_runtime."""
+def timed_run(recipe: Path, runtime: str, output: Path) -> tuple[float, float | None, float, float]:
+    """Wall seconds of one `aligntune run`, the runner's own train_runtime, and the seconds
+    from the command's start (and from the runner process's start) to the first step."""
+    launched = time.time()
     started = time.perf_counter()
     result = subprocess.run(
         [*ALIGNTUNE, "run", str(recipe), "--runtime", runtime, "--output", str(output), "-q"],
@@ -39,25 +44,40 @@ def timed_run(recipe: Path, runtime: str, output: Path) -> tuple[float, float | 
     if result.returncode != 0:
         sys.exit(f"{runtime} run failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
     metrics = json.loads((output / "status.json").read_text()).get("metrics", {})
-    return wall, metrics.get("train_runtime")
+    events = [json.loads(line) for line in (output / "events.jsonl").read_text().splitlines()]
+    first = next(e for e in events if e["event"] == "first_step")
+    return (
+        wall,
+        metrics.get("train_runtime"),
+        first["time"] - launched,
+        first["seconds_since_start"],
+    )
 
 
 def compare_runtimes(recipe: Path, repeats: int) -> None:
     """Alternate the runtimes so drift on the machine hits both alike."""
     walls: dict[str, list[float]] = {"docker": [], "local": []}
+    firsts: dict[str, list[tuple[float, float]]] = {"docker": [], "local": []}
     with tempfile.TemporaryDirectory(prefix="aligntune-bench-") as tmp:
         for index in range(repeats):
             for runtime in walls:
-                wall, train = timed_run(recipe, runtime, Path(tmp) / f"{runtime}-{index}")
+                wall, train, first, inside = timed_run(
+                    recipe, runtime, Path(tmp) / f"{runtime}-{index}"
+                )
                 walls[runtime].append(wall)
+                firsts[runtime].append((first, inside))
                 print(
-                    f"  {runtime:6} run {index + 1}: {wall:6.2f} s wall (train_runtime {train} s)"
+                    f"  {runtime:6} run {index + 1}: {wall:6.2f} s wall (train_runtime {train} s),"
+                    f" first step after {first:.2f} s ({inside:.2f} s after the runner's imports)"
                 )
     medians = {runtime: statistics.median(values) for runtime, values in walls.items()}
     for runtime, values in walls.items():
+        first = statistics.median(f for f, _ in firsts[runtime])
+        inside = statistics.median(i for _, i in firsts[runtime])
         print(
             f"{runtime:6}: median {medians[runtime]:.2f} s  "
-            f"(min {min(values):.2f}, max {max(values):.2f})"
+            f"(min {min(values):.2f}, max {max(values):.2f}); to the first step: median "
+            f"{first:.2f} s, {inside:.2f} s of them after the runner's imports"
         )
     difference = medians["docker"] - medians["local"]
     print(
@@ -115,10 +135,12 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=REPO / "recipes" / "tiny" / "sft.yaml")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-rebuild", action="store_true", help="do not time a rebuild")
+    parser.add_argument("--skip-images", action="store_true", help="do not list image sizes")
     args = parser.parse_args()
     print(f"recipe {args.recipe}, {args.repeats} repeats per runtime")
     compare_runtimes(args.recipe.resolve(), args.repeats)
-    image_sizes()
+    if not args.skip_images:
+        image_sizes()
     if not args.skip_rebuild:
         rebuild_after_edit()
 

@@ -156,3 +156,30 @@ def test_sigterm_to_the_launcher_still_stops_gracefully(
     _, err = launcher.communicate(timeout=180)
     assert launcher.returncode == 143, err
     assert "interrupted at step" in err and "resume with: aligntune run" in err
+
+
+def test_progress_arrives_while_training_and_a_killed_runner_loses_no_event(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The launcher prints step lines while the runner trains; SIGKILL to the runner (no handler
+    runs) leaves every event it had written: whole lines, one log per step up to the last."""
+    recipe = tiny_recipe("sft", training={"max_steps": 100000, "save_steps": 100000})
+    run_dir = tmp_path / "run"
+    launcher = launch(recipe, run_dir)
+    assert launcher.stdout is not None
+    steps_shown = []
+    while len(steps_shown) < 2:  # the first step lines, shown while the run goes on
+        words = launcher.stdout.readline().split()
+        assert words, "the launcher ended before showing two steps"
+        if words[0] == "step":
+            steps_shown.append(words[1])
+    assert steps_shown == ["1/100000", "2/100000"] and launcher.poll() is None
+    runner = json.loads((run_dir / MARKER).read_text())["pid"]
+    wait_for(lambda: sum(1 for e in read_events(run_dir) if e["event"] == "log") >= 5, "5 steps")
+    os.kill(runner, signal.SIGKILL)
+    launcher.communicate(timeout=60)
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line whole
+    steps = [e["step"] for e in events if e["event"] == "log"]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 5
+    assert [e["event"] for e in events[:2]] == ["start", "first_step"]

@@ -54,3 +54,35 @@ def test_trainer_imports_unsloth_before_the_stack() -> None:
     )
     done = _python(code)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_gspo_is_refused_before_unsloth_loads(tmp_path) -> None:
+    """The registry says GSPO is TRL's: the runner (CLI and Python API) refuses it with exit 3,
+    names TRL and writes nothing, before the seconds-long import of Unsloth and torch."""
+    recipe = REPO / "recipes" / "tiny" / "gspo.yaml"
+    output = tmp_path / "run"
+    code = (
+        "import sys\n"
+        "from aligntune.core.loader import load_recipe\n"
+        "from aligntune.core.plan import HostInfo\n"
+        "from aligntune.core.selection import select_backend\n"
+        "from aligntune.core.errors import BackendUnavailableError\n"
+        "from aligntune.runners.unsloth import create_trainer\n"
+        "from aligntune.runners.unsloth.cli import main\n"
+        f"code = main(['run', {str(recipe)!r}, '--output', {str(output)!r}])\n"
+        f"recipe = load_recipe({str(recipe)!r})\n"
+        "host = HostInfo(runner_packages=frozenset({'trl'}))\n"
+        "plan = select_backend(recipe, host, backend='trl', runtime='in-process')\n"
+        "try:\n"
+        "    create_trainer(recipe, plan)\n"
+        "except BackendUnavailableError as exc:\n"
+        "    print('api:', exc)\n"
+        "heavy = [m for m in ('unsloth', 'torch', 'trl', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "sys.exit(code)\n"
+    )
+    done = _python(code)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "Unsloth does not support gspo; TRL does" in done.stderr
+    assert "api: backend unsloth does not support gspo; trl does" in done.stdout
+    assert not output.exists()

@@ -18,9 +18,9 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import yaml
 
@@ -98,11 +98,22 @@ def handed_plan(backend: str, env: Mapping[str, str] = os.environ) -> dict[str, 
     return plan if isinstance(plan, dict) and plan.get("backend") == backend else None
 
 
+@dataclass
+class _HeldFile:
+    """events.jsonl while `RunDirectory.holding_events` holds it open (opened on first use)."""
+
+    held: bool = False
+    handle: TextIO | None = None
+
+
 @dataclass(frozen=True)
 class RunDirectory:
     """Paths and small readers/writers of one run directory."""
 
     root: Path
+    _events_file: _HeldFile = field(
+        default_factory=_HeldFile, init=False, compare=False, repr=False
+    )
 
     @property
     def plan(self) -> Path:
@@ -209,12 +220,36 @@ class RunDirectory:
     def append_event(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event line to events.jsonl (the only channel the launcher reads)."""
         event = {"event": kind, "time": round(time.time(), 3), **fields}
+        line = json.dumps(event, default=_json_number) + "\n"
+        held = self._events_file
         with disk_errors(self.events):
+            if held.held:
+                if held.handle is None:
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    held.handle = self.events.open("a", encoding="utf-8")
+                held.handle.write(line)
+                held.handle.flush()
+                return event
             self.root.mkdir(parents=True, exist_ok=True)
             with self.events.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(event, default=_json_number) + "\n")
+                handle.write(line)
                 handle.flush()
         return event
+
+    @contextmanager
+    def holding_events(self) -> Iterator[None]:
+        """Keep events.jsonl open while inside (a training loop writes a line per step): every
+        event is still flushed as it is written, so the launcher shows it at once and a killed
+        process loses none, without opening, creating and closing the file for each one."""
+        held = self._events_file
+        held.held = True
+        try:
+            yield
+        finally:
+            held.held = False
+            if held.handle is not None:
+                held.handle.close()
+                held.handle = None
 
     def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Complete event lines from byte `offset` on, and the offset after the last one."""

@@ -203,19 +203,28 @@ def _explicit(
     warnings: list[str],
 ) -> BackendSpec:
     """A backend asked for by name: it runs, or the error lists every reason it cannot."""
-    problems = backend_blockers(spec, recipe, host)
+    problems = []
     if spec.needs_gpu and not gpu_usable:
         problems.extend(_cpu_mode_problems(spec, recipe))
         warnings.append(
             f"no usable CUDA GPU: {spec.title} runs in its CPU mode, far slower than on a GPU"
         )
+    check_backend(spec, recipe, host, problems)
+    reasons.append(f"backend {spec.name} was requested")
+    return spec
+
+
+def check_backend(
+    spec: BackendSpec, recipe: Recipe, host: HostInfo, more: list[str] | None = None
+) -> None:
+    """Refuse `spec` for this recipe, naming every reason (`backend_blockers`, then `more`).
+    A runner calls it before its training stack loads: it needs no GPU and no import."""
+    problems = [*backend_blockers(spec, recipe, host), *(more or [])]
     if problems:
         raise BackendUnavailableError(
             f"backend {spec.name} cannot run this recipe here: " + "; ".join(problems),
             hint="use another backend (or auto)",
         )
-    reasons.append(f"backend {spec.name} was requested")
-    return spec
 
 
 def _cpu_mode_problems(spec: BackendSpec, recipe: Recipe) -> list[str]:

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aligntune.core.algorithms import get_algorithm
 from aligntune.core.backends import BackendName, BackendSpec
+from aligntune.core.errors import BackendUnavailableError, UserInputError
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.runners.common.settings import TrainerSettings
@@ -51,3 +53,16 @@ class Backend:
     def manifest_packages(self) -> tuple[str, ...]:
         """Distributions listed in manifest.json after aligntune-core (the runner's own first)."""
         return (self.spec.runner_distribution, *self.stack_packages)
+
+
+def check_plan(backend: Backend, recipe: Recipe, plan: Plan) -> None:
+    """Refuse a plan made for another backend, or an algorithm this backend cannot run."""
+    algorithm = get_algorithm(recipe.algorithm.name)
+    if backend.name not in algorithm.backends:
+        raise BackendUnavailableError(
+            f"backend {backend.name} does not support {algorithm.name}; "
+            f"{', '.join(algorithm.backends)} does",
+            hint="set backend: auto in the recipe",
+        )
+    if plan.backend != backend.name:
+        raise UserInputError(f"the {backend.title} runner got a plan for backend {plan.backend!r}")

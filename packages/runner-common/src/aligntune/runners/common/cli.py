@@ -34,7 +34,7 @@ from aligntune.core.paths import HOST_PATH_FLAG, OUTPUT_FIELD, REFERENCE_FLAG, r
 from aligntune.core.plan import GpuInfo, HostInfo, Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.rundir import RunDirectory, handed_plan
-from aligntune.core.selection import select_backend
+from aligntune.core.selection import check_backend, select_backend
 from aligntune.core.topology import NNODES
 from aligntune.runners.common import distributed, lifecycle, torchrun
 from aligntune.runners.common.backend import Backend
@@ -139,6 +139,8 @@ def run(
     recipe = load_recipe(recipe_path).with_references(references or {}, host_paths)
     check_output(recipe, output)
     torchrun.adopt_scheduler_topology()
+    # What the recipe alone rules out (GSPO on Unsloth) is refused before the stack loads too.
+    check_backend(backend.spec, recipe, HostInfo(nnodes=int(os.environ.get(NNODES, "1"))))
     group = torchrun.worker_group(recipe)
     run_dir = RunDirectory(recipe.run_dir(output))
     try:

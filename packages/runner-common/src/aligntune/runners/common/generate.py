@@ -15,26 +15,32 @@ def _encode(tokenizer: Any, prompt: Any) -> list[int]:
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int) -> list[str]:
-    """One greedy completion per prompt, decoded without special tokens."""
+    """One greedy completion per prompt, decoded without special tokens; all prompts in one
+    batch (left-padded): generating token by token costs about the same for one row as for a few,
+    so the run's sample prompts take one pass instead of one each."""
     import torch
 
+    if not prompts:
+        return []
     device = next(model.parameters()).device
+    encoded = [_encode(tokenizer, prompt) for prompt in prompts]
+    width = max(len(ids) for ids in encoded)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded], device=device)
+    mask = torch.tensor(
+        [[0] * (width - len(row)) + [1] * len(row) for row in encoded], device=device
+    )
     was_training = model.training
     model.eval()
-    outputs = []
     try:
         with torch.no_grad():
-            for prompt in prompts:
-                ids = torch.tensor([_encode(tokenizer, prompt)], device=device)
-                generated = model.generate(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-                new = generated[0, ids.shape[1] :]
-                outputs.append(tokenizer.decode(new, skip_special_tokens=True))
+            generated = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+            )
     finally:
         model.train(was_training)
-    return outputs
+    return [tokenizer.decode(row[width:], skip_special_tokens=True) for row in generated]

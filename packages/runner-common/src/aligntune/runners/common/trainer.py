@@ -13,7 +13,7 @@ from typing import Any
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data_check import sample_rows
-from aligntune.core.errors import BackendUnavailableError, UserInputError
+from aligntune.core.errors import UserInputError
 from aligntune.core.paths import renamed_paths, resolved_recipe
 from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
@@ -22,7 +22,7 @@ from aligntune.core.reward_checks import check_reward_call
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
 from aligntune.runners.common import checkpoints, distributed, lifecycle, portable
-from aligntune.runners.common.backend import Backend
+from aligntune.runners.common.backend import Backend, check_plan
 from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model
 from aligntune.runners.common.callbacks import RunDirectoryCallback
 from aligntune.runners.common.data import load_data
@@ -205,7 +205,7 @@ class Run:
                 self._build(skipped, attempt.resume_from)
             if attempt.resume_from is None:
                 self._samples("base")
-            with self.interrupt.handling_signals():
+            with self.interrupt.handling_signals(), self.run_dir.holding_events():
                 if attempt.resume_from is None:
                     self._trainer.train()
                 else:
@@ -306,16 +306,3 @@ def create_run(
     """A run on `backend` for a validated recipe and plan: each runner's `create_trainer`."""
     check_plan(backend, recipe, plan)
     return Run(backend, recipe, plan, reward_callables, run_dir, mode)
-
-
-def check_plan(backend: Backend, recipe: Recipe, plan: Plan) -> None:
-    """Refuse a plan made for another backend, or an algorithm this backend cannot run."""
-    algorithm = get_algorithm(recipe.algorithm.name)
-    if backend.name not in algorithm.backends:
-        raise BackendUnavailableError(
-            f"backend {backend.name} does not support {algorithm.name}; "
-            f"{', '.join(algorithm.backends)} does",
-            hint="set backend: auto in the recipe",
-        )
-    if plan.backend != backend.name:
-        raise UserInputError(f"the {backend.title} runner got a plan for backend {plan.backend!r}")

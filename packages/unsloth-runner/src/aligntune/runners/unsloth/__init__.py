@@ -27,6 +27,10 @@ def create_trainer(
     mode: str = "auto",
 ) -> Any:
     """A run on Unsloth (train/evaluate/save_model/predict) for a validated recipe and plan."""
+    from aligntune.runners.common.backend import check_plan
+    from aligntune.runners.unsloth.backend import BACKEND
+
+    check_plan(BACKEND, recipe, plan)  # a refusal before Unsloth's import (seconds)
     from aligntune.runners.unsloth.trainer import create_trainer as build
 
     return build(recipe, plan, reward_callables, run_dir, mode)  # type: ignore[arg-type]
