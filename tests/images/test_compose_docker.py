@@ -70,7 +70,8 @@ def docker_setup(
 
 @pytest.fixture(scope="session")
 def docker_cleanup() -> list[str]:
-    return ["down --remove-orphans"]
+    # `down` acts on the active profiles only: name the one unsloth-runner-cpu is in.
+    return ["--profile unsloth down --remove-orphans"]
 
 
 @pytest.mark.parametrize("service", TRAINS)
