@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
+from aligntune.cli.images_commands import images_app
 from aligntune.cli.launch_commands import launch_app
 from aligntune.cli.options import (
-    IMAGE_NAMES,
     BackendOpt,
     GpusOpt,
     KeepContainerOpt,
@@ -46,6 +46,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(launch_app, name="launch")
+app.add_typer(images_app, name="images")
 
 
 def _version(value: bool) -> None:
@@ -244,53 +245,6 @@ def export(
         user=user,
     )
     raise typer.Exit(export_run(options))
-
-
-images_app = typer.Typer(help="Build and list the runner images.", no_args_is_help=True)
-app.add_typer(images_app, name="images")
-
-
-@images_app.command("build")
-def images_build(
-    image: Annotated[str, typer.Argument(help=" or ".join(IMAGE_NAMES) + ".")] = IMAGE_NAMES[0],
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cpu).")] = None,
-    base_image: Annotated[
-        str | None, typer.Option(help="Base image (default: the public one, else a local one).")
-    ] = None,
-) -> None:
-    """Build a runner image from this checkout (no registry needed)."""
-    from aligntune.cli.images import build_image
-
-    build_image(image, device, base_image)
-
-
-@images_app.command("publish")
-def images_publish(
-    image: Annotated[str, typer.Argument(help=" or ".join(IMAGE_NAMES) + ".")],
-    registry: Annotated[
-        str, typer.Option(help="The registry host[:port] to push to.", show_default=False)
-    ],
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    record: Annotated[
-        Path | None,
-        typer.Option(
-            help="The released-images file to record the digest in (default: the "
-            "checkout's, which the aligntune-core wheel packages)."
-        ),
-    ] = None,
-) -> None:
-    """Push a local build to a registry and record its digest for the release (maintainers)."""
-    from aligntune.cli.publish import publish_image
-
-    publish_image(image, device, registry, record)
-
-
-@images_app.command("list")
-def images_list() -> None:
-    """The aligntune images in the docker engine, with device, size and lock hash."""
-    from aligntune.cli.images import list_images
-
-    typer.echo("\n".join(list_images()))
 
 
 def _runtime(value: str) -> str:
