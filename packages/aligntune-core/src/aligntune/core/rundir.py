@@ -100,9 +100,8 @@ def handed_plan(backend: str, env: Mapping[str, str] = os.environ) -> dict[str, 
 
 @dataclass
 class _HeldFile:
-    """events.jsonl while `RunDirectory.holding_events` holds it open (opened on first use)."""
+    """events.jsonl's handle while `RunDirectory.holding_events` holds it open."""
 
-    held: bool = False
     handle: TextIO | None = None
 
 
@@ -221,14 +220,11 @@ class RunDirectory:
         """Append one event line to events.jsonl (the only channel the launcher reads)."""
         event = {"event": kind, "time": round(time.time(), 3), **fields}
         line = json.dumps(event, default=_json_number) + "\n"
-        held = self._events_file
+        held = self._events_file.handle
         with disk_errors(self.events):
-            if held.held:
-                if held.handle is None:
-                    self.root.mkdir(parents=True, exist_ok=True)
-                    held.handle = self.events.open("a", encoding="utf-8")
-                held.handle.write(line)
-                held.handle.flush()
+            if held is not None:
+                held.write(line)
+                held.flush()
                 return event
             self.root.mkdir(parents=True, exist_ok=True)
             with self.events.open("a", encoding="utf-8") as handle:
@@ -241,15 +237,15 @@ class RunDirectory:
         """Keep events.jsonl open while inside (a training loop writes a line per step): every
         event is still flushed as it is written, so the launcher shows it at once and a killed
         process loses none, without opening, creating and closing the file for each one."""
-        held = self._events_file
-        held.held = True
+        with disk_errors(self.events):
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = self.events.open("a", encoding="utf-8")
+        self._events_file.handle = handle
         try:
             yield
         finally:
-            held.held = False
-            if held.handle is not None:
-                held.handle.close()
-                held.handle = None
+            self._events_file.handle = None
+            handle.close()
 
     def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Complete event lines from byte `offset` on, and the offset after the last one."""
