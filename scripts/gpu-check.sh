@@ -76,25 +76,17 @@ case "$command" in
     shift $(($# > 0 ? 1 : 0))
     PYTHON="${PYTHON:-python3.11}"
     mkdir -p "$WORK"
-    STACK=(torch==2.13.0 trl==1.12.0 transformers==5.17.0 datasets==4.8.5 peft==0.21.2 accelerate==1.15.0)
-    make_venv() {  # NAME: a venv with the shared trl 1.12 stack (PyPI's CUDA torch), aligntune-core
-      # and the runners' shared code (neither is on PyPI, so both are installed from this checkout)
+    make_venv() {  # NAME: a venv with the NAME-runner cuda image's own lock, installed in one
+      # pass with --no-deps (nothing can swap torch), then aligntune's packages from this checkout
       local venv="$WORK/$1"
       [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
-      # torch first and alone: later requirements must not move it.
-      "$venv/bin/pip" install -q torch==2.13.0
-      "$venv/bin/pip" install -q "${STACK[@]}" pyyaml
-      "$venv/bin/pip" install -q -e packages/aligntune-core -e packages/runner-common
+      "$venv/bin/pip" install -q --no-deps -r "images/$1-runner/requirements-cuda.lock"
+      "$venv/bin/pip" install -q --no-deps \
+        -e packages/aligntune-core -e packages/runner-common -e "packages/$1-runner"
+      "$venv/bin/pip" check
     }
     time make_venv trl
-    "$WORK/trl/bin/pip" install -q -e packages/trl-runner
-    # QLoRA on the TRL backend: bitsandbytes at the unsloth lock's pin, torch left alone.
-    "$WORK/trl/bin/pip" install -q --no-deps "$(grep '^bitsandbytes==' images/unsloth-runner/requirements-cuda.lock)"
     time make_venv unsloth
-    # The unsloth lock's CUDA extras; --no-deps keeps pip from replacing torch (FIELD-NOTES).
-    "$WORK/unsloth/bin/pip" install -q --no-deps -r images/unsloth-runner/requirements-cuda.lock
-    "$WORK/unsloth/bin/pip" install -q --no-deps -e packages/unsloth-runner
-    "$WORK/unsloth/bin/pip" check
     check "$WORK/trl/bin/python" "$WORK/unsloth/bin/python" "$WORK/bench" "$@"
     ;;
   *)
