@@ -215,6 +215,44 @@ PATH_CASES = [
     ),
 ]
 
+LOOP = r"is a symlink loop: it leads back to itself, so it names no file or folder"
+
+
+def loop(first: str, second: str) -> Callable[[Path], None]:
+    """What makes `path` (named `first`) a link to `second`, and `second` a link back."""
+
+    def make(path: Path) -> None:
+        path.symlink_to(second)
+        if second != first:
+            (path.parent / second).symlink_to(first)
+
+    return make
+
+
+PATH_CASES += [
+    Case(
+        "data-symlink-loop",
+        {"recipe.yaml": making("d.jsonl", loop("d.jsonl", "d.jsonl"), data("d.jsonl"))},
+        r"data\.train\.path: d\.jsonl \(-> {dir}/d\.jsonl\) " + LOOP + RULE,
+    ),
+    Case(
+        "model-symlink-loop",
+        {"recipe.yaml": making("m1", loop("m1", "m2"), recipe(model={"name_or_path": "./m1"}))},
+        r"model\.name_or_path: \./m1 \(-> {dir}/m1\) " + LOOP,
+    ),
+    Case(
+        "eval-symlink-loop-absolute",
+        {
+            "recipe.yaml": lambda folder: making(
+                "e.jsonl",
+                loop("e.jsonl", "e.jsonl"),
+                data(SFT_DATA, eval={"path": str(folder / "e.jsonl")}),
+            )(folder)
+        },
+        r"data\.eval\.path: {dir}/e\.jsonl " + LOOP,
+    ),
+]
+
 OUTPUT_CASES = [
     Case(
         "output-dir-root",
@@ -250,6 +288,17 @@ OUTPUT_CASES = [
         "output-dir-in-dev-shm",
         {"recipe.yaml": recipe(output={"dir": "/dev/shm/runs"})},
         r"output\.dir: /dev/shm/runs is inside /dev" + OUTPUT_RULE,
+    ),
+    Case(
+        "output-dir-symlink-loop",
+        {"recipe.yaml": making("out", loop("out", "out"), recipe(output={"dir": "out"}))},
+        r"output\.dir: out \(-> {dir}/out\) " + LOOP + OUTPUT_RULE,
+    ),
+    Case(
+        "output-flag-symlink-loop",
+        {"recipe.yaml": making("a", loop("a", "b"), recipe())},
+        r"--output: a/run \(-> {dir}/a/run\) " + LOOP + OUTPUT_RULE,
+        commands=(("run", "recipe.yaml", "--output", "a/run"),),
     ),
     Case(
         "output-flag-root",

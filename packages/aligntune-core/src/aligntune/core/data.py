@@ -6,6 +6,7 @@ are `aligntune.core.data_rows`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -173,7 +174,12 @@ def is_local_path(path: str) -> bool:
 def resolve_local(path: str, base_dir: Path) -> Path:
     """A local reference made absolute against `base_dir` (the recipe's folder)."""
     candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
+    if candidate.is_absolute():
+        return candidate
+    try:
+        return (base_dir / candidate).resolve()
+    except (OSError, RuntimeError):  # a symlink loop, which `paths.system_path_problem` names
+        return Path(os.path.abspath(base_dir / candidate))
 
 
 def local_kind(path: Path) -> str:

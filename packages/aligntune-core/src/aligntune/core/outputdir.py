@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aligntune.core.errors import UserInputError
-from aligntune.core.paths import shown_path, system_path_problem
+from aligntune.core.paths import SYMLINK_LOOP, shown_path, system_path_problem
 
 if TYPE_CHECKING:
     from aligntune.core.recipe import Recipe
@@ -45,7 +45,10 @@ def _system_folders(root: Path) -> set[Path]:
 
 def output_dir_problem(path: Path) -> str | None:
     """Why a run must not write into `path` (symlinks followed), else None."""
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # ELOOP (RuntimeError before Python 3.13)
+        return SYMLINK_LOOP
     root = Path(real.anchor)
     if real == root:
         return "is the root folder"

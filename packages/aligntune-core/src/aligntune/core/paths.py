@@ -67,6 +67,9 @@ PATH_RULE = (
     f"anything under {', '.join(SYSTEM_STATE)}"
 )
 
+SYMLINK_LOOP = "is a symlink loop: it leads back to itself, so it names no file or folder"
+"""What a path is that cannot be resolved because its links lead back to themselves."""
+
 _SPECIAL_FILES: tuple[tuple[Callable[[int], bool], str], ...] = (
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -90,7 +93,10 @@ def system_path_problem(path: Path) -> str | None:
 
     Symlinks are followed, as docker follows them when it mounts: a link cannot hide its target.
     """
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # ELOOP (RuntimeError before Python 3.13)
+        return SYMLINK_LOOP
     # /var/run is a link to /run on most systems, and /var to /private/var on macOS.
     roots = sorted({r for name in SYSTEM_STATE for r in (Path(name), Path(name).resolve())})
     for root in roots:
@@ -108,7 +114,10 @@ def system_path_problem(path: Path) -> str | None:
 
 def shown_path(text: str, path: Path) -> str:
     """`text` as the user wrote it, with the real path it reaches when that differs."""
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        real = path
     return text if text == str(real) else f"{text} (-> {real})"
 
 

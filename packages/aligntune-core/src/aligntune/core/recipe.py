@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,11 @@ class Recipe(Section):
     def run_dir(self, output: str | Path | None = None) -> Path:
         """The run directory: `output` (--output), else `output.dir`, else runs/<run name>;
         relative to the current directory."""
-        return Path(output or self.output.dir or f"runs/{self.run_name}").resolve()
+        path = Path(output or self.output.dir or f"runs/{self.run_name}")
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop, which `check_output` refuses
+            return Path(os.path.abspath(path))
 
     @property
     def run_name(self) -> str:
