@@ -101,5 +101,5 @@ def test_a_mixture_needs_both_kinds_together_not_in_each_file(tmp_path) -> None:
     with pytest.raises(UserInputError) as caught:
         check_inputs(recipe("pos", "pos2"))
     assert str(caught.value).startswith(
-        "data.train (together): label: all 3 rows are desirable (label true)"
+        "data.train (the sources together): label: all 3 rows are desirable (label true)"
     )

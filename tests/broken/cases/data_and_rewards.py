@@ -219,6 +219,57 @@ REWARDS = [
          COLUMN + r"numeric_match reads column 'answer', which data\.eval \({dir}/e\.jsonl\)"),
 ]  # fmt: skip
 
+RECIPE_AND_DATA = [
+    Case("data-eval-fraction-holds-out-nothing",
+         {"recipe.yaml": recipe(data={"train": {"path": "d.jsonl"}, "eval_fraction": 0.01}),
+          "d.jsonl": chat(*[{"messages": CHAT}] * 9)},
+         r"data\.eval_fraction: 0\.01 of the 10 training rows holds out 0 for evaluation and "
+         r"leaves 10 to train on; each needs at least one row\nhint: raise data\.eval_fraction"),
+    Case("data-eval-fraction-of-max-samples",
+         {"recipe.yaml": recipe(data={"train": {"path": "d.jsonl", "max_samples": 2},
+                                      "eval_fraction": 0.2}),
+          "d.jsonl": chat(*[{"messages": CHAT}] * 99)},
+         r"data\.eval_fraction: 0\.2 of the 2 training rows holds out 0"),
+    Case("data-system-prompt-on-plain-text",
+         {"recipe.yaml": recipe(data={"train": {"path": "d.jsonl"}, "system_prompt": "Be kind."}),
+          "d.jsonl": jsonl({"text": "once upon a time"})},
+         r"data\.system_prompt: data\.train \({dir}/d\.jsonl\) is plain text, which has no turns"),
+    Case("mixture-column-types-differ",
+         grpo(jsonl(*GOOD_PROMPTS), **{"recipe.yaml": recipe(
+             "grpo", data={"train": [{"path": "d.jsonl"}, {"path": "e.jsonl"}]}),
+             "e.jsonl": jsonl({"prompt": "What is 1 + 1?", "answer": 2})}),
+         r"data\.train\.1: {dir}/e\.jsonl: column answer holds a number, but in data\.train\.0 "
+         r"\({dir}/d\.jsonl\) a string; .*\nhint: write answer as a string in every source"),
+]  # fmt: skip
+
+NO_TEMPLATE = r"model\.name_or_path: \./model has no chat template, and "
+
+
+def untemplated(**sections: Any) -> dict[str, Any]:
+    """A recipe on a copy of the tiny model without its chat template."""
+    files = {
+        f"model/{p.name}": p.read_bytes()
+        for p in (TINY / "model").iterdir()
+        if p.is_file() and p.name != "chat_template.jinja"
+    }
+    return {"recipe.yaml": recipe(model={"name_or_path": "./model"}, **sections), **files}
+
+
+TEMPLATES = [
+    Case("model-without-template-conversations", untemplated(),
+         NO_TEMPLATE + r"data\.train \(.*/sft\.jsonl\) holds conversations: only a chat "
+         r"template renders them\nhint: set model\.chat_template"),
+    Case("model-without-template-system-prompt",
+         {**untemplated(data={"train": {"path": "d.jsonl"}, "system_prompt": "Be kind."}),
+          "d.jsonl": jsonl({"prompt": "p", "completion": "c"})},
+         NO_TEMPLATE + r"data\.system_prompt is set"),
+    Case("model-without-template-preference-turns",
+         {**untemplated(data={"train": {"path": "d.jsonl"}}, algorithm={"name": "dpo"}),
+          "d.jsonl": jsonl({"prompt": [turn()], "chosen": [turn("assistant", "Hello")],
+                            "rejected": [turn("assistant", "Go away")]})},
+         NO_TEMPLATE + r"data\.train \({dir}/d\.jsonl\) holds conversations"),
+]  # fmt: skip
+
 TOKENIZER = r"model\.name_or_path: {dir}/model has no tokenizer files: it needs one of "
 TOKENIZERS = [
     Case("tokenizer-files-missing", model_with("model.safetensors"),
@@ -258,4 +309,6 @@ CASES = [
     ),
     *REWARDS,
     *TOKENIZERS,
+    *RECIPE_AND_DATA,
+    *TEMPLATES,
 ]  # fmt: skip

@@ -109,4 +109,21 @@ CASES = [
         {"recipe.yaml": recipe("kto", training={"batch_size": 1, "max_steps": 2})},
         r"training\.batch_size \(1\): kto needs at least 2 rows per batch",
     ),
+    Case(
+        "feedback-max-samples-takes-one-kind",
+        kto(jsonl(GOOD, GOOD, GOOD, BAD, BAD), max_samples=3),
+        r"data\.train \(first max_samples\): label: all 3 rows are desirable \(label true\).*\n"
+        r"hint: add rows of the missing kind, or change max_samples",
+    ),
+    Case(
+        "feedback-eval-fraction-holds-out-one-row",
+        {
+            "recipe.yaml": recipe(
+                "kto", data={"train": {"path": "d.jsonl"}, "eval_fraction": 0.1, "max_length": 64}
+            ),
+            "d.jsonl": jsonl(*[GOOD, BAD] * 4),
+        },
+        r"data\.eval \(the rows data\.eval_fraction holds out for evaluation, drawn by "
+        r"training\.seed\): label: all 1 rows are (un)?desirable",
+    ),
 ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aligntune.core.conversations import TurnField, TurnStyle
-from aligntune.core.data import TURN_STYLE, local_kind, resolve_format
+from aligntune.core.data import TURN_STYLE, local_kind, resolve_format, rows_used
 from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems, RowChecker, kind_of
 from aligntune.core.errors import DataError
@@ -37,8 +37,15 @@ class DataSummary:
     """Some row has tool schemas (a `tools` column)."""
     uses_calls: bool = False
     """Some turn calls a tool."""
-    labels: tuple[int, int] | None = None
-    """Feedback data's (desirable, undesirable) rows."""
+    labels: bytes | None = None
+    """Feedback data's label of each row in file order (1: desirable)."""
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    """Each column's JSON type (`string`, `list`, ...) under aligntune's names, where the rows
+    were read (none for parquet)."""
+
+    def used(self, source: DataSource) -> int:
+        """How many rows the run takes from this file as `source` (max_samples, weight)."""
+        return rows_used(self.rows, source.max_samples, source.weight)
 
     def report(self, used: int) -> str:
         """What `validate` says about the file: path, format and how it was found, rows."""
@@ -145,6 +152,7 @@ def _check_rows(
         checker.uses_tools,
         checker.uses_calls,
         checker.labels,
+        checker.canonical_kinds(),
     )
 
 

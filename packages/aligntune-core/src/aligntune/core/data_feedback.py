@@ -61,7 +61,8 @@ class FeedbackRows:
         self.csv = LOCAL_SUFFIXES.get(problems.path.suffix.lower()) == "csv"
         self.problems = problems
         self.missing = missing
-        self.counts = {True: 0, False: 0}
+        self.order = bytearray()
+        """Each sound row's label in file order, 1 for desirable."""
         self.first_line: int | None = None
 
     def check(self, line: int, row: dict[str, Any], bad: set[str]) -> set[str]:
@@ -78,7 +79,7 @@ class FeedbackRows:
             self.problems.add(line, f"{self.label}: {problem}")
             found.add(self.label)
         else:
-            self.counts[CSV_BOOLEANS[value] if isinstance(value, str) else bool(value)] += 1
+            self.order.append(CSV_BOOLEANS[value] if isinstance(value, str) else bool(value))
         if self.messages is not None and self.messages not in bad:
             turn = _last_turn_problem(row[self.messages])
             if turn is not None:
@@ -87,15 +88,16 @@ class FeedbackRows:
         return found
 
     @property
-    def labels(self) -> tuple[int, int]:
-        """(desirable rows, undesirable rows) among the rows whose label is sound."""
-        return self.counts[True], self.counts[False]
+    def labels(self) -> bytes:
+        """The label of each row whose label is sound, in file order (1: desirable)."""
+        return bytes(self.order)
 
 
-def both_kinds_problem(labels: tuple[int, int], label: str = LABEL) -> str | None:
-    """Why data of these (desirable, undesirable) counts cannot train, or None: the loss
+def both_kinds_problem(labels: bytes | list[int], label: str = LABEL) -> str | None:
+    """Why data whose rows have these labels (1: desirable) cannot train, or None: the loss
     compares the two kinds, so a run's data (all its sources together) needs both."""
-    desirable, undesirable = labels
+    desirable = sum(labels)
+    undesirable = len(labels) - desirable
     if desirable and undesirable:
         return None
     present = desirable > 0

@@ -251,8 +251,8 @@ class RowChecker:
         return None
 
     @property
-    def labels(self) -> tuple[int, int] | None:
-        """(desirable, undesirable) rows of feedback data, else None."""
+    def labels(self) -> bytes | None:
+        """Feedback data's label of each row in file order (1: desirable), else None."""
         return self.feedback.labels if self.feedback is not None else None
 
     def _missing(self, line: int, source: str, row: dict[str, Any]) -> None:
@@ -275,6 +275,10 @@ class RowChecker:
                 f"{key}: a {kind} here but a {first} in line {self.kind_lines[key]}; "
                 "a column holds one type in every row",
             )
+
+    def canonical_kinds(self) -> dict[str, str]:
+        """Each column's JSON type (where some row holds a value), under aligntune's names."""
+        return {self.renamed.get(key, key): kind for key, kind in self.kinds.items()}
 
     def canonical_columns(self) -> frozenset[str]:
         """Every column seen in the file, under aligntune's names (after the recipe's mapping)."""

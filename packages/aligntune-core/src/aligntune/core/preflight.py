@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import CONVERSATION_FORMATS, resolve_local, rows_used, text_with_turns
+from aligntune.core.data import resolve_local, rows_used
 from aligntune.core.data_check import DataSummary, TurnNames, check_local_data, sample_rows
-from aligntune.core.data_feedback import both_kinds_problem
+from aligntune.core.data_recipe import (
+    mixture_problems,
+    prompt_and_template_problems,
+    split_and_label_problems,
+)
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.model_folder import chat_template_text, model_folder_problems
 from aligntune.core.paths import local_path, unsafe_references
@@ -105,34 +109,6 @@ def data_report(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
     return lines
 
 
-def _mixture_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
-    """A mixture whose local sources join plain text with conversations (the runner checks the
-    rows of sources it alone reads)."""
-    fields = [field for field, _ in recipe.data.train_sources()]
-    formats = {summaries[f].format for f in fields if f in summaries}
-    if len(fields) > 1 and "text" in formats and formats & CONVERSATION_FORMATS:
-        return [f"data.train: {text_with_turns(formats)}"]
-    return []
-
-
-def _label_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
-    """Feedback data needs both kinds of label in the training data (all of a mixture's sources
-    together) and in the eval data; sources read only by the runner are checked there."""
-    groups = [[field for field, _ in recipe.data.train_sources()], ["data.eval"]]
-    problems = []
-    for fields in groups:
-        found = [summaries[f] for f in fields if f in summaries]
-        if not found or len(found) < len(fields) or any(s.labels is None for s in found):
-            continue
-        counts = [s.labels for s in found if s.labels is not None]
-        total = (sum(c[0] for c in counts), sum(c[1] for c in counts))
-        problem = both_kinds_problem(total)
-        if problem is not None:
-            where = f"{fields[0]}: {found[0].path}" if len(found) == 1 else "data.train (together)"
-            problems.append(f"{where}: {problem}")
-    return problems
-
-
 def check_inputs(recipe: Recipe) -> dict[str, DataSummary]:
     """Check every local model folder, every row of each local data file, and the rewards against
     that data; one UserInputError lists every problem, each line starting with its field.
@@ -156,7 +132,13 @@ def check_inputs(recipe: Recipe) -> dict[str, DataSummary]:
             problems += [f"{field}: {line}" for line in exc.lines]
             hints += [exc.hint] if exc.hint else []
     if not problems:
-        problems += _mixture_problems(recipe, summaries) + _label_problems(recipe, summaries)
+        for problem, hint in [
+            *mixture_problems(recipe, summaries),
+            *split_and_label_problems(recipe, summaries),
+            *prompt_and_template_problems(recipe, summaries),
+        ]:
+            problems.append(problem)
+            hints += [hint] if hint else []
     if recipe.rewards and not problems:
         # Only on sound data: the rewards read its columns and are called on its first rows.
         rows = sample_rows(recipe.data.train_sources()[0][1], recipe.base_dir)

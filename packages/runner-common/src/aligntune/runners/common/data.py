@@ -5,13 +5,13 @@ TRL's columns (system prompt added, tools and tool-call arguments as JSON text f
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm
 from aligntune.core.data import FORMAT_COLUMNS, LABEL
 from aligntune.core.errors import DataError
+from aligntune.core.mixture import SPLIT_HINT, split_eval, split_problem
 from aligntune.core.recipe import Recipe
 from aligntune.core.trained_turns import template_problem, template_turns
 from aligntune.runners.common.chat_tokens import IGNORED, tokenize_conversation
@@ -231,16 +231,10 @@ def load_data(recipe: Recipe, tokenizer: Any) -> PreparedData:
     if settings.eval is not None:
         eval_fmt, eval_rows = read_sources(recipe, [("data.eval", settings.eval)], chat)
     elif settings.eval_fraction is not None:
-        held = round(len(train) * settings.eval_fraction)
-        if held < 1 or held >= len(train):
-            raise DataError(
-                f"data.eval_fraction: {settings.eval_fraction} of {len(train)} rows leaves "
-                f"{held} for evaluation; use a larger dataset or fraction"
-            )
-        order = list(range(len(train)))
-        random.Random(recipe.training.seed).shuffle(order)
-        eval_rows = [train[i] for i in order[:held]]
-        train = [train[i] for i in order[held:]]
+        problem = split_problem(len(train), settings.eval_fraction)
+        if problem is not None:  # checked before the run for local data; hub data is read here
+            raise DataError(problem, hint=SPLIT_HINT)
+        train, eval_rows = split_eval(train, settings.eval_fraction, recipe.training.seed)
         eval_fmt = fmt
     train_data = _dataset(train, fmt, recipe, tokenizer, "data.train")
     eval_data = None

@@ -9,7 +9,6 @@ format's own columns (`text`; `prompt` and the columns rewards read).
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,13 @@ from aligntune.core.data import (
     LABEL,
     local_kind,
     resolve_format,
-    rows_used,
     text_with_turns,
 )
 from aligntune.core.data_check import TurnNames
 from aligntune.core.data_readers import read_rows
 from aligntune.core.data_rows import Problems
 from aligntune.core.errors import DataError
+from aligntune.core.mixture import mix, select_rows
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
@@ -139,13 +138,6 @@ def _as_feedback(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _select(rows: list[dict[str, Any]], source: DataSource, seed: int) -> list[dict[str, Any]]:
-    """The rows a source gives: its first `max_samples`, times its `weight` (seeded)."""
-    taken = rows if source.max_samples is None else rows[: source.max_samples]
-    whole, rest = divmod(rows_used(len(rows), source.max_samples, source.weight), len(taken))
-    return taken * whole + random.Random(seed).sample(taken, rest)
-
-
 def read_source(
     source: DataSource, base_dir: Path, where: str, accepted: tuple[str, ...], seed: int
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -162,16 +154,7 @@ def read_source(
             raise DataError(f"{where}: row {index + 1}: {exc.where}: {exc.what}") from None
         except KeyError as exc:
             raise DataError(f"{where}: row {index + 1}: {exc.args[0]}: missing") from None
-    return fmt, _select(shaped, source, seed)
-
-
-def mix(parts: list[list[dict[str, Any]]], seed: int) -> list[dict[str, Any]]:
-    """The sources' rows as one list; several sources are shuffled together by the seed."""
-    if len(parts) == 1:
-        return parts[0]
-    rows = [row for part in parts for row in part]
-    random.Random(seed).shuffle(rows)
-    return rows
+    return fmt, select_rows(shaped, source.max_samples, source.weight, seed)
 
 
 def as_turns(value: Any, role: str) -> list[dict[str, str]]:
