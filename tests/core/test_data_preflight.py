@@ -184,8 +184,14 @@ def test_summary_has_every_column_under_aligntune_names(write_jsonl) -> None:
     rows = [{"question": "q", "gold": "1"}, {"question": "r", "gold": "2", "extra": None}]
     path = write_jsonl("g.jsonl", rows)
     summary = check_local_data(path, {"prompt": "question"}, "auto", ("prompt",))
+    kinds = {"prompt": "string", "gold": "string"}  # `extra` holds only null
     assert summary == DataSummary(
-        path, 2, frozenset({"prompt", "gold", "extra"}), "prompt", "detected from line 1"
+        path,
+        2,
+        frozenset({"prompt", "gold", "extra"}),
+        "prompt",
+        "detected from line 1",
+        kinds=kinds,
     )
 
 
@@ -214,8 +220,10 @@ def test_a_model_folder_needs_tokenizer_files(make_recipe, tmp_path) -> None:
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "qwen2"}', encoding="utf-8")
     (model / "vocab.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "text.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
     recipe = make_recipe()
     recipe["model"]["name_or_path"] = str(model)
+    recipe["data"]["train"]["path"] = str(tmp_path / "text.jsonl")  # needs no chat template
     with pytest.raises(UserInputError, match=r"has no tokenizer files.*it has only vocab\.json"):
         check_inputs(recipe_from_dict(recipe))
     (model / "merges.txt").write_text("", encoding="utf-8")

@@ -11,6 +11,7 @@ HUMAN = {"from": "human", "value": "What is 2 + 2?"}
 GPT = {"from": "gpt", "value": "4"}
 USER = {"role": "user", "content": "Weather in Paris?"}
 ANSWER = {"role": "assistant", "content": "Sunny."}
+NO = {"role": "assistant", "content": "No."}
 TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
 
 
@@ -116,6 +117,12 @@ CASES = [
          r"data\.train\.0\.weight: Input should be greater than 0"),
     Case("mixture-empty", {"recipe.yaml": recipe(data={"train": []})},
          r"data\.train: List should have at least 1 item"),
+    Case("mixture-preference-prompt-in-one-source",
+         {"recipe.yaml": recipe("dpo", data={"train": [{"path": "a.jsonl"}, {"path": "b.jsonl"}]}),
+          "a.jsonl": jsonl({"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"}),
+          "b.jsonl": jsonl({"chosen": [USER, ANSWER], "rejected": [USER, NO]})},
+         r"data\.train: the pairs of data\.train\.0 have a prompt, those of data\.train\.1 do "
+         r"not; the mixture's pairs all have a prompt or none do"),
     Case("mixture-text-with-conversations",
          {"recipe.yaml": recipe(data={"train": [{"path": "a.jsonl"}, {"path": "b.jsonl"}]}),
           "a.jsonl": jsonl({"text": "hello world"}), "b.jsonl": jsonl(GOOD_SHAREGPT)},

@@ -113,7 +113,7 @@ def mixture_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[
     formats = {summary.format for _, _, summary in train}
     if "text" in formats and formats & CONVERSATION_FORMATS:
         return [(f"data.train: {text_with_turns(formats)}", None)]
-    problems: list[Problem] = []
+    problems = _prompted_problems(train)
     first: dict[str, tuple[str, Path, str]] = {}
     for field, _, summary in train:
         if summary.format not in _WHOLE_ROW:
@@ -130,6 +130,20 @@ def mixture_problems(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[
                 )
                 problems.append((what, f"write {column} as a {seen[2]} in every source"))
     return problems
+
+
+def _prompted_problems(sources: list[tuple[str, DataSource, DataSummary]]) -> list[Problem]:
+    """Preference sources all have prompts or none do (each file's rows are checked alike)."""
+    pairs = [(f, s) for f, _, s in sources if s.format == "preference"]
+    with_prompt = [f for f, s in pairs if "prompt" in s.kinds]
+    if not with_prompt or len(with_prompt) == len(pairs):
+        return []
+    without = [f for f, s in pairs if "prompt" not in s.kinds]
+    what = (
+        f"data.train: the pairs of {', '.join(with_prompt)} have a prompt, those of "
+        f"{', '.join(without)} do not; the mixture's pairs all have a prompt or none do"
+    )
+    return [(what, "add the prompt column to every source, or move the prompts into the turns")]
 
 
 def _lacks_template(recipe: Recipe) -> bool:

@@ -30,6 +30,8 @@ MAX_PROBLEMS = 20
 _PLAIN_TEXT = ("alpaca", "text")
 """Formats whose columns are joined as strings; the others may also hold conversations."""
 
+_ANSWERS = ("chosen", "rejected", "completion")
+"""Columns holding an answer: as turns, they end with the assistant's."""
 _SYSTEM = "system"
 _ASSISTANT = "assistant"
 
@@ -150,6 +152,11 @@ class RowChecker:
         # A preference pair's two answers (chosen, rejected) must differ.
         paired = "chosen" in FORMAT_COLUMNS[fmt]
         self.pair = tuple(mapping.get(c, c) for c in ("chosen", "rejected")) if paired else ()
+        # A preference file's pairs all have a prompt or none do: the trainer's table takes its
+        # columns from one row, and a pair without the prompt the others have cannot be trained.
+        self.prompt = mapping.get("prompt", "prompt") if fmt == "preference" else None
+        self.prompted: tuple[int, bool] | None = None
+        """(line, whether it has a prompt) of the first row."""
         self.origin = origin
         self.problems = problems
         self.feedback = (
@@ -198,6 +205,8 @@ class RowChecker:
                 "chosen and rejected are identical; such a pair carries no preference "
                 "and trains nothing",
             )
+        if self.prompt is not None:
+            self._check_prompted(line, row.get(self.prompt) is not None)
         # A column whose JSON type changes stops `datasets` from building its table.
         kinds = self.kinds
         for key, value in row.items():
@@ -206,6 +215,22 @@ class RowChecker:
                 self.nulls.add(key)
             elif kinds.get(key) != kind_name and key not in bad:
                 self._kind_changed(line, key, kind_name)
+
+    def _check_prompted(self, line: int, has: bool) -> None:
+        if self.prompted is None:
+            self.prompted = (line, has)
+        elif has != self.prompted[1]:
+            first = self.prompted[0]
+            what = (
+                f"missing here, but line {first} has one"
+                if not has
+                else (f"set here, but line {first} has none")
+            )
+            self.problems.add(
+                line,
+                f"{self.prompt}: {what}; give every pair a prompt, or none (then chosen and "
+                "rejected are whole conversations)",
+            )
 
     def _check_value(
         self, line: int, source: str, canonical: str, kind: int, value: Any, bad: set[str]
@@ -238,6 +263,12 @@ class RowChecker:
             if kind != _TEXT or (isinstance(value, list) and self.format not in _PLAIN_TEXT):
                 turns = self._turns(kind, value)
                 self.uses_calls = self.uses_calls or any("tool_calls" in t for t in turns)
+                if canonical in _ANSWERS and turns[-1]["role"] != _ASSISTANT:
+                    role = turns[-1]["role"]
+                    return (
+                        "",
+                        f"the answer ends with a {role} turn; it must end with the assistant's",
+                    )
                 return None
         except TurnError as exc:
             return exc.where, exc.what
