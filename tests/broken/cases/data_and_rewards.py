@@ -279,6 +279,22 @@ TEMPLATES = [
          NO_TEMPLATE + r"data\.train \({dir}/d\.jsonl\) holds conversations"),
 ]  # fmt: skip
 
+BUILTIN_PARAMS = [  # (id, a built-in reward entry, what is said of rewards.0)
+    ("tolerance-text", {"function": "numeric_match", "params": {"tolerance": "1e-3"}},
+     r"numeric_match tolerance: expected float, got '1e-3'"),
+    ("tolerance-negative", {"function": "numeric_match", "params": {"tolerance": -0.5}},
+     r"numeric_match tolerance: -0\.5; it must be at least 0"),
+    ("strip-word", {"function": "exact_match", "params": {"strip": "yes"}},
+     r"exact_match strip: expected bool, got 'yes'"),
+    ("target-chars-zero", {"function": "length_penalty", "params": {"target_chars": 0}},
+     r"length_penalty target_chars: 0; it must be more than 0"),
+    ("overlong-buffer-past-max", {"function": "overlong_penalty",
+                                  "params": {"max_tokens": 16, "buffer_tokens": 64}},
+     r"overlong_penalty buffer_tokens \(64\) is more than max_tokens \(16\); the penalty .*"),
+    ("contains-nothing", {"function": "contains"},
+     r"contains takes text \(the same for every row\) or column, one of the two"),
+]  # fmt: skip
+
 TOKENIZER = r"model\.name_or_path: {dir}/model has no tokenizer files: it needs one of "
 TOKENIZERS = [
     Case("tokenizer-files-missing", model_with("model.safetensors"),
@@ -317,6 +333,8 @@ CASES = [
         for module, text, what in USER_REWARDS
     ),
     *REWARDS,
+    *(Case(f"reward-param-{id}", grpo(rewards=[entry]), r"rewards\.0: " + what + r" \(line \d+\)")
+      for id, entry, what in BUILTIN_PARAMS),
     *TOKENIZERS,
     *RECIPE_AND_DATA,
     *TEMPLATES,

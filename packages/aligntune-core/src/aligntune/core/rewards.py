@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, get_type_hints
+
+from pydantic import TypeAdapter, ValidationError
 
 from aligntune.core.errors import UserInputError
 
@@ -148,6 +150,37 @@ def _builtin_params(function: RewardFunction) -> tuple[set[str], set[str]]:
     return accepted, required
 
 
+_PARAM_RANGES: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
+    ("numeric_match", "tolerance"): (lambda value: value >= 0, "at least 0"),
+    ("length_penalty", "target_chars"): (lambda value: value > 0, "more than 0"),
+    ("overlong_penalty", "buffer_tokens"): (lambda value: value > 0, "more than 0"),
+    ("overlong_penalty", "max_tokens"): (lambda value: value > 0, "more than 0"),
+}
+"""The values a built-in reward's numeric parameters may take (a division by one, a distance)."""
+
+
+def _check_param_values(function: str, params: dict[str, Any]) -> None:
+    """Each param of a built-in has its annotated type and range (checked here, not when the
+    runner first calls the reward)."""
+    hints = get_type_hints(BUILTIN_REWARDS[function])
+    for name, value in params.items():
+        try:
+            TypeAdapter(hints[name]).validate_python(value, strict=True)
+        except ValidationError:
+            wanted = getattr(hints[name], "__name__", str(hints[name]))
+            raise ValueError(f"{function} {name}: expected {wanted}, got {value!r}") from None
+        check, valid = _PARAM_RANGES.get((function, name), (lambda _: True, ""))
+        if not check(value):
+            raise ValueError(f"{function} {name}: {value!r}; it must be {valid}")
+    if function == "overlong_penalty" and params["buffer_tokens"] > params["max_tokens"]:
+        raise ValueError(
+            f"overlong_penalty buffer_tokens ({params['buffer_tokens']}) is more than max_tokens "
+            f"({params['max_tokens']}); the penalty starts buffer_tokens before max_tokens"
+        )
+    if function == "contains" and (params.get("text") is None) == (params.get("column") is None):
+        raise ValueError("contains takes text (the same for every row) or column, one of the two")
+
+
 def check_reward_spec(function: str, params: dict[str, Any]) -> None:
     """Raise ValueError unless `function` is a built-in with valid params or `module:function`."""
     if function in BUILTIN_REWARDS:
@@ -161,6 +194,7 @@ def check_reward_spec(function: str, params: dict[str, Any]) -> None:
             )
         if missing:
             raise ValueError(f"{function} needs parameter(s) {', '.join(missing)}")
+        _check_param_values(function, params)
         if function == "format_regex":
             try:
                 re.compile(params["pattern"])
