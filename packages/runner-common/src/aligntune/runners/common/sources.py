@@ -16,6 +16,7 @@ from aligntune.core.algorithm_sections import SFTAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.conversations import TurnError, read_answer, read_tools, read_turns
 from aligntune.core.data import (
+    CANONICAL_COLUMNS,
     FORMAT_OPTIONAL,
     LABEL,
     local_kind,
@@ -43,7 +44,11 @@ def load_source(source: DataSource, base_dir: Path, where: str) -> Any:
     try:
         if local is not None:
             kind = local_kind(local)
-            dataset = load_dataset(kind, data_files=str(local), split="train")
+            # pandas reads a column of numbers as numbers; text columns stay the text the host
+            # check read ("007" stays "007"), so a prompt of digits is a prompt, not an int.
+            text = {source.columns.get(c, c): str for c in CANONICAL_COLUMNS if c != LABEL}
+            options = {"converters": text} if kind == "csv" else {}
+            dataset = load_dataset(kind, data_files=str(local), split="train", **options)
         else:
             dataset = load_dataset(
                 source.path, source.subset, split=source.split, revision=source.revision
