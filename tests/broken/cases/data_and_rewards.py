@@ -109,6 +109,11 @@ ROWS = [  # (id, files, line: what is said of it)
      "5: answer: NaN is not valid JSON; write null or a number"),
     ("infinity", grpo(jsonl('{"prompt": "p", "answer": -Infinity}')),
      "1: answer: -Infinity is not valid JSON"),
+    ("lone-surrogate", sft(chat() + '{"messages": [{"role": "user", "content": "\\ud83d"}]}\n'),
+     r"2: messages\[0\]\.content: a lone surrogate escape .* is not text"),
+    ("byte-order-mark-inside", sft(chat() + "\ufeff" + chat()),
+     r"2: a byte-order mark \(U\+FEFF\) starts this line, as when files saved with one are "
+     r"joined"),
     ("not-utf8", sft(chat().encode() + b'{"messages": "\xff"}\n'),
      r"2: not UTF-8 text \(byte 0xff at byte 15 of the line\)"),
     ("problem-past-the-old-preview",

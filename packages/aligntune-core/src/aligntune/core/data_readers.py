@@ -17,7 +17,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import IO, Any
 
-from aligntune.core.data_rows import Problems, nonfinite_field
+from aligntune.core.data_rows import Problems, nonfinite_field, surrogate_field
 
 BLOCK_BYTES = 8 << 20
 """JSON Lines are read in blocks of about this many bytes, cut after a newline."""
@@ -27,6 +27,11 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 _TOO_DEEP = "JSON nested too deeply to read"
 _LINES_HINT = (
     "each line of a .jsonl file must be one JSON object; a .json file may also hold a list"
+)
+
+_INNER_BOM = (
+    "a byte-order mark (U+FEFF) starts this line, as when files saved with one are joined "
+    "(cat a.jsonl b.jsonl); only a file's first line may have one: remove it"
 )
 
 _FIELD_LIMIT = 2**31 - 1
@@ -59,6 +64,17 @@ def _utf8_problem(raw: bytes, exc: UnicodeDecodeError) -> str:
     return (
         f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line); "
         "save the file as UTF-8"
+    )
+
+
+def _surrogate(row: Any) -> str | None:
+    """The problem of a row holding a lone surrogate escape, or None."""
+    field = surrogate_field(row)
+    if field is None:
+        return None
+    return (
+        f"{field or 'value'}: a lone surrogate escape (\\ud800-\\udfff without its pair) is not "
+        "text; UTF-8, which the trainer's table stores, cannot hold it"
     )
 
 
@@ -110,6 +126,9 @@ def _jsonl_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
             except (StopIteration, ValueError):
                 if not text or text.isspace():
                     continue
+                if text.startswith("\ufeff"):
+                    problems.add(first + offset, _INNER_BOM)
+                    continue
                 try:
                     row = decode(text)  # a blank start, or an error to name
                 except json.JSONDecodeError as exc:
@@ -123,6 +142,9 @@ def _jsonl_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
                 continue
             if constants:
                 problems.add(first + offset, parser.nonfinite(row))
+                continue
+            if ("\\ud" in text or "\\uD" in text) and (half := _surrogate(row)):
+                problems.add(first + offset, half)
                 continue
             yield first + offset, row
         first += len(lines) - 1
@@ -142,6 +164,7 @@ def _json_list_rows(data: bytes, problems: Problems) -> Iterator[Row]:
         problems.add(data.count(b"\n", 0, exc.start) + 1, _utf8_problem(data, exc))
         return
     parser = _Json()
+    escapes = "\\ud" in text or "\\uD" in text
     index = _skip_space(text, _skip_space(text, 0) + 1)  # past the opening [
     line, counted = 1, 0
     if text.startswith("]", index):
@@ -158,6 +181,8 @@ def _json_list_rows(data: bytes, problems: Problems) -> Iterator[Row]:
             return
         if parser.constants:
             problems.add(line, parser.nonfinite(row))
+        elif escapes and (half := _surrogate(row)):
+            problems.add(line, half)
         else:
             yield line, row
         index = _skip_space(text, index)

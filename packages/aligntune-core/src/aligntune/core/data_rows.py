@@ -85,9 +85,9 @@ def plain_turns_test(style: TurnStyle) -> Callable[[Any, bool], bool]:
     return plain
 
 
-def nonfinite_field(value: Any, where: str = "") -> str | None:
-    """The field path of the first NaN or infinite number inside a decoded value, or None."""
-    if isinstance(value, float) and not math.isfinite(value):
+def _first_field(value: Any, bad: Callable[[Any], bool], where: str = "") -> str | None:
+    """The field path of the first value inside a decoded value that `bad` flags, or None."""
+    if bad(value):
         return where
     if isinstance(value, dict):
         inside = [(f"{where}.{key}".lstrip("."), item) for key, item in value.items()]
@@ -95,7 +95,28 @@ def nonfinite_field(value: Any, where: str = "") -> str | None:
         inside = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
     else:
         return None
-    return next((f for path, item in inside if (f := nonfinite_field(item, path))), None)
+    return next((f for path, item in inside if (f := _first_field(item, bad, path))), None)
+
+
+def nonfinite_field(value: Any) -> str | None:
+    """The field path of the first NaN or infinite number inside a decoded value, or None."""
+    return _first_field(value, lambda v: isinstance(v, float) and not math.isfinite(v))
+
+
+def _not_utf8(value: Any) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def surrogate_field(value: Any) -> str | None:
+    """The field path of the first string holding a lone surrogate (JSON's `\\ud800` escape,
+    half of a UTF-16 pair), which no UTF-8 text can hold, or None."""
+    return _first_field(value, _not_utf8)
 
 
 _CONVERSATION, _PROMPT_TURNS, _ANSWER, _TOOLS, _TEXT = range(5)
