@@ -23,6 +23,21 @@ CASES = [
         r"data\.train: .*nope\.jsonl",
     ),
     Case(
+        "data-path-is-a-folder",
+        {"recipe.yaml": recipe(data={"train": {"path": "./train.jsonl"}}), "train.jsonl/a": "x"},
+        r"data\.train: {dir}/train\.jsonl: a folder, not a data file\nhint: name one \.jsonl",
+    ),
+    Case(
+        "backend-flag-misspelt",
+        {"recipe.yaml": recipe()},
+        r"Invalid value for '--backend' / '-b': 'trll'; use auto, trl, unsloth",
+        commands=(
+            ("plan", "recipe.yaml", "-b", "trll"),
+            ("run", "recipe.yaml", "--backend", "trll"),
+        ),
+        exit_code=ExitCode.USAGE,
+    ),
+    Case(
         "generation-batch",
         {"recipe.yaml": recipe("grpo", training={"batch_size": 3, "max_steps": 2})},
         r"not a multiple of algorithm\.num_generations \(2\)",

@@ -10,11 +10,22 @@ from aligntune.core.topology import DEFAULT_PORT, MASTER_ADDR, MASTER_PORT, NNOD
 
 IMAGE_NAMES = tuple(backend.image_name for backend in BACKENDS)
 RecipeArg = Annotated[Path, typer.Argument(help="A recipe YAML file.", show_default=False)]
+
+
+def backend_name(value: str) -> str:
+    # A misspelt backend is a usage mistake (exit 2), not a backend that cannot run here.
+    if value != "auto" and value not in BACKEND_NAMES:
+        raise typer.BadParameter(f"{value!r}; use auto, {', '.join(BACKEND_NAMES)}")
+    return value
+
+
 BackendOpt = Annotated[
     str | None,
     typer.Option(
         "--backend",
         "-b",
+        parser=backend_name,
+        metavar="<str>",
         help=f"auto, {' or '.join(BACKEND_NAMES)} (default: the recipe's backend).",
     ),
 ]

@@ -164,6 +164,11 @@ def check_local_data(
     names: TurnNames = NO_NAMES,
 ) -> DataSummary:
     """Check every row of a local data file; a DataError names each problem's line and field."""
+    if path.is_dir():
+        raise DataError(
+            f"{path}: a folder, not a data file",
+            hint="name one .jsonl, .json, .csv or .parquet file; list several to mix them",
+        )
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     if path.stat().st_size == 0:
