@@ -162,6 +162,8 @@ def distributed_kwargs(recipe: Recipe) -> dict[str, Any]:
 
 def sft_kwargs(recipe: Recipe, algorithm: SFTAlgorithm) -> dict[str, Any]:
     """SFTConfig's own settings."""
+    peft = recipe.model.peft
+    adapts_lm_head = peft.method == "lora" and "lm_head" in peft.target_modules
     return {
         "max_length": recipe.data.max_length,
         "packing": algorithm.packing,
@@ -169,6 +171,9 @@ def sft_kwargs(recipe: Recipe, algorithm: SFTAlgorithm) -> dict[str, Any]:
         # aligntune labels conversations turn by turn itself (runners/common/chat_tokens.py).
         "assistant_only_loss": False,
         "dataset_text_field": "text",
+        # TRL's default, chunked_nll, reads lm_head's weight itself and refuses a LoRA-wrapped
+        # lm_head (trl 1.12 SFTTrainer); nll is the same loss computed in one piece.
+        **({"loss_type": "nll"} if adapts_lm_head else {}),
     }
 
 
