@@ -3,6 +3,7 @@ parquet footers, tokenizer files."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,7 @@ def test_a_model_folder_needs_tokenizer_files(make_recipe, tmp_path) -> None:
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "qwen2"}', encoding="utf-8")
     (model / "vocab.json").write_text("{}", encoding="utf-8")
+    (model / "model.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")  # no tensors
     (tmp_path / "text.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
     recipe = make_recipe()
     recipe["model"]["name_or_path"] = str(model)
@@ -231,3 +233,6 @@ def test_a_model_folder_needs_tokenizer_files(make_recipe, tmp_path) -> None:
     (model / "merges.txt").unlink()
     recipe["model"]["trust_remote_code"] = True  # the repository's own code loads its tokenizer
     check_inputs(recipe_from_dict(recipe))
+    (model / "model.safetensors").unlink()
+    with pytest.raises(UserInputError, match=r"model has no weights: it needs model\.safetensors"):
+        check_inputs(recipe_from_dict(recipe))

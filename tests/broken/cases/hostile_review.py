@@ -72,6 +72,12 @@ CASES = [
         r"model\.name_or_path: {dir}/model/model\.safetensors is not a safetensors file",
     ),
     Case(
+        "model-without-weights",
+        {k: v for k, v in model().items() if k != "model/model.safetensors"},
+        r"model\.name_or_path: {dir}/model has no weights: it needs model\.safetensors or "
+        r"model\.safetensors\.index\.json",
+    ),
+    Case(
         "model-tokenizer-json-truncated",
         model(**{"tokenizer.json": '{"version": "1.0", "model": {'}),
         r"model\.name_or_path: {dir}/model/tokenizer\.json is not valid JSON",

@@ -14,6 +14,14 @@ from typing import Any
 TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"))
 """The file sets a tokenizer loads from (fast, SentencePiece, byte-level BPE)."""
 
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+"""The files `from_pretrained` loads a model's weights from (one file, or a shard index)."""
+
 _TOKENIZER_CONFIG = "tokenizer_config.json"
 """Settings only: without one of TOKENIZER_FILES beside it there is no vocabulary."""
 
@@ -37,6 +45,11 @@ def model_folder_problems(folder: Path, tokenizer: bool) -> list[str]:
     problems += [p for w in sorted(folder.glob("*.safetensors")) if (p := _weights_problem(w))]
     if tokenizer and (missing := _tokenizer_problem(folder)):
         problems.append(missing)
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        problems.append(
+            f"{folder} has no weights: it needs {' or '.join(WEIGHT_FILES[:2])} (the index of "
+            "a sharded model); was the model copied whole?"
+        )
     return problems
 
 
