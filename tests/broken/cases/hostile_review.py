@@ -78,6 +78,12 @@ CASES = [
         r"model\.safetensors\.index\.json",
     ),
     Case(
+        "model-tokenizer-json-empty-object",
+        model(**{"tokenizer.json": "{}"}),
+        r"model\.name_or_path: {dir}/model/tokenizer\.json holds no tokenizer \(no \"model\" "
+        r"section\)",
+    ),
+    Case(
         "model-tokenizer-json-truncated",
         model(**{"tokenizer.json": '{"version": "1.0", "model": {'}),
         r"model\.name_or_path: {dir}/model/tokenizer\.json is not valid JSON",

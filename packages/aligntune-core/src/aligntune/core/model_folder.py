@@ -45,6 +45,10 @@ def model_folder_problems(folder: Path, tokenizer: bool) -> list[str]:
     problems += [p for w in sorted(folder.glob("*.safetensors")) if (p := _weights_problem(w))]
     if tokenizer and (missing := _tokenizer_problem(folder)):
         problems.append(missing)
+    fast = folder / "tokenizer.json"
+    read = tokenizer and not problems and fast.is_file()
+    if read and not isinstance(_read_json(fast).get("model"), dict):
+        problems.append(f'{fast} holds no tokenizer (no "model" section); copy it again')
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         problems.append(
             f"{folder} has no weights: it needs {' or '.join(WEIGHT_FILES[:2])} (the index of "
