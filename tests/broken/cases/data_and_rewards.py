@@ -142,6 +142,13 @@ ROWS = [  # (id, files, line: what is said of it)
     ("preference-answer-ends-with-user", dpo({"prompt": [turn()], "chosen": [turn()],
                                               "rejected": [turn("assistant", "Bye")]}),
      "1: chosen: the answer ends with a user turn; it must end with the assistant's"),
+    ("preference-prompt-turns-answers-text", dpo({"prompt": [turn()], "chosen": "a",
+                                                  "rejected": "b"}),
+     "1: chosen, rejected: text, but prompt: turns; the trainer joins a row's prompt and "
+     "answers, so they are all text or all turns"),
+    ("completion-turns-prompt-text", sft(jsonl({"prompt": "Hi",
+                                               "completion": [turn("assistant")]})),
+     "1: prompt: text, but completion: turns"),
     ("rejected-null", dpo({"prompt": "p", "chosen": "a", "rejected": None}),
      r"1: rejected: missing \(null\)"),
     ("chosen-bad-turns", dpo({"prompt": "p", "chosen": [{"text": "a"}], "rejected": "b"}),

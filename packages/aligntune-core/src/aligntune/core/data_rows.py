@@ -30,6 +30,8 @@ MAX_PROBLEMS = 20
 _PLAIN_TEXT = ("alpaca", "text")
 """Formats whose columns are joined as strings; the others may also hold conversations."""
 
+_JOINED = ("prompt_completion", "preference")
+"""Formats whose prompt and answers the trainer joins (the feedback formats make text turns)."""
 _ANSWERS = ("chosen", "rejected", "completion")
 """Columns holding an answer: as turns, they end with the assistant's."""
 _SYSTEM = "system"
@@ -176,6 +178,11 @@ class RowChecker:
         # A preference file's pairs all have a prompt or none do: the trainer's table takes its
         # columns from one row, and a pair without the prompt the others have cannot be trained.
         self.prompt = mapping.get("prompt", "prompt") if fmt == "preference" else None
+        # The trainers join a row's prompt and answers: all text, or all turns.
+        joined = ("prompt", *_ANSWERS) if fmt in _JOINED else ()
+        self.joined = [
+            mapping.get(c, c) for c in joined if c in FORMAT_COLUMNS[fmt] or c == "prompt"
+        ]
         self.prompted: tuple[int, bool] | None = None
         """(line, whether it has a prompt) of the first row."""
         self.origin = origin
@@ -228,6 +235,8 @@ class RowChecker:
             )
         if self.prompt is not None:
             self._check_prompted(line, row.get(self.prompt) is not None)
+        if self.joined and not bad:
+            self._check_joined(line, row)
         # A column whose JSON type changes stops `datasets` from building its table.
         kinds = self.kinds
         for key, value in row.items():
@@ -236,6 +245,16 @@ class RowChecker:
                 self.nulls.add(key)
             elif kinds.get(key) != kind_name and key not in bad:
                 self._kind_changed(line, key, kind_name)
+
+    def _check_joined(self, line: int, row: dict[str, Any]) -> None:
+        turns = [c for c in self.joined if isinstance(row.get(c), list)]
+        text = [c for c in self.joined if isinstance(row.get(c), str)]
+        if turns and text:
+            self.problems.add(
+                line,
+                f"{', '.join(text)}: text, but {', '.join(turns)}: turns; the trainer joins a "
+                "row's prompt and answers, so they are all text or all turns",
+            )
 
     def _check_prompted(self, line: int, has: bool) -> None:
         if self.prompted is None:
