@@ -59,7 +59,8 @@ def split_and_label_problems(recipe: Recipe, summaries: dict[str, DataSummary]) 
     train = _summaries(recipe.data.train_sources(), summaries)
     if train is None:
         return []
-    fraction, problems = recipe.data.eval_fraction, []
+    fraction = recipe.data.eval_fraction
+    problems: list[Problem] = []
     hint = "add rows of the missing kind, or change max_samples, weight or eval_fraction"
     if fraction is not None:
         split = split_problem(sum(s.used(src) for _, src, s in train), fraction)
@@ -166,7 +167,8 @@ def prompt_and_template_problems(
     recipe: Recipe, summaries: dict[str, DataSummary]
 ) -> list[Problem]:
     """A system prompt needs turns to precede, and turns need a chat template to render them."""
-    system, problems = recipe.data.system_prompt is not None, []
+    system = recipe.data.system_prompt is not None
+    problems: list[Problem] = []
     for field, summary in summaries.items():
         if system and summary.format == "text":
             what = (
