@@ -338,6 +338,14 @@ OUTPUT_CASES = [
         env={"HF_HOME": "/"},
     ),
     Case(
+        "hf-home-holds-the-recipe-folder",
+        {"recipe.yaml": recipe(), "notes.txt": "mine\n"},
+        r"the Hugging Face cache \. \(-> {dir}\) holds {dir}, which the run only reads; mounted "
+        r"read-write, the run could change it\nhint: point HF_HOME at a folder of its own",
+        commands=NO_RUN,
+        env={"HF_HOME": "."},
+    ),
+    Case(
         "hf-home-etc",
         {"recipe.yaml": recipe()},
         r"the Hugging Face cache /etc is a system folder; it would be mounted read-write",

@@ -101,6 +101,15 @@ def run_mounts(recipe: Recipe, paths: RunPaths) -> tuple[tuple[Mount, ...], dict
             raise UserInputError(f"the {what} {folder} {why}; it would be mounted read-write")
     inputs = InputMounts(paths.recipe_file.parent)
     references = inputs.references(recipe)
+    cache = paths.hf_cache.resolve()
+    for mount in inputs.mounts:  # HF_HOME=. would hand the run the recipe's folder read-write
+        if Path(mount.source).is_relative_to(cache):
+            raise UserInputError(
+                f"the Hugging Face cache {shown_path(str(paths.hf_cache), paths.hf_cache)} holds "
+                f"{mount.source}, which the run "
+                "only reads; mounted read-write, the run could change it",
+                hint="point HF_HOME at a folder of its own, e.g. ~/.cache/huggingface",
+            )
     mounts = (
         *inputs.mounts,
         Mount(str(paths.run_dir.resolve()), RUN_MOUNT, read_only=False),
