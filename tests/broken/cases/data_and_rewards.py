@@ -330,6 +330,12 @@ CASES = [
         D + r": mapped column\(s\) not in the file: completion -> answer; columns found: q, reply",
     ),
     Case(
+        "data-two-columns-mapped-to-one",
+        sft(jsonl({"q": "q"}), columns={"prompt": "q", "completion": "q"}),
+        r"data\.train: columns: prompt -> q, completion -> q: one column of the file cannot be two "
+        r"of aligntune's \(line \d+\)",
+    ),
+    Case(
         "data-eval-file-bad",
         {
             "recipe.yaml": recipe(data={"train": {"path": "t.jsonl"}, "eval": {"path": "e.jsonl"}}),

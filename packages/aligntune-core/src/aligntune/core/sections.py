@@ -136,6 +136,14 @@ class DataSource(Section):
                 f"columns: unknown column name(s) {', '.join(unknown)}; "
                 f"valid: {', '.join(CANONICAL_COLUMNS)}"
             )
+        twice = sorted(
+            {s for s in self.columns.values() if list(self.columns.values()).count(s) > 1}
+        )
+        if twice:
+            names = [f"{c} -> {s}" for c, s in self.columns.items() if s in twice]
+            raise ValueError(
+                f"columns: {', '.join(names)}: one column of the file cannot be two of aligntune's"
+            )
         if self.format not in FORMATS:
             raise ValueError(f"format: unknown format {self.format!r}; valid: {', '.join(FORMATS)}")
         return self
