@@ -185,7 +185,8 @@ def test_summary_has_every_column_under_aligntune_names(write_jsonl) -> None:
     rows = [{"question": "q", "gold": "1"}, {"question": "r", "gold": "2", "extra": None}]
     path = write_jsonl("g.jsonl", rows)
     summary = check_local_data(path, {"prompt": "question"}, "auto", ("prompt",))
-    kinds = {"prompt": "string", "gold": "string"}  # `extra` holds only null
+    kinds = {"prompt": "string", "gold": "string"}  # `extra` holds only null ...
+    gaps = {"extra": 1}  # ... and line 1 lacks it
     assert summary == DataSummary(
         path,
         2,
@@ -193,6 +194,7 @@ def test_summary_has_every_column_under_aligntune_names(write_jsonl) -> None:
         "prompt",
         "detected from line 1",
         kinds=kinds,
+        gaps=gaps,
     )
 
 

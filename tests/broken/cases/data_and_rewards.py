@@ -233,6 +233,14 @@ REWARDS = [
     Case("reward-contains-column-missing",
          grpo(rewards=[{"function": "contains", "params": {"column": "keyword"}}]),
          COLUMN + r"contains reads column 'keyword'"),
+    Case("reward-column-null-in-a-row",
+         grpo(jsonl(*GOOD_PROMPTS, {"prompt": "What is 9 + 1?", "answer": None})),
+         COLUMN + r"numeric_match reads column 'answer' in every row, and data\.train "
+         r"\({dir}/d\.jsonl:5\) has a row without it \(null or missing\)"),
+    Case("reward-column-absent-from-first-row",
+         grpo(jsonl({"prompt": "What is 9 + 1?"}, *GOOD_PROMPTS)),
+         COLUMN + r"numeric_match reads column 'answer' in every row, and data\.train "
+         r"\({dir}/d\.jsonl:1\) has a row without it"),
     Case("reward-column-missing-in-eval",
          {"recipe.yaml": recipe("grpo", data={"train": {"path": "d.jsonl"},
                                               "eval": {"path": "e.jsonl"}}),

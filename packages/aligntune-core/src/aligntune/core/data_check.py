@@ -42,6 +42,8 @@ class DataSummary:
     kinds: Mapping[str, str] = field(default_factory=dict)
     """Each column's JSON type (`string`, `list`, ...) under aligntune's names, where the rows
     were read (none for parquet)."""
+    gaps: Mapping[str, int] = field(default_factory=dict)
+    """Each column some row holds null or lacks -> the first such row's line."""
 
     def used(self, source: DataSource) -> int:
         """How many rows the run takes from this file as `source` (max_samples, weight)."""
@@ -153,6 +155,7 @@ def _check_rows(
         checker.uses_calls,
         checker.labels,
         checker.canonical_kinds(),
+        checker.canonical_gaps(),
     )
 
 

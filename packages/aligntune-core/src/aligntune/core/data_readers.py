@@ -29,6 +29,9 @@ _LINES_HINT = (
     "each line of a .jsonl file must be one JSON object; a .json file may also hold a list"
 )
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""The JSON escape of a UTF-16 surrogate, the only way a lone one gets into decoded text: a
+block is searched once (far cheaper than each line), its rows only where it has one."""
 _INNER_BOM = (
     "a byte-order mark (U+FEFF) starts this line, as when files saved with one are joined "
     "(cat a.jsonl b.jsonl); only a file's first line may have one: remove it"
@@ -115,6 +118,7 @@ def _jsonl_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
     first = 1
     for block in blocks(handle):
         lines = _block_lines(block, first, problems)
+        escapes = _SURROGATE_ESCAPE.search(block) is not None
         if first == 1:
             lines[0] = lines[0].removeprefix("\ufeff")  # Arrow reads past a byte-order mark too
         cut_off = len(lines) - 1 if not block.endswith(b"\n") else -1
@@ -143,7 +147,7 @@ def _jsonl_rows(handle: IO[bytes], problems: Problems) -> Iterator[Row]:
             if constants:
                 problems.add(first + offset, parser.nonfinite(row))
                 continue
-            if ("\\ud" in text or "\\uD" in text) and (half := _surrogate(row)):
+            if escapes and (half := _surrogate(row)):
                 problems.add(first + offset, half)
                 continue
             yield first + offset, row
@@ -164,7 +168,7 @@ def _json_list_rows(data: bytes, problems: Problems) -> Iterator[Row]:
         problems.add(data.count(b"\n", 0, exc.start) + 1, _utf8_problem(data, exc))
         return
     parser = _Json()
-    escapes = "\\ud" in text or "\\uD" in text
+    escapes = _SURROGATE_ESCAPE.search(data) is not None
     index = _skip_space(text, _skip_space(text, 0) + 1)  # past the opening [
     line, counted = 1, 0
     if text.startswith("]", index):

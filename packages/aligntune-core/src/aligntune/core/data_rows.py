@@ -198,6 +198,12 @@ class RowChecker:
         self.kind_lines: dict[str, int] = {}
         """... and that row's line."""
         self.nulls: set[str] = set()
+        self.gaps: dict[str, int] = {}
+        """Each column some row holds null or lacks -> the first such row's line."""
+        self.known: set[str] = set()
+        """Every column seen so far ..."""
+        self.first_line: int | None = None
+        """... since the first row's line."""
         """Columns seen holding null."""
         self.uses_tools = False
         """Some row has tool schemas (a `tools` column that is not empty)."""
@@ -238,13 +244,27 @@ class RowChecker:
         if self.joined and not bad:
             self._check_joined(line, row)
         # A column whose JSON type changes stops `datasets` from building its table.
+        if row.keys() != self.known:  # rarely: most files give every row the same columns
+            self._note_gaps(line, row)
         kinds = self.kinds
         for key, value in row.items():
             kind_name = JSON_KINDS.get(type(value))
             if kind_name is None:  # null, which any column may hold
                 self.nulls.add(key)
+                self.gaps.setdefault(key, line)
             elif kinds.get(key) != kind_name and key not in bad:
                 self._kind_changed(line, key, kind_name)
+
+    def _note_gaps(self, line: int, row: dict[str, Any]) -> None:
+        """Record the columns this row lacks, and those it is the first to have."""
+        if self.first_line is None:
+            self.first_line = line
+        for key in self.known - row.keys():
+            self.gaps.setdefault(key, line)
+        for key in row.keys() - self.known:
+            if line != self.first_line:
+                self.gaps.setdefault(key, self.first_line)
+            self.known.add(key)
 
     def _check_joined(self, line: int, row: dict[str, Any]) -> None:
         turns = [c for c in self.joined if isinstance(row.get(c), list)]
@@ -346,6 +366,10 @@ class RowChecker:
                 f"{key}: a {kind} here but a {first} in line {self.kind_lines[key]}; "
                 "a column holds one type in every row",
             )
+
+    def canonical_gaps(self) -> dict[str, int]:
+        """Each column some row holds null or lacks -> that row's line, under aligntune's names."""
+        return {self.renamed.get(key, key): line for key, line in self.gaps.items()}
 
     def canonical_kinds(self) -> dict[str, str]:
         """Each column's JSON type (where some row holds a value), under aligntune's names."""

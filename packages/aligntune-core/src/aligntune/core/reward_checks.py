@@ -251,6 +251,16 @@ def reward_problems(
                 for field, summary in data.items()
                 if column not in summary.columns
             ]
+            problems += [
+                UserInputError(
+                    f"{where}.params.column: {spec.function} reads column {column!r}{default} in "
+                    f"every row, and {field} ({summary.path}:{summary.gaps[column]}) has a row "
+                    "without it (null or missing): that prompt would score 0 whatever the answer",
+                    hint=f"give every row its {column}, or leave out the rows that have none",
+                )
+                for field, summary in data.items()
+                if column in summary.columns and column in summary.gaps
+            ]
         elif spec.function not in BUILTIN_REWARDS:
             try:
                 check_user_reward(spec.function, recipe.base_dir, rows)
