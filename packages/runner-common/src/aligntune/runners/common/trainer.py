@@ -13,7 +13,7 @@ from typing import Any
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data_check import sample_rows
-from aligntune.core.errors import UserInputError
+from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import renamed_paths, resolved_recipe
 from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
@@ -67,6 +67,18 @@ def _ppo_models(recipe: Recipe, run_dir: Path) -> tuple[str | None, str | None]:
     )
     value = algorithm.value_model
     return reward_ref, model_reference(value, recipe.base_dir) if value else reward_ref
+
+
+def _check_rows_left(trainer: Any, rows: int, max_length: int) -> None:
+    """TRL's DPO trainer drops each pair whose prompt alone fills max_length (with nothing left,
+    training crashed on an empty sampler); a run that would train on no row is refused."""
+    data = getattr(trainer, "train_dataset", None)
+    if rows and data is not None and hasattr(data, "__len__") and len(data) == 0:
+        raise DataError(
+            f"data.train: every one of the {rows} rows' prompts fills data.max_length "
+            f"({max_length} tokens), so the trainer drops them all and has nothing to train on",
+            hint="raise data.max_length, or shorten the prompts",
+        )
 
 
 class Run:
@@ -177,6 +189,7 @@ class Run:
         self._callback.last_checkpoint = resume_from
         point_trackers_at(self.run_dir.root, self.recipe.training.report_to)
         self._trainer = BUILDERS[type(algorithm)](self.pieces, [self._callback])
+        _check_rows_left(self._trainer, len(self.pieces.train), self.recipe.data.max_length)
         if self.backend.check_built is not None:
             self.backend.check_built(self.pieces.settings, self._trainer.args)
 
