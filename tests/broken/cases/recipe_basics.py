@@ -38,6 +38,11 @@ CASES = [
         exit_code=ExitCode.USAGE,
     ),
     Case(
+        "max-length-one-token",
+        {"recipe.yaml": recipe(data={"train": {"path": "x/y"}, "max_length": 1})},
+        r"data\.max_length: Input should be greater than or equal to 2 \(line \d+\)",
+    ),
+    Case(
         "generation-batch",
         {"recipe.yaml": recipe("grpo", training={"batch_size": 3, "max_steps": 2})},
         r"not a multiple of algorithm\.num_generations \(2\)",

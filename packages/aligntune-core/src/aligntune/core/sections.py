@@ -170,8 +170,9 @@ class DataSettings(Section):
     """An evaluation dataset."""
     eval_fraction: Number | None = Field(None, gt=0, lt=1)
     """Hold out this fraction of the training rows for evaluation (instead of `eval`)."""
-    max_length: int = Field(1024, gt=0)
-    """Longest tokenized sequence (prompt + completion); longer ones are truncated."""
+    max_length: int = Field(1024, ge=2)
+    """Longest tokenized sequence (prompt + completion); longer ones are truncated. At least 2:
+    a model learns to predict each token from those before it."""
     system_prompt: SystemPrompt | None = None
     """A system message put before every conversation or prompt."""
 
