@@ -143,6 +143,7 @@ def test_cpu_plan_refuses_gpus(tmp_path: Path) -> None:
         ("2", GpuRequest(count=2)),
         ("device=1", GpuRequest(device_ids=("1",))),
         ("0,1", GpuRequest(device_ids=("0", "1"))),
+        ("device=GPU-3f2a9c1e-11", GpuRequest(device_ids=("GPU-3f2a9c1e-11",))),
         (None, None),
     ],
 )
@@ -150,9 +151,11 @@ def test_parse_gpus(text: str | None, expected: GpuRequest | None) -> None:
     assert parse_gpus(text) == expected
 
 
-def test_parse_gpus_rejects_nonsense() -> None:
-    with pytest.raises(UsageError):
-        parse_gpus("two please")
+@pytest.mark.parametrize("text", ["two please", "banana", "-1", "0", "device=a,b"])
+def test_parse_gpus_rejects_nonsense(text: str) -> None:
+    """Neither a count nor GPU indexes or UUIDs ("0" is not a count, and not silently GPU 0)."""
+    with pytest.raises(UsageError, match="use all, a count such as 2, or device=0,1"):
+        parse_gpus(text)
 
 
 def test_inputs_outside_the_recipe_folder_get_their_own_read_only_mounts(tmp_path: Path) -> None:

@@ -153,6 +153,13 @@ CASES += [
         exit_code=ExitCode.USAGE,
     ),
     Case(
+        "gpus-not-a-device",
+        {"recipe.yaml": recipe()},
+        r"--gpus 'banana': use all, a count such as 2, or device=0,1 \(GPU indexes or UUIDs\)",
+        commands=((*RUN, "--gpus", "banana"),),
+        exit_code=ExitCode.USAGE,
+    ),
+    Case(
         "user-with-local-runtime",
         {"recipe.yaml": recipe()},
         r"--user applies to the docker runtime",

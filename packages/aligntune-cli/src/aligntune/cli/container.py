@@ -117,9 +117,13 @@ def parse_gpus(value: str | None) -> GpuRequest | None:
     if text.isdigit() and int(text) > 0:
         return GpuRequest(count=int(text))
     ids = text.removeprefix("device=").strip("\"'")
-    if re.fullmatch(r"[\w-]+(,[\w-]+)*", ids):
+    # A device is an index or an NVIDIA UUID (GPU-..., MIG-...); `0` alone is not a count.
+    device = r"(\d+|(GPU|MIG)-[\w/-]+)"
+    if text != "0" and re.fullmatch(rf"{device}(,{device})*", ids):
         return GpuRequest(device_ids=tuple(ids.split(",")))
-    raise UsageError(f"--gpus {value!r}: use all, a count such as 2, or device=0,1")
+    raise UsageError(
+        f"--gpus {value!r}: use all, a count such as 2, or device=0,1 (GPU indexes or UUIDs)"
+    )
 
 
 def _safe_name(recipe: Recipe) -> str:
