@@ -65,6 +65,26 @@ CASES = [
         r"distributed\.config_file: {dir}/ds\.json is not a file",
     ),
     Case(
+        "deepspeed-config-not-json",
+        {
+            "recipe.yaml": recipe(distributed={"strategy": "deepspeed", "config_file": "ds.yaml"}),
+            "ds.yaml": "zero_optimization:\n  stage: 2\n",
+        },
+        r"distributed\.config_file: {dir}/ds\.yaml is not a DeepSpeed JSON config",
+        commands=(("validate", "recipe.yaml"),),
+    ),
+    Case(
+        "deepspeed-stage-and-config",
+        {
+            "recipe.yaml": recipe(
+                distributed={"strategy": "deepspeed", "zero_stage": 3, "config_file": "ds.json"}
+            ),
+            "ds.json": '{"zero_optimization": {"stage": 2}}',
+        },
+        r"distributed: zero_stage or config_file, not both: the config file's "
+        r"zero_optimization\.stage is the one DeepSpeed uses \(line \d+\)",
+    ),
+    Case(
         "fp16-on-cpu",
         {"recipe.yaml": recipe(training={"precision": "fp16"})},
         r"fp16 needs a CUDA GPU",

@@ -3,6 +3,8 @@ every row of each local data file, and the rewards against that data."""
 
 from __future__ import annotations
 
+import json
+
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.data import resolve_local, rows_used
@@ -59,6 +61,14 @@ def _config_file_problem(recipe: Recipe) -> str | None:
     path = resolve_local(config, recipe.base_dir)
     if not path.is_file():
         return f"distributed.config_file: {path} is not a file"
+    if recipe.distributed.strategy == "deepspeed":  # transformers reads it as DeepSpeed's JSON
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return f"distributed.config_file: {path} is not a DeepSpeed JSON config ({exc})"
+        if not isinstance(settings, dict):
+            kind = type(settings).__name__
+            return f"distributed.config_file: {path} holds a JSON {kind}, not an object"
     return None
 
 

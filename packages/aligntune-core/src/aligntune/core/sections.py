@@ -299,7 +299,7 @@ class DistributedSettings(Section):
     zero_stage: Literal[0, 1, 2, 3] | None = None
     """DeepSpeed ZeRO stage (strategy deepspeed)."""
     config_file: Annotated[PathText | None, paths.PATH_FIELD] = None
-    """An accelerate or DeepSpeed config file, relative to the recipe's folder."""
+    """A DeepSpeed JSON config (read with strategy deepspeed), relative to the recipe's folder."""
 
     @model_validator(mode="after")
     def check_strategy_options(self) -> DistributedSettings:
@@ -308,6 +308,11 @@ class DistributedSettings(Section):
             raise ValueError("strategy deepspeed needs zero_stage (0-3) or config_file")
         if self.zero_stage is not None and self.strategy != "deepspeed":
             raise ValueError(f"zero_stage needs strategy deepspeed, not {self.strategy!r}")
+        if self.zero_stage is not None and self.config_file:
+            raise ValueError(
+                "zero_stage or config_file, not both: the config file's zero_optimization.stage "
+                "is the one DeepSpeed uses"
+            )
         return self
 
 
