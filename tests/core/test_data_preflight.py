@@ -147,6 +147,9 @@ def test_a_missing_distributed_config_file_is_named_before_anything_starts(tmp_p
     with pytest.raises(UserInputError, match=r"distributed.config_file: .*ds_config.yaml is not"):
         check_inputs(recipe)
     (tmp_path / "ds_config.yaml").write_text("zero_optimization: {stage: 2}\n")
+    with pytest.raises(UserInputError, match=r"ds_config.yaml is not a DeepSpeed JSON config"):
+        check_inputs(recipe)  # transformers reads the file with json.load, whatever its name
+    (tmp_path / "ds_config.yaml").write_text('{"zero_optimization": {"stage": 2}}\n')
     check_inputs(recipe)
     assert recipe.local_references()["distributed.config_file"] == tmp_path / "ds_config.yaml"
 
