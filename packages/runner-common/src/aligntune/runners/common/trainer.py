@@ -5,6 +5,7 @@ Import only after the backend's `import_stack()` (Unsloth must patch trl/transfo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -221,6 +222,8 @@ class Run:
             self._report()
             raise
         except BaseException as exc:
+            with contextlib.suppress(Exception):  # the failure to record is `exc`
+                self._checkpoints_published()
             self._record_end("failed", error=f"{type(exc).__name__}: {exc}")
             self._report()
             raise
@@ -258,8 +261,15 @@ class Run:
         if self.recipe.output.save_final:
             trainer, tokenizer = self._trainer, self.pieces.tokenizer
             final = lifecycle.publish_final(self.run_dir, trainer, tokenizer, self.recipe)
+        # The last step's checkpoint was made durable in the background while final/ was written.
+        self._checkpoints_published()
         self._record_end("finished", metrics=metrics, final="final" if final else None)
         return dict(metrics, status="finished")
+
+    def _checkpoints_published(self) -> None:
+        """Wait for the checkpoint still being published, if any (see RunDirectoryCallback)."""
+        if self._callback is not None:
+            self._callback.announce_published()
 
     def _record_end(self, status: str, **fields: Any) -> None:
         self.run_dir.append_event("end", status=status, **fields)
