@@ -41,13 +41,24 @@ def staging_dir(checkpoints: Path) -> Path:
     return checkpoints / STAGING
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Make a file's data, or a folder's entries (a rename into it), durable."""
     flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_durable(folder: Path) -> None:
+    """fsync every file under `folder`, then each folder, deepest first: once renamed into place,
+    it survives a crash of the machine whole."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            fsync(path)
+    for parent in sorted({p.parent for p in folder.rglob("*")} | {folder}, reverse=True):
+        fsync(parent)
 
 
 def publish(staged: Path, checkpoints: Path, step: int) -> Path:
@@ -59,16 +70,13 @@ def publish(staged: Path, checkpoints: Path, step: int) -> Path:
     }
     marker = {"step": step, "files": files}
     (staged / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True), encoding="utf-8")
-    for path in [*(staged / name for name in files), staged / MARKER]:
-        _fsync(path)
-    for folder in sorted({p.parent for p in staged.rglob("*")} | {staged}, reverse=True):
-        _fsync(folder)
+    make_durable(staged)
     target = checkpoints / staged.name
     if target.exists():
         # A previous attempt at this step (e.g. before a crash and resume): replace it whole.
         shutil.rmtree(target)
     staged.rename(target)
-    _fsync(checkpoints)
+    fsync(checkpoints)
     write_atomic(checkpoints / LATEST, f"{target.name}\n")
     return target
 
