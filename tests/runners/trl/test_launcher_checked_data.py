@@ -24,7 +24,7 @@ from aligntune.runners.trl.cli import main
 
 pytestmark = pytest.mark.training
 
-UNCHANGED = "is unchanged since the launcher checked its"
+UNCHANGED = "the file is unchanged since the launcher checked its"
 QUICK = {"training": {"max_steps": 1, "save_steps": 1}, "samples": {"count": 0}}
 
 
@@ -79,7 +79,8 @@ def test_the_runner_does_not_read_a_file_the_launcher_checked(
     # What both read besides: the loading, the manifest's sha256, the first rows (the template's
     # render check, the rewards); what the runner started by hand reads more: its row check.
     assert 0.95 * size < read["by hand"] - read["by the launcher"] < 1.05 * size, (size, read)
-    assert f"data.train: {tiny_dir / 'data' / 'sft.jsonl'} {UNCHANGED}" in logs["by the launcher"]
+    rows = len((tiny_dir / "data" / "sft.jsonl").read_text().splitlines())
+    assert f"data.train: {UNCHANGED} {rows} rows; not checked again" in logs["by the launcher"]
     assert UNCHANGED not in logs["by hand"]
     plan = json.loads((tmp_path / "by the launcher" / "plan.json").read_text())
     assert plan[checked_data.CHECKED_KEY]["data.train"]["identity"]["size"] == size

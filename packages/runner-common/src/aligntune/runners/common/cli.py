@@ -167,7 +167,7 @@ def launcher_checked(backend: Backend, recipe: Recipe) -> dict[str, DataSummary]
     known = unchanged(recipe, handed_plan(backend.name))
     for field, summary in known.items() if distributed.is_rank_zero() else ():
         print(
-            f"aligntune: {field}: {summary.path} is unchanged since the launcher checked its "
+            f"aligntune: {field}: the file is unchanged since the launcher checked its "
             f"{summary.rows} rows; not checked again",
             file=sys.stderr,
         )
