@@ -173,3 +173,23 @@ def test_rows_whose_trained_turns_lie_past_max_length_are_refused(tmp_path: Path
         DataError, match=r"no conversation has a trained token within data\.max_length 32"
     ):
         _load(recipe)
+
+
+def test_more_conversations_than_a_tokenized_chunk_keep_their_order(tmp_path: Path) -> None:
+    from aligntune.runners.common.data import TOKENIZED_CHUNK
+
+    count = TOKENIZED_CHUNK + 5
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Add {n}?"},
+                {"role": "assistant", "content": f"{n}"},
+            ]
+        }
+        for n in range(count)
+    ]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    data, tokenizer = _load(_recipe(tmp_path, {"path": str(path)}))
+    assert len(data.train) == count
+    for n in (0, TOKENIZED_CHUNK - 1, TOKENIZED_CHUNK, count - 1):
+        assert trained_spans(data.train[n], tokenizer) == [f"{n}{END}"]
