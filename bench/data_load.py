@@ -10,8 +10,8 @@ checks out REF (default: the commit before these changes) in a temporary git wor
   for it, which costs the file's identity) and reading its rows into aligntune's shape
   (`sources.read_sources`); `datasets.load_dataset("json")` on the same file for reference.
 - tokenized: the whole SFT loading (`data.load_data`: rows, then every conversation tokenized
-  with labels) with the tiny model's tokenizer, on the file's first --tokenize-mb MB only:
-  that tokenizer gives about one token a character, and the loading holds every token id.
+  with labels) with the tiny model's tokenizer and data.max_length 1024, on the file's first
+  --tokenize-mb MB only: that tokenizer gives about one token a character.
 
 Peak RSS is the process's high-water mark less the one after its imports. Deletes what it wrote.
 """
@@ -38,10 +38,14 @@ tokenized data in Arrow chunks."""
 TOKENIZER = REPO / "recipes" / "tiny" / "model"
 
 
+MAX_LENGTH = 1024
+"""data.max_length: the trainer keeps each row's first 1024 tokens, as the loading now does."""
+
+
 def _recipe(path: Path) -> Any:
     from aligntune.core.loader import recipe_from_dict
 
-    data = {"train": {"path": str(path)}, "max_length": 64}
+    data = {"train": {"path": str(path)}, "max_length": MAX_LENGTH}
     recipe = {"algorithm": {"name": "sft"}, "model": {"name_or_path": "org/model"}, "data": data}
     return recipe_from_dict(recipe, base_dir=path.parent)
 

@@ -172,12 +172,16 @@ def _which(index: int, turns: list[dict[str, Any]]) -> str:
 def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, where: str) -> Any:
     """Conversations as `input_ids` + `labels`, each turn trained or not as aligntune decides;
     into Arrow TOKENIZED_CHUNK conversations at a time (Python's lists of token ids cost tens of
-    bytes a token, Arrow's eight)."""
+    bytes a token, Arrow's eight), each cut at max_length unless packed."""
     from datasets import Dataset, concatenate_datasets
 
     algorithm = recipe.algorithm
     user_turns = isinstance(algorithm, SFTAlgorithm) and not algorithm.assistant_only_loss
     system = recipe.data.system_prompt
+    # Unpacked rows are cut to their first max_length tokens by the trainer (SFTConfig's
+    # truncation_mode keep_start, left alone): the ids past it are never held.
+    packed = isinstance(algorithm, SFTAlgorithm) and algorithm.packing
+    cut = None if packed else recipe.data.max_length
     chunks: list[Any] = []
     encoded: list[dict[str, list[int]]] = []
     earliest: int | None = None
@@ -191,7 +195,7 @@ def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, w
             raise DataError(f"{where}: {_which(index, turns)}: {exc}", hint=exc.hint) from None
         start = next((i for i, x in enumerate(tokens["labels"]) if x != IGNORED), 0)
         earliest = start if earliest is None else min(earliest, start)
-        encoded.append(tokens)
+        encoded.append({key: ids[:cut] for key, ids in tokens.items()})
         if len(encoded) == TOKENIZED_CHUNK:
             chunks.append(Dataset.from_list(encoded))
             encoded = []
