@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aligntune.core.data import detect_format
-from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
+from aligntune.core.data_check import DataSummary, check_local_data, file_identity, sample_rows
 from aligntune.core.data_rows import MAX_PROBLEMS
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.loader import recipe_from_dict
@@ -185,7 +185,12 @@ def test_summary_has_every_column_under_aligntune_names(write_jsonl) -> None:
     path = write_jsonl("g.jsonl", rows)
     summary = check_local_data(path, {"prompt": "question"}, "auto", ("prompt",))
     assert summary == DataSummary(
-        path, 2, frozenset({"prompt", "gold", "extra"}), "prompt", "detected from line 1"
+        path,
+        2,
+        frozenset({"prompt", "gold", "extra"}),
+        "prompt",
+        "detected from line 1",
+        identity=file_identity(path),
     )
 
 

@@ -20,7 +20,7 @@ import typer
 
 from aligntune.cli import launch
 from aligntune.cli.claim import LaunchClaim
-from aligntune.cli.commands import load_checked
+from aligntune.cli.commands import check_recipe
 from aligntune.cli.container import (
     STOP_TIMEOUT_S,
     RunPaths,
@@ -39,6 +39,7 @@ from aligntune.cli.progress import make_display
 from aligntune.cli.pull import pull_image
 from aligntune.cli.stopping import StopOnSignal, survive_closed_output
 from aligntune.cli.topology import Topology
+from aligntune.core import checked_data
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.images import PullPolicy
@@ -263,7 +264,7 @@ def run_recipe(options: RunOptions) -> int:
 
 
 def _run_recipe(options: RunOptions) -> int:
-    recipe = load_checked(options.recipe)
+    recipe, summaries = check_recipe(options.recipe)
     parse_gpus(options.gpus)
     ContainerUser.parse(options.user)
     check_output(recipe, options.output)
@@ -271,6 +272,8 @@ def _run_recipe(options: RunOptions) -> int:
     run_dir.check_usable(options.mode)
     plan = make_plan(recipe, run_dir, options)
     launcher = prepare(recipe, plan, run_dir, options)
+    # The runner checks again only the data files that changed since this check.
+    launcher.plan_json[checked_data.CHECKED_KEY] = checked_data.handoff(recipe, summaries)
     if not options.quiet:
         typer.echo("\n".join(plan.summary_lines()))
     if plan.image and plan.image_pull:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data_check import sample_rows
+from aligntune.core.data_check import DataSummary, sample_rows
 from aligntune.core.errors import UserInputError
 from aligntune.core.paths import renamed_paths, resolved_recipe
 from aligntune.core.plan import Plan
@@ -81,12 +81,15 @@ class Run:
         reward_callables: Mapping[str, Callable[..., Any]] | None = None,
         run_dir: str | Path | None = None,
         mode: lifecycle.Mode = "auto",
+        checked: Mapping[str, DataSummary] | None = None,
     ) -> None:
+        """`checked`: by field, data files the launcher checked that are unchanged since."""
         self.started = time.time()
         self.backend = backend
         self.recipe = recipe
         self.plan = plan
         self.mode = mode
+        self.checked = checked
         root = recipe.run_dir(run_dir)
         self.run_dir = distributed.for_this_rank(RunDirectory(root))
         self.interrupt = InterruptRequest()
@@ -97,7 +100,7 @@ class Run:
     def _load(self, reward_callables: Mapping[str, Callable[..., Any]] | None) -> Pieces:
         """Check and load everything (inputs, rewards, model, data); writes nothing."""
         recipe, plan, backend = self.recipe, self.plan, self.backend
-        check_inputs(recipe)
+        check_inputs(recipe, self.checked)
         if backend.check_device is not None:
             backend.check_device(plan)
         reference = model_reference(recipe.model.name_or_path, recipe.base_dir)
