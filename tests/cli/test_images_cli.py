@@ -3,8 +3,10 @@ failed pull is one error naming the registry with the three ways out."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from aligntune.cli.pull import PullProgress, pull_failed
 from aligntune.core.backends import BACKENDS
@@ -68,3 +70,23 @@ def test_pull_progress_counts_the_layers_being_downloaded(capsys) -> None:  # ty
         progress.update(message)
     progress.show()
     assert capsys.readouterr().out == "pulling REF: 6.0 / 10.0 MB\n"
+
+
+def test_a_source_that_is_no_checkout_is_refused_not_replaced(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Run from inside a real checkout: the build must not fall back to it and retag the shared
+    # image with that checkout's code.
+    env = {**os.environ, "ALIGNTUNE_SOURCE": str(tmp_path / "nowhere")}
+    result = subprocess.run(
+        [*ALIGNTUNE, "images", "build", "trl-runner", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == ExitCode.USAGE
+    assert result.stderr.splitlines()[0] == (
+        f"error: ALIGNTUNE_SOURCE={tmp_path / 'nowhere'} is not a source checkout of aligntune "
+        "(no images/ and packages/ in it)"
+    )
+    assert "building" not in result.stdout + result.stderr

@@ -29,17 +29,30 @@ LOCAL_BASE = "aligntune/base:bookworm-py311"
 
 
 def source_root() -> Path:
-    """The checkout holding images/ and packages/: ALIGNTUNE_SOURCE, the cwd or a parent of it."""
-    candidates = [Path(os.environ["ALIGNTUNE_SOURCE"])] if "ALIGNTUNE_SOURCE" in os.environ else []
+    """The checkout holding images/ and packages/: ALIGNTUNE_SOURCE, else the cwd or a parent
+    of it. A named source that is no checkout is refused: building the shared tag from another
+    checkout instead would replace the image with other code."""
+    named = os.environ.get("ALIGNTUNE_SOURCE", "").strip()
+    if named:
+        if _is_checkout(Path(named)):
+            return Path(named)
+        raise UsageError(
+            f"ALIGNTUNE_SOURCE={named} is not a source checkout of aligntune (no images/ and "
+            "packages/ in it)",
+            hint="set ALIGNTUNE_SOURCE to the checkout to build from, or unset it",
+        )
     cwd = Path.cwd().resolve()
-    candidates += [cwd, *cwd.parents, *Path(__file__).resolve().parents]
-    for folder in candidates:
-        if (folder / "images").is_dir() and (folder / "packages").is_dir():
+    for folder in (cwd, *cwd.parents, *Path(__file__).resolve().parents):
+        if _is_checkout(folder):
             return folder
     raise UsageError(
         "images are built from a source checkout of aligntune (images/ and packages/)",
         hint="run this inside the checkout, or set ALIGNTUNE_SOURCE to it",
     )
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "images").is_dir() and (folder / "packages").is_dir()
 
 
 def lock_sha256(root: Path, image: str, device: str) -> str:
