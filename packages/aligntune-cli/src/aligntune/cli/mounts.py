@@ -8,7 +8,6 @@ Pure: nothing here talks to docker or creates a folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,9 +108,14 @@ def run_mounts(recipe: Recipe, paths: RunPaths) -> tuple[tuple[Mount, ...], dict
     return mounts, references
 
 
-def hf_cache_path(environ: Mapping[str, str] = os.environ) -> Path:
-    """The host's Hugging Face cache: HF_HOME, else ~/.cache/huggingface."""
-    return Path(environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+def hf_cache_path() -> Path:
+    """The host's Hugging Face cache, where huggingface_hub looks for it: HF_HOME (`~` and
+    `$VARS` expanded, as a quoted value in a shell profile leaves them), else
+    $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface."""
+    cache = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface"
+    )
+    return Path(os.path.expandvars(os.path.expanduser(cache)))
 
 
 def planned_mounts(recipe: Recipe, recipe_file: Path) -> tuple[Mount, ...]:
