@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aligntune.cli.pull import PullProgress, pull_failed
 from aligntune.core.backends import BACKENDS
 from aligntune.core.errors import ExitCode, error_lines
@@ -90,3 +92,28 @@ def test_a_source_that_is_no_checkout_is_refused_not_replaced(tmp_path) -> None:
         "(no images/ and packages/ in it)"
     )
     assert "building" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["images", "build", "trl-runner", "--device", "cpu"],
+        ["images", "publish", "trl-runner", "--registry", "localhost:5000"],
+    ],
+)
+def test_no_docker_client_on_path_is_one_error(tmp_path, command) -> None:  # type: ignore[no-untyped-def]
+    """A host that trains through the engine's API may lack the `docker` command: building or
+    publishing then says so, exit 3, instead of a FileNotFoundError traceback."""
+    result = subprocess.run(
+        [*ALIGNTUNE, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": str(tmp_path)},
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == ExitCode.UNAVAILABLE
+    assert result.stderr.splitlines() == [
+        "error: the docker command-line client is not on PATH; images are built and pushed with it",
+        "hint: install the docker CLI (sudo bash scripts/install-docker.sh), or add it to PATH",
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -92,6 +93,16 @@ def _script(root: Path, name: str, *args: str) -> None:
         )
 
 
+def require_docker_cli() -> None:
+    """Images are built and pushed with the docker command-line client, which a host that
+    trains through the engine's API alone may lack."""
+    if shutil.which("docker") is None:
+        raise BackendUnavailableError(
+            "the docker command-line client is not on PATH; images are built and pushed with it",
+            hint="install the docker CLI (sudo bash scripts/install-docker.sh), or add it to PATH",
+        )
+
+
 def _check_target(root: Path, image: str, device: str) -> None:
     if image not in IMAGES:
         raise UsageError(f"unknown image {image!r}; choose one of {', '.join(IMAGES)}")
@@ -102,6 +113,7 @@ def _check_target(root: Path, image: str, device: str) -> None:
             f"images/{image}/Dockerfile does not exist yet in {root}",
             hint=f"see images/{image}/README.md",
         )
+    require_docker_cli()
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         raise BackendUnavailableError(
             "no docker engine answers", hint="start one: sudo bash scripts/install-docker.sh"
