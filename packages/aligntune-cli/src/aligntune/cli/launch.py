@@ -119,6 +119,25 @@ def network_arguments(spec: ContainerSpec) -> dict[str, Any]:
     return {"network": spec.network, "networking_config": {spec.network: endpoint}}
 
 
+def check_network(spec: ContainerSpec) -> None:
+    """Refuse, before the run directory is made, a named network the engine does not have
+    (host, bridge and none always exist)."""
+    if spec.network is None or spec.network in ("host", "bridge", "none"):
+        return
+    docker = _docker()
+    try:
+        _client().networks.get(spec.network)
+    except docker.errors.NotFound:
+        raise UsageError(
+            f"--network {spec.network}: the docker engine has no such network",
+            hint=f"create it first (docker network create {spec.network}), or leave --network out",
+        ) from None
+    except docker.errors.DockerException as exc:
+        raise BackendUnavailableError(
+            f"the docker engine did not answer: {_explain(exc)}"
+        ) from None
+
+
 class ContainerRun:
     """A running container whose log is copied into a file as it is written (from `since`, a
     unix time, when following again a container an earlier launcher started)."""

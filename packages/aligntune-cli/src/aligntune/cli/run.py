@@ -167,6 +167,7 @@ def docker_launch(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: Ru
         topology=options.topology,
         network=options.network,
     )
+    launch.check_network(spec)
     keep = options.keep_container
 
     def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
