@@ -115,6 +115,7 @@ def plan_recipe(
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
     if already asked), and select the backend; with `show_sample`, render the first row."""
     from aligntune.cli.host import probe_host
+    from aligntune.cli.image_sources import stale_image_warning
     from aligntune.cli.topology import resolve_topology
     from aligntune.core.selection import select_backend
 
@@ -126,8 +127,9 @@ def plan_recipe(
         mounts = ()
     state = engine.result() if engine is not None else None
     topology = resolve_topology(os.environ)
-    host, _ = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=state)
+    host, docker = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=state)
     plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime), pull=pull)
+    plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
     if topology.multi_node or topology.sources:
         plan.reasons.append(f"topology: {topology.describe()}")
     return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())

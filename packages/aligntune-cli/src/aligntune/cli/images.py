@@ -19,6 +19,12 @@ from typing import IO, Any
 
 import typer
 
+from aligntune.cli.image_sources import (
+    installed_packages,
+    is_build_debris,
+    is_checkout,
+    source_sha256,
+)
 from aligntune.core.backends import BACKENDS, backend_of_image
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.version import VERSION
@@ -35,7 +41,7 @@ def source_root() -> Path:
     checkout instead would replace the image with other code."""
     named = os.environ.get("ALIGNTUNE_SOURCE", "").strip()
     if named:
-        if _is_checkout(Path(named)):
+        if is_checkout(Path(named)):
             return Path(named)
         raise UsageError(
             f"ALIGNTUNE_SOURCE={named} is not a source checkout of aligntune (no images/ and "
@@ -44,16 +50,12 @@ def source_root() -> Path:
         )
     cwd = Path.cwd().resolve()
     for folder in (cwd, *cwd.parents, *Path(__file__).resolve().parents):
-        if _is_checkout(folder):
+        if is_checkout(folder):
             return folder
     raise UsageError(
         "images are built from a source checkout of aligntune (images/ and packages/)",
         hint="run this inside the checkout, or set ALIGNTUNE_SOURCE to it",
     )
-
-
-def _is_checkout(folder: Path) -> bool:
-    return (folder / "images").is_dir() and (folder / "packages").is_dir()
 
 
 def lock_sha256(root: Path, image: str, device: str) -> str:
@@ -136,6 +138,7 @@ def build_image(image: str, device: str | None = None, base_image: str | None = 
         "DEVICE": device,
         "VERSION": VERSION,
         "LOCK_SHA256": lock_sha256(root, image, device),
+        "SOURCE_SHA256": source_sha256(root, image),
     }.items():
         command += ["--build-arg", f"{key}={value}"]
     typer.echo(f"building {tag} from {base} ...")
@@ -188,18 +191,11 @@ def remove_replaced(previous: str | None, tag: str) -> int:
 
 def context_paths(image: str, device: str) -> list[str]:
     """The paths (from the checkout's root) that `images/IMAGE/Dockerfile` copies for DEVICE."""
-    return [
-        f"images/{image}",
-        "packages/aligntune-core",
-        "packages/runner-common",
-        f"packages/{image}",
-        f".wheelhouse/{image}-{device}",
-    ]
+    return [f"images/{image}", *installed_packages(image), f".wheelhouse/{image}-{device}"]
 
 
 def _without_build_debris(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    name = info.name.rsplit("/", 1)[-1]
-    if name == "__pycache__" or name.endswith((".pyc", ".egg-info")):
+    if is_build_debris(info.name.rsplit("/", 1)[-1]):
         return None
     info.uid = info.gid = 0
     info.uname = info.gname = ""

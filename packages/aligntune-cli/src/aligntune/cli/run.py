@@ -95,10 +95,12 @@ def saved_backend(run_dir: RunDirectory, options: RunOptions) -> str | None:
 def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Plan:
     """Probe the host and select the backend; refuse a missing image before anything is written."""
     from aligntune.cli.host import probe_host
+    from aligntune.cli.image_sources import stale_image_warning
 
     backend = saved_backend(run_dir, options)
-    host, _ = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
+    host, docker = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
     plan = select_backend(recipe, host, backend=backend, runtime=options.runtime, pull=options.pull)
+    plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
     if backend and backend != options.backend:
         plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
     if options.topology.multi_node or options.topology.sources:
