@@ -102,7 +102,11 @@ def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Pla
     plan = select_backend(recipe, host, backend=backend, runtime=options.runtime, pull=options.pull)
     plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
     if backend and backend != options.backend:
-        plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
+        # Kept from the earlier attempt (saved_backend refused any other explicit request): what
+        # was asked for now is auto, by flag or by the recipe, or the recipe's backend.
+        plan.requested_backend = "auto" if options.backend else recipe.backend
+        kept = f"resuming: {run_dir.plan.name} chose backend {backend}"
+        plan.reasons[plan.reasons.index(f"backend {backend} was requested")] = kept
     if options.topology.multi_node or options.topology.sources:
         plan.reasons.append(f"topology: {options.topology.describe()}")
     if options.runtime == "docker" and not plan.image_available and not plan.image_pull:
