@@ -142,3 +142,22 @@ def test_the_cache_mounted_is_the_one_huggingface_hub_uses(
     for name, value in variables.items():
         monkeypatch.setenv(name, value.format(tmp=tmp_path))
     assert hf_cache_path() == tmp_path / cache
+
+
+def test_a_cache_that_holds_an_input_is_not_mounted_read_write(
+    tmp_path: Path, write_recipe: RecipeWriter
+) -> None:
+    """HF_HOME set to the recipe's folder (or one above the model) mounted the inputs a second
+    time, read-write: the run could write the recipe, its data and the model."""
+    recipe_file = write_recipe(sft(data={"train": {"path": str(SFT_DATA)}}))
+    with pytest.raises(UserInputError) as refused:
+        spec_of(recipe_file, tmp_path / "elsewhere", hf=tmp_path)
+    assert str(refused.value) == (
+        f"the Hugging Face cache {tmp_path} holds {tmp_path}, which the run only reads; it "
+        "would be mounted read-write"
+    )
+    assert refused.value.hint == "set HF_HOME to a folder of its own"
+    with pytest.raises(UserInputError, match=rf"cache {TINY} holds {TINY / 'model'}, which"):
+        spec_of(recipe_file, tmp_path / "elsewhere", hf=TINY)
+    spec = spec_of(recipe_file, tmp_path / "elsewhere", hf=tmp_path / "recipe-cache-beside")
+    assert [m.read_only for m in spec.mounts] == [True, True, True, False, False]

@@ -4,6 +4,7 @@ FIFOs, kernel state, links to them), and run directories a run must never write.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -294,6 +295,14 @@ OUTPUT_CASES = [
         r"the Hugging Face cache /etc is a system folder; it would be mounted read-write",
         commands=NO_RUN,
         env={"HF_HOME": "/etc"},
+    ),
+    Case(
+        "hf-home-holds-the-inputs",
+        {"recipe.yaml": recipe()},
+        rf"the Hugging Face cache {re.escape(str(TINY))} holds {re.escape(str(TINY))}/\S+, which "
+        r"the run only reads; it would be mounted read-write",
+        commands=NO_RUN,
+        env={"HF_HOME": str(TINY)},
     ),
 ]
 

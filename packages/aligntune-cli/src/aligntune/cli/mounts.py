@@ -100,12 +100,26 @@ def run_mounts(recipe: Recipe, paths: RunPaths) -> tuple[tuple[Mount, ...], dict
             raise UserInputError(f"the {what} {folder} {why}; it would be mounted read-write")
     inputs = InputMounts(paths.recipe_file.parent)
     references = inputs.references(recipe)
-    mounts = (
-        *inputs.mounts,
+    writable = (
         Mount(str(paths.run_dir.resolve()), RUN_MOUNT, read_only=False),
         Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
     )
-    return mounts, references
+    for what, mount in zip(("run directory", "Hugging Face cache"), writable, strict=True):
+        _refuse_writable_input(what, mount, inputs.mounts)
+    return (*inputs.mounts, *writable), references
+
+
+def _refuse_writable_input(what: str, writable: Mount, inputs: list[Mount]) -> None:
+    """A read-write mount that holds a read-only one would let the run write what it only reads."""
+    for mount in inputs:
+        if Path(mount.source).is_relative_to(writable.source):
+            raise UserInputError(
+                f"the {what} {writable.source} holds {mount.source}, which the run only reads; "
+                "it would be mounted read-write",
+                hint="set HF_HOME to a folder of its own"
+                if writable.target == HF_CACHE_MOUNT
+                else "choose an --output (output.dir) that holds none of the run's inputs",
+            )
 
 
 def hf_cache_path() -> Path:
