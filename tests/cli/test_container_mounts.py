@@ -153,7 +153,7 @@ def test_a_cache_that_holds_an_input_is_not_mounted_read_write(
     with pytest.raises(UserInputError) as refused:
         spec_of(recipe_file, tmp_path / "elsewhere", hf=tmp_path)
     assert str(refused.value) == (
-        f"the Hugging Face cache {tmp_path} holds {tmp_path}, which the run only reads; it "
+        f"the Hugging Face cache {tmp_path} holds {tmp_path}, which the container only reads; it "
         "would be mounted read-write"
     )
     assert refused.value.hint == "set HF_HOME to a folder of its own"

@@ -300,7 +300,7 @@ OUTPUT_CASES = [
         "hf-home-holds-the-inputs",
         {"recipe.yaml": recipe()},
         rf"the Hugging Face cache {re.escape(str(TINY))} holds {re.escape(str(TINY))}/\S+, which "
-        r"the run only reads; it would be mounted read-write",
+        r"the container only reads; it would be mounted read-write",
         commands=NO_RUN,
         env={"HF_HOME": str(TINY)},
     ),

@@ -8,6 +8,7 @@ Pure: nothing here talks to docker or creates a folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,17 +106,18 @@ def run_mounts(recipe: Recipe, paths: RunPaths) -> tuple[tuple[Mount, ...], dict
         Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
     )
     for what, mount in zip(("run directory", "Hugging Face cache"), writable, strict=True):
-        _refuse_writable_input(what, mount, inputs.mounts)
+        refuse_writable_input(what, mount, inputs.mounts)
     return (*inputs.mounts, *writable), references
 
 
-def _refuse_writable_input(what: str, writable: Mount, inputs: list[Mount]) -> None:
-    """A read-write mount that holds a read-only one would let the run write what it only reads."""
+def refuse_writable_input(what: str, writable: Mount, inputs: Sequence[Mount]) -> None:
+    """Refuse a read-write mount that is or holds a read-only one: the container could write
+    what it must only read."""
     for mount in inputs:
         if Path(mount.source).is_relative_to(writable.source):
             raise UserInputError(
-                f"the {what} {writable.source} holds {mount.source}, which the run only reads; "
-                "it would be mounted read-write",
+                f"the {what} {writable.source} holds {mount.source}, which the container only "
+                "reads; it would be mounted read-write",
                 hint="set HF_HOME to a folder of its own"
                 if writable.target == HF_CACHE_MOUNT
                 else "choose an --output (output.dir) that holds none of the run's inputs",
