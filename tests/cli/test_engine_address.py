@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from aligntune.cli.engine import needs_sdk, probe_docker
+from aligntune.core.errors import ExitCode
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -81,3 +85,19 @@ def test_the_current_context_is_the_engine_asked(docker_env, tmp_path) -> None: 
 def test_only_plain_sockets_skip_the_sdk(docker_env, monkeypatch, host, sdk) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DOCKER_HOST", host)
     assert needs_sdk() is sdk
+
+
+def test_images_list_refuses_an_unknown_context_too(docker_env) -> None:  # type: ignore[no-untyped-def]
+    """Every command reaches the engine through one client: none falls back to the default."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aligntune.cli.main", "images", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DOCKER_CONTEXT": "nowhere"},
+    )
+    assert result.returncode == ExitCode.UNAVAILABLE
+    assert result.stderr.splitlines()[0] == (
+        "error: cannot list images: the docker context nowhere does not exist (see docker "
+        "context ls)"
+    )

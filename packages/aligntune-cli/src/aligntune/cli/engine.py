@@ -69,11 +69,18 @@ def needs_sdk() -> bool:
     return re.fullmatch(r"tcp://[^/:@]+:\d+", host) is None
 
 
-def docker_client() -> Any:
-    """A docker SDK client for the engine DOCKER_HOST (or the default socket) points at."""
+def docker_client(timeout: int | None = DOCKER_TIMEOUT_S) -> Any:
+    """A docker SDK client for the engine the docker CLI would use: DOCKER_HOST, else the
+    current docker context, else the default socket. A context that does not exist is an
+    OSError: the SDK would fall back to the default engine, the docker CLI refuses."""
     import docker
+    from docker.context import ContextAPI
 
-    return docker.from_env(timeout=DOCKER_TIMEOUT_S)
+    context = _current_context()
+    if not engine_host() and ContextAPI.get_context(context) is None:
+        raise OSError(f"the docker context {context} does not exist (see docker context ls)")
+    # None: no read timeout (requests takes it as such), for following a quiet container's log.
+    return docker.from_env(timeout=timeout)  # type: ignore[arg-type]
 
 
 def _engine_get(path: str) -> Any:
@@ -105,12 +112,7 @@ def _engine_get(path: str) -> Any:
 def _probe_with_sdk() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The engine's info and aligntune images through the SDK (TLS, ssh, a docker context)."""
     import docker
-    from docker.context import ContextAPI
 
-    context = _current_context()
-    if not engine_host() and ContextAPI.get_context(context) is None:
-        # The SDK would fall back to the default engine; the docker CLI refuses: so do we.
-        raise OSError(f"the docker context {context} does not exist (see docker context ls)")
     client = docker_client()
     images = client.images.list(filters={"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
     found = [{"RepoTags": i.tags, "Labels": i.labels} for i in images]

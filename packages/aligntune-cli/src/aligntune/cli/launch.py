@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aligntune.cli.container import ContainerSpec
+from aligntune.cli.engine import docker_client
 from aligntune.cli.local_run import ProcessRun, stop_when_parent_dies
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.rundir import disk_errors
@@ -60,7 +61,7 @@ def _docker() -> Any:
 
 
 def _client(timeout: int | None = API_TIMEOUT_S) -> Any:
-    return _docker().from_env(timeout=timeout)
+    return docker_client(timeout)
 
 
 def container_environment(
