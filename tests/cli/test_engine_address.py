@@ -39,11 +39,13 @@ def docker_env(monkeypatch, tmp_path) -> Path:  # type: ignore[no-untyped-def]
     return config
 
 
-def test_an_empty_docker_host_is_the_default_engine(docker_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("host", ["", "unix://", "unix:///var/run/docker.sock/"])
+def test_spellings_of_the_default_engine_reach_it(docker_env, monkeypatch, host) -> None:  # type: ignore[no-untyped-def]
+    """What the SDK (which starts the container) takes for the default socket, the probe too."""
     unset = probe_docker()
-    monkeypatch.setenv("DOCKER_HOST", "")
-    empty = probe_docker()
-    assert (empty.reachable, empty.error) == (unset.reachable, unset.error)
+    monkeypatch.setenv("DOCKER_HOST", host)
+    same = probe_docker()
+    assert (same.reachable, same.version) == (unset.reachable, unset.version)
     assert not needs_sdk()
 
 

@@ -92,7 +92,8 @@ def _engine_get(path: str) -> Any:
     host = engine_host()
     if host is None or host.startswith("unix://"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address: Any = (host or DEFAULT_HOST)[len("unix://") :]
+        # As the SDK reads it: a trailing slash dropped, `unix://` alone the default socket.
+        address: Any = (host or "")[len("unix://") :].rstrip("/") or DEFAULT_HOST[len("unix://") :]
     else:
         name, _, port = host.split("://", 1)[1].rpartition(":")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
