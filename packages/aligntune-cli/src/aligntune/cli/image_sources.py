@@ -3,7 +3,7 @@ as a label by `aligntune images build` and compared by `plan` and `run`. Image t
 everyone using the engine, so a tag rebuilt from another checkout, or before the last edit, is
 named instead of silently running other code.
 
-Standard library only: `plan` imports this.
+Nothing here talks to docker: the labels come from the engine probe `plan` and `run` already make.
 """
 
 from __future__ import annotations
