@@ -12,7 +12,7 @@ import pytest
 from test_container_spec import TINY, make_plan, references
 
 from aligntune.cli.container import ContainerSpec, RunPaths, build_container_spec
-from aligntune.cli.mounts import Mount
+from aligntune.cli.mounts import Mount, hf_cache_path
 from aligntune.core.errors import UserInputError
 from aligntune.core.loader import load_recipe
 
@@ -117,3 +117,47 @@ def test_a_run_directory_of_the_system_is_never_mounted_read_write(
     paths = RunPaths(recipe_file, Path(run_dir), tmp_path / "hf")
     with pytest.raises(UserInputError, match=r"the run directory .* would be mounted read-write"):
         build_container_spec(make_plan(), load_recipe(recipe_file), paths, user="0:0")
+
+
+@pytest.mark.parametrize(
+    ("variables", "cache"),
+    [
+        ({"HF_HOME": "~/hf"}, "home/hf"),
+        ({"HF_HOME": "$HOME/models/hf"}, "home/models/hf"),
+        ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "xdg/huggingface"),
+        ({}, "home/.cache/huggingface"),
+    ],
+)
+def test_the_cache_mounted_is_the_one_huggingface_hub_uses(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+    cache: str,
+) -> None:
+    """A quoted `HF_HOME="~/hf"` left `~` to aligntune: it made a `~` folder in the working
+    directory and mounted that, an empty cache beside the one the user filled."""
+    for name in ("HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    assert hf_cache_path() == tmp_path / cache
+
+
+def test_a_cache_that_holds_an_input_is_not_mounted_read_write(
+    tmp_path: Path, write_recipe: RecipeWriter
+) -> None:
+    """HF_HOME set to the recipe's folder (or one above the model) mounted the inputs a second
+    time, read-write: the run could write the recipe, its data and the model."""
+    recipe_file = write_recipe(sft(data={"train": {"path": str(SFT_DATA)}}))
+    with pytest.raises(UserInputError) as refused:
+        spec_of(recipe_file, tmp_path / "elsewhere", hf=tmp_path)
+    assert str(refused.value) == (
+        f"the Hugging Face cache {tmp_path} holds {tmp_path}, which the container only reads; it "
+        "would be mounted read-write"
+    )
+    assert refused.value.hint == "set HF_HOME to a folder of its own"
+    with pytest.raises(UserInputError, match=rf"cache {TINY} holds {TINY / 'model'}, which"):
+        spec_of(recipe_file, tmp_path / "elsewhere", hf=TINY)
+    spec = spec_of(recipe_file, tmp_path / "elsewhere", hf=tmp_path / "recipe-cache-beside")
+    assert [m.read_only for m in spec.mounts] == [True, True, True, False, False]

@@ -199,3 +199,20 @@ def test_the_released_image_a_run_used_is_pulled_again_before_the_export(
     monkeypatch.setattr(launch, "start_container", fake.start)
     assert export.export_run(export.ExportOptions(run_dir=run)) == 0
     assert pulled == [(released, "registry.example:5000")] and fake.spec.image == released
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_cache_that_holds_the_run_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HF_HOME above the runs would mount the run directory, read-only by contract, read-write."""
+    run = docker_run(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "runs"))
+    monkeypatch.setattr(launch, "start_container", FakeExport(0, {}).start)
+    with pytest.raises(export.UserInputError) as refused:
+        export.export_run(export.ExportOptions(run_dir=run))
+    assert str(refused.value) == (
+        f"the Hugging Face cache {tmp_path / 'runs'} holds {run}, which the container only "
+        "reads; it would be mounted read-write"
+    )
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["sft"]

@@ -3,8 +3,12 @@ failed pull is one error naming the registry with the three ways out."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from aligntune.cli.pull import PullProgress, pull_failed
 from aligntune.core.backends import BACKENDS
@@ -68,3 +72,48 @@ def test_pull_progress_counts_the_layers_being_downloaded(capsys) -> None:  # ty
         progress.update(message)
     progress.show()
     assert capsys.readouterr().out == "pulling REF: 6.0 / 10.0 MB\n"
+
+
+def test_a_source_that_is_no_checkout_is_refused_not_replaced(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Run from inside a real checkout: the build must not fall back to it and retag the shared
+    # image with that checkout's code.
+    env = {**os.environ, "ALIGNTUNE_SOURCE": str(tmp_path / "nowhere")}
+    result = subprocess.run(
+        [*ALIGNTUNE, "images", "build", "trl-runner", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == ExitCode.USAGE
+    assert result.stderr.splitlines()[0] == (
+        f"error: ALIGNTUNE_SOURCE={tmp_path / 'nowhere'} is not a source checkout of aligntune "
+        "(no images/ and packages/ in it)"
+    )
+    assert "building" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["images", "build", "trl-runner", "--device", "cpu"],
+        ["images", "publish", "trl-runner", "--registry", "localhost:5000"],
+    ],
+)
+def test_no_docker_client_on_path_is_one_error(tmp_path, command) -> None:  # type: ignore[no-untyped-def]
+    """A host that trains through the engine's API may lack the `docker` command: building or
+    publishing then says so, exit 3, instead of a FileNotFoundError traceback."""
+    result = subprocess.run(
+        [*ALIGNTUNE, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": str(tmp_path)},
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == ExitCode.UNAVAILABLE
+    assert result.stderr.splitlines() == [
+        "error: the docker command-line client is not on PATH; images are built and pushed with it",
+        "hint: install the docker CLI (sudo bash scripts/install-docker.sh), or add it to PATH",
+    ]

@@ -175,4 +175,10 @@ def test_resumed_run_keeps_its_backend(tmp_path: Path, launcher: Launcher) -> No
     launcher.next_run = FakeRun(run_dir, 0)
     code, out, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(run_dir))
     assert code == 0, err
-    assert "resuming: plan.json chose backend trl" in out
+    # The explanation says what was asked (auto, by the recipe) and why trl ran: no "requested trl".
+    lines = out.splitlines()
+    assert lines[0] == "backend:   trl (requested: auto)"
+    assert next(line for line in lines if line.startswith("why:")) == (
+        "why:       resuming: plan.json chose backend trl"
+    )
+    assert "was requested" not in out

@@ -200,7 +200,7 @@ def test_validate_and_plan_list_every_host_path_a_run_would_mount(
     lines = [line.split(maxsplit=1)[1] for line in shown[1:]]
     assert lines == [*mounts, IGNORED]
     found = HostInfo(docker_available=True, images=frozenset({image_tag("trl", "cpu")}))
-    monkeypatch.setattr(host, "probe_host", lambda **_: (found, None))
+    monkeypatch.setattr(host, "probe_host", lambda **_: (found, host.DockerState()))
     report = plan_recipe(recipe, None, "docker")
     assert [line.split(maxsplit=1)[1] for line in report.lines()[-6:]] == [IGNORED, *mounts]
     as_json = json.loads(report.as_json())

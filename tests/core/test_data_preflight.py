@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aligntune.core.data import detect_format
-from aligntune.core.data_check import DataSummary, check_local_data, sample_rows
+from aligntune.core.data_check import DataSummary, check_local_data, file_identity, sample_rows
 from aligntune.core.data_rows import MAX_PROBLEMS
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.loader import recipe_from_dict
@@ -198,6 +198,7 @@ def test_summary_has_every_column_under_aligntune_names(write_jsonl) -> None:
         "detected from line 1",
         kinds=kinds,
         gaps=gaps,
+        identity=file_identity(path),
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from image_helpers import tiny_sft_copy
 
+from aligntune.cli.image_sources import SOURCE_LABEL, source_sha256
 from aligntune.core.version import VERSION
 
 pytestmark = pytest.mark.docker
@@ -67,6 +68,8 @@ def test_image_labels_entrypoint_and_user(trl_cpu_image: str) -> None:
         config["Labels"]["org.aligntune.lock-sha256"]
         == hashlib.sha256(lock.read_bytes()).hexdigest()
     )
+    # What `plan` and `run` compare with this checkout to warn of a build of other sources.
+    assert config["Labels"][SOURCE_LABEL] == source_sha256(REPO, "trl-runner")
     assert config["Entrypoint"] == ["python", "-m", "aligntune.runners.trl"]
     assert size_gb(trl_cpu_image) <= 1.8
 

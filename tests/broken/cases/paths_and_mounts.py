@@ -4,6 +4,7 @@ FIFOs, kernel state, links to them), and run directories a run must never write.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -338,19 +339,19 @@ OUTPUT_CASES = [
         env={"HF_HOME": "/"},
     ),
     Case(
-        "hf-home-holds-the-recipe-folder",
-        {"recipe.yaml": recipe(), "notes.txt": "mine\n"},
-        r"the Hugging Face cache \. \(-> {dir}\) holds {dir}, which the run only reads; mounted "
-        r"read-write, the run could change it\nhint: point HF_HOME at a folder of its own",
-        commands=NO_RUN,
-        env={"HF_HOME": "."},
-    ),
-    Case(
         "hf-home-etc",
         {"recipe.yaml": recipe()},
         r"the Hugging Face cache /etc is a system folder; it would be mounted read-write",
         commands=NO_RUN,
         env={"HF_HOME": "/etc"},
+    ),
+    Case(
+        "hf-home-holds-the-inputs",
+        {"recipe.yaml": recipe()},
+        rf"the Hugging Face cache {re.escape(str(TINY))} holds {re.escape(str(TINY))}/\S+, which "
+        r"the container only reads; it would be mounted read-write",
+        commands=NO_RUN,
+        env={"HF_HOME": str(TINY)},
     ),
 ]
 

@@ -8,6 +8,7 @@ system prompts, tool results and turns marked `loss_weight: 0` never are; user t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def _recipe(
     data = {
         "algorithm": {"name": algorithm},
         "model": {"name_or_path": str(MODEL), **(model or {})},
-        "data": {"train": train, "max_length": 256},
+        "data": {"train": train, "max_length": 1024},
     }
     return recipe_from_dict(data, base_dir=tmp_path)
 
@@ -173,3 +174,49 @@ def test_rows_whose_trained_turns_lie_past_max_length_are_refused(tmp_path: Path
         DataError, match=r"no conversation has a trained token within data\.max_length 32"
     ):
         _load(recipe)
+
+
+def test_more_conversations_than_a_tokenized_chunk_keep_their_order(tmp_path: Path) -> None:
+    from aligntune.runners.common.data import TOKENIZED_CHUNK
+
+    count = TOKENIZED_CHUNK + 5
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Add {n}?"},
+                {"role": "assistant", "content": f"{n}"},
+            ]
+        }
+        for n in range(count)
+    ]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    data, tokenizer = _load(_recipe(tmp_path, {"path": str(path)}))
+    assert len(data.train) == count
+    for n in (0, TOKENIZED_CHUNK - 1, TOKENIZED_CHUNK, count - 1):
+        assert trained_spans(data.train[n], tokenizer) == [f"{n}{END}"]
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_rows_are_held_as_far_as_the_trainer_reads_them(tmp_path: Path, packing: bool) -> None:
+    from trl import SFTConfig
+
+    from aligntune.runners.common.settings import sft_kwargs
+
+    long = {"role": "assistant", "content": "Paris is the capital. " * 40}
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"messages": [{"role": "user", "content": "Hi"}, long]}]
+    )
+    data = {"train": {"path": str(path)}, "max_length": 32}
+    algorithm = {"name": "sft", "packing": packing}
+    recipe = recipe_from_dict(
+        {"algorithm": algorithm, "model": {"name_or_path": str(MODEL)}, "data": data},
+        base_dir=tmp_path,
+    )
+    loaded, _ = _load(recipe)
+    held = len(loaded.train[0]["input_ids"])
+    # Unpacked, TRL keeps each row's first max_length tokens (aligntune leaves truncation_mode);
+    # packed, it takes every token.
+    assert "truncation_mode" not in sft_kwargs(recipe, recipe.algorithm)  # type: ignore[arg-type]
+    mode = next(f.default for f in dataclasses.fields(SFTConfig) if f.name == "truncation_mode")
+    assert mode == "keep_start"
+    assert held > 32 if packing else held == 32

@@ -14,6 +14,7 @@ from aligntune.cli.mounts import Mount, planned_mounts
 from aligntune.cli.output import echo_error
 from aligntune.core.algorithms import ALGORITHMS, get_algorithm
 from aligntune.core.backends import BACKEND_NAMES, get_backend
+from aligntune.core.data_check import DataSummary
 from aligntune.core.errors import AlignTuneError, ExitCode
 from aligntune.core.loader import load_recipe
 from aligntune.core.outputdir import check_output
@@ -30,17 +31,22 @@ if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `va
 
 def load_checked(path: Path) -> Recipe:
     """Load a recipe and check its local inputs; errors name the field or the file and line."""
-    return load_reported(path)[0]
+    return check_recipe(path)[0]
+
+
+def check_recipe(path: Path) -> tuple[Recipe, dict[str, DataSummary]]:
+    """`load_checked`, with what each local data file holds, by its recipe field."""
+    recipe = load_recipe(path)
+    try:
+        return recipe, check_inputs(recipe)
+    except AlignTuneError as exc:
+        exc.args = (f"{path}: {exc}",)
+        raise
 
 
 def load_reported(path: Path) -> tuple[Recipe, list[str]]:
     """`load_checked`, with a line per data source saying what was found in it."""
-    recipe = load_recipe(path)
-    try:
-        summaries = check_inputs(recipe)
-    except AlignTuneError as exc:
-        exc.args = (f"{path}: {exc}",)
-        raise
+    recipe, summaries = check_recipe(path)
     return recipe, data_report(recipe, summaries)
 
 
@@ -109,6 +115,7 @@ def plan_recipe(
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
     if already asked), and select the backend; with `show_sample`, render the first row."""
     from aligntune.cli.host import probe_host
+    from aligntune.cli.image_sources import stale_image_warning
     from aligntune.cli.topology import resolve_topology
     from aligntune.core.selection import select_backend
 
@@ -120,8 +127,9 @@ def plan_recipe(
         mounts = ()
     state = engine.result() if engine is not None else None
     topology = resolve_topology(os.environ)
-    host, _ = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=state)
+    host, docker = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=state)
     plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime), pull=pull)
+    plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
     if topology.multi_node or topology.sources:
         plan.reasons.append(f"topology: {topology.describe()}")
     return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())

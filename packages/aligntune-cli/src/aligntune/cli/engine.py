@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import threading
 import urllib.parse
@@ -20,6 +21,7 @@ from aligntune.core.images import released_image
 
 IMAGE_REPOSITORIES = tuple(backend.image_repository for backend in BACKENDS)
 DOCKER_TIMEOUT_S = 5
+DEFAULT_HOST = "unix:///var/run/docker.sock"
 
 
 @dataclass
@@ -34,11 +36,51 @@ class DockerState:
     error: str | None = None
 
 
-def docker_client() -> Any:
-    """A docker SDK client for the engine DOCKER_HOST (or the default socket) points at."""
-    import docker
+def engine_host() -> str | None:
+    """DOCKER_HOST; None when unset or empty (the SDK and the docker CLI then use the
+    current docker context, else the default socket)."""
+    return os.environ.get("DOCKER_HOST") or None
 
-    return docker.from_env(timeout=DOCKER_TIMEOUT_S)
+
+def _current_context() -> str:
+    """The docker context chosen by DOCKER_CONTEXT, else by the docker CLI's config.json."""
+    chosen = os.environ.get("DOCKER_CONTEXT", "").strip()
+    if chosen:
+        return chosen
+    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as config:
+            return str(json.load(config).get("currentContext") or "default")
+    except (OSError, ValueError, AttributeError):
+        return "default"
+
+
+def needs_sdk() -> bool:
+    """Whether only the docker SDK can reach the engine the run's container starts on: TLS, a
+    DOCKER_HOST other than unix:// or tcp://HOST:PORT (ssh, a port left out: the SDK explains),
+    or a docker context other than the default one (which the plain socket probe would miss)."""
+    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+        return True
+    host = engine_host()
+    if host is None:
+        return _current_context() != "default"
+    if host.startswith("unix://"):
+        return False
+    return re.fullmatch(r"tcp://[^/:@]+:\d+", host) is None
+
+
+def docker_client(timeout: int | None = DOCKER_TIMEOUT_S) -> Any:
+    """A docker SDK client for the engine the docker CLI would use: DOCKER_HOST, else the
+    current docker context, else the default socket. A context that does not exist is an
+    OSError: the SDK would fall back to the default engine, the docker CLI refuses."""
+    import docker
+    from docker.context import ContextAPI
+
+    context = _current_context()
+    if not engine_host() and ContextAPI.get_context(context) is None:
+        raise OSError(f"the docker context {context} does not exist (see docker context ls)")
+    # None: no read timeout (requests takes it as such), for following a quiet container's log.
+    return docker.from_env(timeout=timeout)  # type: ignore[arg-type]
 
 
 def _engine_get(path: str) -> Any:
@@ -47,12 +89,13 @@ def _engine_get(path: str) -> Any:
     Plain HTTP/1.0 on a socket: http.client (and the SDK) would cost more import time than
     `aligntune plan` is allowed in total.
     """
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):
+    host = engine_host()
+    if host is None or host.startswith("unix://"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address: Any = host[len("unix://") :]
+        # As the SDK reads it: a trailing slash dropped, `unix://` alone the default socket.
+        address: Any = (host or "")[len("unix://") :].rstrip("/") or DEFAULT_HOST[len("unix://") :]
     else:
-        name, _, port = host.split("://", 1)[-1].rpartition(":")
+        name, _, port = host.split("://", 1)[1].rpartition(":")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         address = (name, int(port))
     with sock:
@@ -68,7 +111,7 @@ def _engine_get(path: str) -> Any:
 
 
 def _probe_with_sdk() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The engine's info and aligntune images through the SDK (TLS-protected engines)."""
+    """The engine's info and aligntune images through the SDK (TLS, ssh, a docker context)."""
     import docker
 
     client = docker_client()
@@ -102,11 +145,11 @@ def probe_docker() -> DockerState:
     """Ask the docker engine for its version, runtimes and aligntune images.
 
     Plain engine API calls over the socket keep `aligntune plan` fast; the SDK, slow to import,
-    is used only where TLS is configured.
+    is used wherever the engine is not a plain socket (`needs_sdk`).
     """
     reference = json.dumps({"reference": [f"{r}:*" for r in IMAGE_REPOSITORIES]})
     try:
-        if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+        if needs_sdk():
             info, images = _probe_with_sdk()
         else:
             info = _engine_get("/info")
@@ -128,9 +171,7 @@ def probe_docker() -> DockerState:
 def _short_error(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or "Connection refused" in text:
-        return "no docker engine answers on " + os.environ.get(
-            "DOCKER_HOST", "unix:///var/run/docker.sock"
-        )
+        return "no docker engine answers on " + (engine_host() or DEFAULT_HOST)
     return text[:200]
 
 

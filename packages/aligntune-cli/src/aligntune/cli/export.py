@@ -31,6 +31,7 @@ from aligntune.cli.mounts import (
     Mount,
     hf_cache_path,
     mount_problem,
+    refuse_writable_input,
 )
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import (
@@ -81,21 +82,32 @@ def _read_only(path: Path, what: str, target: str) -> Mount:
     return Mount(str(path.resolve()), target)
 
 
+def read_only_mounts(source: ExportSource) -> list[Mount]:
+    """The run directory, and the local base model an adapter is merged into."""
+    mounts = [_read_only(source.run_dir, "run directory", RUN_MOUNT)]
+    if source.base_local is not None and source.adapter:
+        mounts.append(_read_only(source.base_local, "base model", BASE_MOUNT))
+    return mounts
+
+
+def cache_mount(source: ExportSource, cache: Path) -> Mount:
+    """The Hugging Face cache, read-write; refused where it holds what the export only reads."""
+    mount = Mount(str(cache.resolve()), HF_CACHE_MOUNT, read_only=False)
+    refuse_writable_input("Hugging Face cache", mount, read_only_mounts(source))
+    return mount
+
+
 def export_spec(
     source: ExportSource, fmt: ExportFormat, staging: Path, user: ContainerUser, cache: Path
 ) -> ContainerSpec:
     """The export's container: the run's image; the run directory and a local base read-only,
     the staging folder and the Hugging Face cache read-write, nothing else."""
     image = export_image(source)
-    mounts = [_read_only(source.run_dir, "run directory", RUN_MOUNT)]
+    mounts = read_only_mounts(source)
     command = ["export", RUN_MOUNT, "--output", EXPORT_MOUNT, *runner_arguments(source, fmt)]
-    if source.base_local is not None and source.adapter:
-        mounts.append(_read_only(source.base_local, "base model", BASE_MOUNT))
+    if any(mount.target == BASE_MOUNT for mount in mounts):
         command += ["--base", BASE_MOUNT]
-    mounts += [
-        Mount(str(staging), EXPORT_MOUNT, read_only=False),
-        Mount(str(cache.resolve()), HF_CACHE_MOUNT, read_only=False),
-    ]
+    mounts += [Mount(str(staging), EXPORT_MOUNT, read_only=False), cache_mount(source, cache)]
     digest = hashlib.sha256(str(source.run_dir).encode()).hexdigest()[:10]
     cuda = source.device == "cuda"
     return ContainerSpec(
@@ -219,6 +231,7 @@ def export_run(options: ExportOptions) -> int:
         user = ContainerUser.parse(options.user)
         check_image(source)
         cache = cache_for(user, hf_cache_path())
+        cache_mount(source, cache)  # refused before the staging folder is made
     elif options.user is not None:
         raise UsageError("--user applies to the docker runtime; the runner runs as you")
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -18,6 +19,12 @@ from typing import IO, Any
 
 import typer
 
+from aligntune.cli.image_sources import (
+    installed_packages,
+    is_build_debris,
+    is_checkout,
+    source_sha256,
+)
 from aligntune.core.backends import BACKENDS, backend_of_image
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.version import VERSION
@@ -29,12 +36,21 @@ LOCAL_BASE = "aligntune/base:bookworm-py311"
 
 
 def source_root() -> Path:
-    """The checkout holding images/ and packages/: ALIGNTUNE_SOURCE, the cwd or a parent of it."""
-    candidates = [Path(os.environ["ALIGNTUNE_SOURCE"])] if "ALIGNTUNE_SOURCE" in os.environ else []
+    """The checkout holding images/ and packages/: ALIGNTUNE_SOURCE, else the cwd or a parent
+    of it. A named source that is no checkout is refused: building the shared tag from another
+    checkout instead would replace the image with other code."""
+    named = os.environ.get("ALIGNTUNE_SOURCE", "").strip()
+    if named:
+        if is_checkout(Path(named)):
+            return Path(named)
+        raise UsageError(
+            f"ALIGNTUNE_SOURCE={named} is not a source checkout of aligntune (no images/ and "
+            "packages/ in it)",
+            hint="set ALIGNTUNE_SOURCE to the checkout to build from, or unset it",
+        )
     cwd = Path.cwd().resolve()
-    candidates += [cwd, *cwd.parents, *Path(__file__).resolve().parents]
-    for folder in candidates:
-        if (folder / "images").is_dir() and (folder / "packages").is_dir():
+    for folder in (cwd, *cwd.parents, *Path(__file__).resolve().parents):
+        if is_checkout(folder):
             return folder
     raise UsageError(
         "images are built from a source checkout of aligntune (images/ and packages/)",
@@ -79,6 +95,16 @@ def _script(root: Path, name: str, *args: str) -> None:
         )
 
 
+def require_docker_cli() -> None:
+    """Images are built and pushed with the docker command-line client, which a host that
+    trains through the engine's API alone may lack."""
+    if shutil.which("docker") is None:
+        raise BackendUnavailableError(
+            "the docker command-line client is not on PATH; images are built and pushed with it",
+            hint="install the docker CLI (sudo bash scripts/install-docker.sh), or add it to PATH",
+        )
+
+
 def _check_target(root: Path, image: str, device: str) -> None:
     if image not in IMAGES:
         raise UsageError(f"unknown image {image!r}; choose one of {', '.join(IMAGES)}")
@@ -89,6 +115,7 @@ def _check_target(root: Path, image: str, device: str) -> None:
             f"images/{image}/Dockerfile does not exist yet in {root}",
             hint=f"see images/{image}/README.md",
         )
+    require_docker_cli()
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         raise BackendUnavailableError(
             "no docker engine answers", hint="start one: sudo bash scripts/install-docker.sh"
@@ -111,6 +138,7 @@ def build_image(image: str, device: str | None = None, base_image: str | None = 
         "DEVICE": device,
         "VERSION": VERSION,
         "LOCK_SHA256": lock_sha256(root, image, device),
+        "SOURCE_SHA256": source_sha256(root, image),
     }.items():
         command += ["--build-arg", f"{key}={value}"]
     typer.echo(f"building {tag} from {base} ...")
@@ -163,18 +191,11 @@ def remove_replaced(previous: str | None, tag: str) -> int:
 
 def context_paths(image: str, device: str) -> list[str]:
     """The paths (from the checkout's root) that `images/IMAGE/Dockerfile` copies for DEVICE."""
-    return [
-        f"images/{image}",
-        "packages/aligntune-core",
-        "packages/runner-common",
-        f"packages/{image}",
-        f".wheelhouse/{image}-{device}",
-    ]
+    return [f"images/{image}", *installed_packages(image), f".wheelhouse/{image}-{device}"]
 
 
 def _without_build_debris(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    name = info.name.rsplit("/", 1)[-1]
-    if name == "__pycache__" or name.endswith((".pyc", ".egg-info")):
+    if is_build_debris(info.name.rsplit("/", 1)[-1]):
         return None
     info.uid = info.gid = 0
     info.uname = info.gname = ""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aligntune.cli.container import ContainerSpec
+from aligntune.cli.engine import docker_client
 from aligntune.cli.local_run import ProcessRun, stop_when_parent_dies
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.rundir import disk_errors
@@ -60,7 +61,7 @@ def _docker() -> Any:
 
 
 def _client(timeout: int | None = API_TIMEOUT_S) -> Any:
-    return _docker().from_env(timeout=timeout)
+    return docker_client(timeout)
 
 
 def container_environment(
@@ -117,6 +118,25 @@ def network_arguments(spec: ContainerSpec) -> dict[str, Any]:
         return {"network_mode": spec.network}
     endpoint = _client().api.create_endpoint_config(aliases=list(spec.network_aliases) or None)
     return {"network": spec.network, "networking_config": {spec.network: endpoint}}
+
+
+def check_network(spec: ContainerSpec) -> None:
+    """Refuse, before the run directory is made, a named network the engine does not have
+    (host, bridge and none always exist)."""
+    if spec.network is None or spec.network in ("host", "bridge", "none"):
+        return
+    docker = _docker()
+    try:
+        _client().networks.get(spec.network)
+    except docker.errors.NotFound:
+        raise UsageError(
+            f"--network {spec.network}: the docker engine has no such network",
+            hint=f"create it first (docker network create {spec.network}), or leave --network out",
+        ) from None
+    except docker.errors.DockerException as exc:
+        raise BackendUnavailableError(
+            f"the docker engine did not answer: {_explain(exc)}"
+        ) from None
 
 
 class ContainerRun:

@@ -8,7 +8,7 @@ Pure: nothing here talks to docker or creates a folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,26 +101,37 @@ def run_mounts(recipe: Recipe, paths: RunPaths) -> tuple[tuple[Mount, ...], dict
             raise UserInputError(f"the {what} {folder} {why}; it would be mounted read-write")
     inputs = InputMounts(paths.recipe_file.parent)
     references = inputs.references(recipe)
-    cache = paths.hf_cache.resolve()
-    for mount in inputs.mounts:  # HF_HOME=. would hand the run the recipe's folder read-write
-        if Path(mount.source).is_relative_to(cache):
-            raise UserInputError(
-                f"the Hugging Face cache {shown_path(str(paths.hf_cache), paths.hf_cache)} holds "
-                f"{mount.source}, which the run "
-                "only reads; mounted read-write, the run could change it",
-                hint="point HF_HOME at a folder of its own, e.g. ~/.cache/huggingface",
-            )
-    mounts = (
-        *inputs.mounts,
+    writable = (
         Mount(str(paths.run_dir.resolve()), RUN_MOUNT, read_only=False),
         Mount(str(paths.hf_cache.resolve()), HF_CACHE_MOUNT, read_only=False),
     )
-    return mounts, references
+    for what, mount in zip(("run directory", "Hugging Face cache"), writable, strict=True):
+        refuse_writable_input(what, mount, inputs.mounts)
+    return (*inputs.mounts, *writable), references
 
 
-def hf_cache_path(environ: Mapping[str, str] = os.environ) -> Path:
-    """The host's Hugging Face cache: HF_HOME, else ~/.cache/huggingface."""
-    return Path(environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+def refuse_writable_input(what: str, writable: Mount, inputs: Sequence[Mount]) -> None:
+    """Refuse a read-write mount that is or holds a read-only one: the container could write
+    what it must only read."""
+    for mount in inputs:
+        if Path(mount.source).is_relative_to(writable.source):
+            raise UserInputError(
+                f"the {what} {writable.source} holds {mount.source}, which the container only "
+                "reads; it would be mounted read-write",
+                hint="set HF_HOME to a folder of its own"
+                if writable.target == HF_CACHE_MOUNT
+                else "choose an --output (output.dir) that holds none of the run's inputs",
+            )
+
+
+def hf_cache_path() -> Path:
+    """The host's Hugging Face cache, where huggingface_hub looks for it: HF_HOME (`~` and
+    `$VARS` expanded, as a quoted value in a shell profile leaves them), else
+    $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface."""
+    cache = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface"
+    )
+    return Path(os.path.expandvars(os.path.expanduser(cache)))
 
 
 def planned_mounts(recipe: Recipe, recipe_file: Path) -> tuple[Mount, ...]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from aligntune.cli.images import IMAGES, source_root
+from aligntune.cli.images import IMAGES, require_docker_cli, source_root
 from aligntune.core.backends import backend_of_image
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.images import RELEASED_IMAGES_FILE, ReleasedImage, record_released
@@ -54,6 +54,7 @@ def publish_image(image: str, device: str, registry: str, record: Path | None = 
     registry = registry.strip().rstrip("/")
     if not registry or "/" in registry:
         raise UsageError(f"--registry {registry!r}: a registry host[:port], no path")
+    require_docker_cli()
     spec = backend_of_image(image)
     local = spec.image_tag(device)
     remote = f"{registry}/{local}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from aligntune.cli.engine import docker_client
 from aligntune.core.errors import BackendUnavailableError
 from aligntune.core.images import MIRROR_ENV
 
@@ -79,7 +80,7 @@ def pull_image(reference: str, registry: str, build_command: str, *, quiet: bool
     progress = PullProgress(reference, redraw=not quiet and sys.stdout.isatty())
     typer.echo(f"pulling {reference} ...")
     try:
-        client = docker.from_env(timeout=PULL_TIMEOUT_S)
+        client = docker_client(PULL_TIMEOUT_S)
         messages: Iterable[dict[str, Any]] = client.api.pull(
             repository, tag=digest, stream=True, decode=True
         )

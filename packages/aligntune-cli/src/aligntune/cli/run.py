@@ -20,7 +20,7 @@ import typer
 
 from aligntune.cli import launch
 from aligntune.cli.claim import LaunchClaim
-from aligntune.cli.commands import load_checked
+from aligntune.cli.commands import check_recipe
 from aligntune.cli.container import (
     STOP_TIMEOUT_S,
     RunPaths,
@@ -39,6 +39,7 @@ from aligntune.cli.progress import make_display
 from aligntune.cli.pull import pull_image
 from aligntune.cli.stopping import StopOnSignal, survive_closed_output
 from aligntune.cli.topology import Topology
+from aligntune.core import checked_data
 from aligntune.core.backends import get_backend
 from aligntune.core.errors import BackendUnavailableError, UsageError
 from aligntune.core.images import PullPolicy
@@ -94,12 +95,18 @@ def saved_backend(run_dir: RunDirectory, options: RunOptions) -> str | None:
 def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Plan:
     """Probe the host and select the backend; refuse a missing image before anything is written."""
     from aligntune.cli.host import probe_host
+    from aligntune.cli.image_sources import stale_image_warning
 
     backend = saved_backend(run_dir, options)
-    host, _ = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
+    host, docker = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
     plan = select_backend(recipe, host, backend=backend, runtime=options.runtime, pull=options.pull)
+    plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
     if backend and backend != options.backend:
-        plan.reasons.insert(0, f"resuming: {run_dir.plan.name} chose backend {backend}")
+        # Kept from the earlier attempt (saved_backend refused any other explicit request): what
+        # was asked for now is auto, by flag or by the recipe, or the recipe's backend.
+        plan.requested_backend = "auto" if options.backend else recipe.backend
+        kept = f"resuming: {run_dir.plan.name} chose backend {backend}"
+        plan.reasons[plan.reasons.index(f"backend {backend} was requested")] = kept
     if options.topology.multi_node or options.topology.sources:
         plan.reasons.append(f"topology: {options.topology.describe()}")
     if options.runtime == "docker" and not plan.image_available and not plan.image_pull:
@@ -166,6 +173,7 @@ def docker_launch(recipe: Recipe, plan: Plan, run_dir: RunDirectory, options: Ru
         topology=options.topology,
         network=options.network,
     )
+    launch.check_network(spec)
     keep = options.keep_container
 
     def start(handoff: dict[str, str], lock_fd: int | None) -> launch.RunHandle:
@@ -263,7 +271,7 @@ def run_recipe(options: RunOptions) -> int:
 
 
 def _run_recipe(options: RunOptions) -> int:
-    recipe = load_checked(options.recipe)
+    recipe, summaries = check_recipe(options.recipe)
     parse_gpus(options.gpus)
     ContainerUser.parse(options.user)
     check_output(recipe, options.output)
@@ -271,6 +279,8 @@ def _run_recipe(options: RunOptions) -> int:
     run_dir.check_usable(options.mode)
     plan = make_plan(recipe, run_dir, options)
     launcher = prepare(recipe, plan, run_dir, options)
+    # The runner checks again only the data files that changed since this check.
+    launcher.plan_json[checked_data.CHECKED_KEY] = checked_data.handoff(recipe, summaries)
     if not options.quiet:
         typer.echo("\n".join(plan.summary_lines()))
     if plan.image and plan.image_pull:

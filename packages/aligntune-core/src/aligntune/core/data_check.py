@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import stat
 from collections.abc import Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,36 @@ from aligntune.core.sections import DataSource
 
 SAMPLE_ROWS = 4
 """Rows `sample_rows` reads (what a user's reward function is tried on)."""
+EDGE_BYTES = 1 << 16
+"""A file's identity hashes this many bytes at its start and at its end."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """A file as a check found it, taken before reading it: any write since changes `mtime_ns`,
+    and a copy that kept size and mtime (`cp -p`, `rsync -t`) most likely changes `edges`."""
+
+    size: int
+    mtime_ns: int
+    edges: str
+    """sha256 of the first and the last EDGE_BYTES."""
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The identity of a regular file; None for anything else, never opened (a FIFO blocks)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            digest.update(handle.read(EDGE_BYTES))
+            if info.st_size > EDGE_BYTES:
+                handle.seek(max(EDGE_BYTES, info.st_size - EDGE_BYTES))
+                digest.update(handle.read(EDGE_BYTES))
+    except OSError:
+        return None
+    return FileIdentity(info.st_size, info.st_mtime_ns, digest.hexdigest())
 
 
 @dataclass(frozen=True)
@@ -44,6 +76,8 @@ class DataSummary:
     were read (none for parquet)."""
     gaps: Mapping[str, int] = field(default_factory=dict)
     """Each column some row holds null or lacks -> the first such row's line."""
+    identity: FileIdentity | None = None
+    """The file as it was when the check began reading it."""
 
     def used(self, source: DataSource) -> int:
         """How many rows the run takes from this file as `source` (max_samples, weight)."""
@@ -177,10 +211,13 @@ def check_local_data(
     if path.stat().st_size == 0:
         raise DataError(f"{path}: data file is empty")
     kind = local_kind(path)
+    identity = file_identity(path)  # before reading: a write during the check changes it
     try:
         if kind == "parquet":
-            return _check_parquet(path, mapping, declared, accepted)
-        return _check_rows(path, kind, mapping, declared, accepted, names)
+            summary = _check_parquet(path, mapping, declared, accepted)
+        else:
+            summary = _check_rows(path, kind, mapping, declared, accepted, names)
+        return replace(summary, identity=identity)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the data file ({exc.strerror or exc})") from None
 

@@ -4,6 +4,7 @@ every row of each local data file, and the rewards against that data."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
@@ -41,7 +42,8 @@ def _local_model_paths(recipe: Recipe) -> list[tuple[str, str]]:
     return refs
 
 
-def _data_sources(recipe: Recipe) -> list[tuple[str, DataSource, tuple[str, ...]]]:
+def data_sources(recipe: Recipe) -> list[tuple[str, DataSource, tuple[str, ...]]]:
+    """(recipe field, source, the formats it may have) for every data source of the recipe."""
     accepted = get_algorithm(recipe.algorithm.name).data_formats
     sources = [(field, source, accepted) for field, source in recipe.data.train_sources()]
     if recipe.data.eval is not None:
@@ -108,7 +110,7 @@ def data_report(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
     """One line per data source of the recipe: its field, file, detected format and the rows
     the run will use (a hub dataset: its id, read and checked by the runner)."""
     lines = []
-    for field, source, _ in _data_sources(recipe):
+    for field, source, _ in data_sources(recipe):
         summary = summaries.get(field)
         if summary is None:
             hub = f"hub dataset {source.path}, split {source.split}: read by the runner"
@@ -119,19 +121,25 @@ def data_report(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
     return lines
 
 
-def check_inputs(recipe: Recipe) -> dict[str, DataSummary]:
+def check_inputs(
+    recipe: Recipe, known: Mapping[str, DataSummary] | None = None
+) -> dict[str, DataSummary]:
     """Check every local model folder, every row of each local data file, and the rewards against
     that data; one UserInputError lists every problem, each line starting with its field.
-    What each local data file holds, by its recipe field."""
+    What each local data file holds, by its recipe field. A file in `known` (by field: what
+    `checked_data.unchanged` vouches for) is not read again; its summary stands."""
     unsafe = unsafe_references(recipe)
     if unsafe:  # never open, stat deeper or import from them: a FIFO alone would block a read
         raise UserInputError("\n".join(unsafe))
     problems: list[str] = []
     hints: list[str] = []
     summaries: dict[str, DataSummary] = {}
-    for field, source, accepted in _data_sources(recipe):
+    for field, source, accepted in data_sources(recipe):
         path = local_path(source.path, recipe.base_dir)
         if path is None:
+            continue
+        if known and field in known:
+            summaries[field] = known[field]
             continue
         names = TurnNames(source.fields, source.roles)
         try:

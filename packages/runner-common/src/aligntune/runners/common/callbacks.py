@@ -1,8 +1,9 @@
 """The one TrainerCallback that connects a TRL trainer to the run directory.
 
-It writes the events the launcher reads, publishes checkpoints atomically, applies the divergence
-rules (`divergence.py`) to every log before anything bad is saved, checks the weights before a
-checkpoint or final/ is published, and turns a signal into "save this step, then stop".
+It writes the events the launcher reads, publishes checkpoints atomically (in the background,
+`checkpoints.Publisher`), applies the divergence rules (`divergence.py`) to every log before
+anything bad is saved, checks the weights before a checkpoint or final/ is published, and turns
+a signal into "save this step, then stop".
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class RunDirectoryCallback(TrainerCallback):
         self.algorithm = algorithm.name
         self.watch = Watch(algorithm)
         self.interrupt = interrupt
-        self.keep = keep
+        self.publisher = checkpoints.Publisher(run_dir.checkpoints, keep)
         self.start_fields = start_fields
         self.last_checkpoint: Path | None = None
         self.last_logs: dict[str, Any] = {}
@@ -87,6 +88,8 @@ class RunDirectoryCallback(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """After a step: announce the attempt's first one; if a stop was requested, make the
         trainer save this step now."""
+        if self.publisher.done:
+            self.announce_published()
         if self.began is not None:
             now = time.time()
             started = self.start_fields.get("runner_started") or self.began
@@ -123,9 +126,11 @@ class RunDirectoryCallback(TrainerCallback):
             self._warn(found)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Publish the checkpoint the trainer just wrote, rotate, then honour an interrupt."""
+        """Hand the checkpoint the trainer just wrote to the publisher, then honour an interrupt
+        (once it is published)."""
         root = self.run_dir.checkpoints
         staged = checkpoints.staging_dir(root) / f"checkpoint-{state.global_step}"
+        self.announce_published()
         if not _weights_finite(kwargs.get("model")):
             shutil.rmtree(staged, ignore_errors=True)
             self._diverged(_bad_weights(state.global_step, since=state.global_step))
@@ -134,20 +139,26 @@ class RunDirectoryCallback(TrainerCallback):
             self.last_checkpoint = root / staged.name  # rank 0 publishes it
         elif staged.is_dir():
             portable.rename_paths(staged, self.renames)
-            published = checkpoints.publish(staged, root, state.global_step)
-            checkpoints.rotate(root, self.keep)
-            self.last_checkpoint = published
-            self.run_dir.append_event(
-                "checkpoint",
-                step=state.global_step,
-                path=str(published.relative_to(self.run_dir.root)),
-            )
+            self.publisher.start(staged, state.global_step)
+            self.last_checkpoint = root / staged.name
+        if self.interrupt.requested:
+            self.announce_published()
         distributed.barrier()  # published before any rank may stop
         if self.interrupt.requested:
             checkpoint = self.last_checkpoint
             raise RunInterrupted(
                 self.interrupt.signum or 15,
                 str(checkpoint.relative_to(self.run_dir.root)) if checkpoint else None,
+            )
+
+    def announce_published(self) -> None:
+        """Wait until the checkpoint being published is durable, then tell the launcher."""
+        published = self.publisher.wait()
+        if published is not None:
+            self.run_dir.append_event(
+                "checkpoint",
+                step=checkpoints.step_of(published),
+                path=str(published.relative_to(self.run_dir.root)),
             )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -165,6 +176,7 @@ class RunDirectoryCallback(TrainerCallback):
             print(f"aligntune: hint: {found.hint}", file=sys.stderr)
 
     def _diverged(self, found: Finding) -> NoReturn:
+        self.announce_published()  # then withdraw it too if it is past the last good step
         root = self.run_dir.checkpoints
         if distributed.is_rank_zero():
             withdraw(root, found.since)

@@ -4,6 +4,10 @@ The trainer writes `checkpoint-N` under `checkpoints/.staging/`. Only once it is
 runner record every file's size in a marker, fsync everything, rename the folder into
 `checkpoints/` and point `checkpoints/LATEST` at it. A crash mid-save therefore leaves only
 staging debris, never a `checkpoint-N` that a resume would trip over.
+
+That publication runs on a background thread (`Publisher`): the fsyncs wait for the disk to
+write everything the trainer just saved (gigabytes for a full fine-tune), and the next training
+steps need none of it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +41,24 @@ def staging_dir(checkpoints: Path) -> Path:
     return checkpoints / STAGING
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Make a file's data, or a folder's entries (a rename into it), durable."""
     flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_durable(folder: Path) -> None:
+    """fsync every file under `folder`, then each folder, deepest first: once renamed into place,
+    it survives a crash of the machine whole."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            fsync(path)
+    for parent in sorted({p.parent for p in folder.rglob("*")} | {folder}, reverse=True):
+        fsync(parent)
 
 
 def publish(staged: Path, checkpoints: Path, step: int) -> Path:
@@ -54,18 +70,60 @@ def publish(staged: Path, checkpoints: Path, step: int) -> Path:
     }
     marker = {"step": step, "files": files}
     (staged / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True), encoding="utf-8")
-    for path in [*(staged / name for name in files), staged / MARKER]:
-        _fsync(path)
-    for folder in sorted({p.parent for p in staged.rglob("*")} | {staged}, reverse=True):
-        _fsync(folder)
+    make_durable(staged)
     target = checkpoints / staged.name
     if target.exists():
         # A previous attempt at this step (e.g. before a crash and resume): replace it whole.
         shutil.rmtree(target)
     staged.rename(target)
-    _fsync(checkpoints)
+    fsync(checkpoints)
     write_atomic(checkpoints / LATEST, f"{target.name}\n")
     return target
+
+
+class Publisher:
+    """Publishes checkpoints one at a time on a background thread, in step order, and rotates
+    after each. Whoever needs a checkpoint to be published (the next save, a stop, the end of
+    the run, a divergence withdrawing checkpoints) calls `wait`, which also raises whatever the
+    publication raised (a full disk)."""
+
+    def __init__(self, checkpoints: Path, keep: int) -> None:
+        self.checkpoints = checkpoints
+        self.keep = keep
+        self._thread: threading.Thread | None = None
+        self._published: Path | None = None
+        self._error: BaseException | None = None
+
+    def start(self, staged: Path, step: int) -> None:
+        """Publish `staged` as `step` once the previous publication is done."""
+        self.wait()
+        self._thread = threading.Thread(
+            target=self._publish, args=(staged, step), name="aligntune-publish"
+        )
+        self._thread.start()
+
+    def _publish(self, staged: Path, step: int) -> None:
+        try:
+            self._published = publish(staged, self.checkpoints, step)
+            rotate(self.checkpoints, self.keep)
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    @property
+    def done(self) -> bool:
+        """Whether a publication has ended that `wait` has not collected yet."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    def wait(self) -> Path | None:
+        """The checkpoint published since the last call (None if none), once it is durable."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        published, self._published = self._published, None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        return published
 
 
 def check_complete(path: Path) -> str | None:

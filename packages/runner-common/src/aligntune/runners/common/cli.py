@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from aligntune.core.algorithm_sections import SFTAlgorithm, algorithm_names
+from aligntune.core.checked_data import unchanged
+from aligntune.core.data_check import DataSummary
 from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, UserInputError, error_lines
 from aligntune.core.exports import (
     EXPORT_FORMATS,
@@ -158,6 +160,20 @@ def run(
         return lifecycle.report_crash(exc, run_dir)
 
 
+def launcher_checked(backend: Backend, recipe: Recipe) -> dict[str, DataSummary]:
+    """By field, the data files the launcher that started this runner checked and that are
+    unchanged since: its check stands for them (each said once in the log). None without the
+    launcher's plan (a runner started by hand checks every file)."""
+    known = unchanged(recipe, handed_plan(backend.name))
+    for field, summary in known.items() if distributed.is_rank_zero() else ():
+        print(
+            f"aligntune: {field}: the file is unchanged since the launcher checked its "
+            f"{summary.rows} rows; not checked again",
+            file=sys.stderr,
+        )
+    return known
+
+
 def train(backend: Backend, recipe: Recipe, run_dir: RunDirectory, mode: str) -> int:
     """Train `recipe` in this process into `run_dir`; returns the exit code."""
     backend.import_stack()
@@ -165,7 +181,8 @@ def train(backend: Backend, recipe: Recipe, run_dir: RunDirectory, mode: str) ->
 
     plan = plan_for(backend, recipe, run_dir)
     distributed.init_worker(plan.device)
-    trainer = Run(backend, recipe, plan, run_dir=run_dir.root, mode=mode)  # type: ignore[arg-type]
+    known = launcher_checked(backend, recipe)
+    trainer = Run(backend, recipe, plan, run_dir=run_dir.root, mode=mode, checked=known)  # type: ignore[arg-type]
     for warning in trainer.pieces.settings.warnings:
         print(f"aligntune: warning: {warning}", file=sys.stderr)
     metrics = trainer.train()

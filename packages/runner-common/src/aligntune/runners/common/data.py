@@ -48,6 +48,8 @@ class PreparedData:
 
 EXAMPLE_ROWS = 64
 """Rows kept per source for the sample prompts (`samples.count` is at most 16)."""
+TOKENIZED_CHUNK = 4096
+"""Conversations whose token ids are held as Python lists at once, before they go into Arrow."""
 
 
 def example_rows(rows: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
@@ -168,30 +170,45 @@ def _which(index: int, turns: list[dict[str, Any]]) -> str:
 
 
 def _sft_tokenized(rows: list[dict[str, Any]], recipe: Recipe, tokenizer: Any, where: str) -> Any:
-    """Conversations as `input_ids` + `labels`, each turn trained or not as aligntune decides."""
-    from datasets import Dataset
+    """Conversations as `input_ids` + `labels`, each turn trained or not as aligntune decides;
+    into Arrow TOKENIZED_CHUNK conversations at a time (Python's lists of token ids cost tens of
+    bytes a token, Arrow's eight), each cut at max_length unless packed."""
+    from datasets import Dataset, concatenate_datasets
 
     algorithm = recipe.algorithm
     user_turns = isinstance(algorithm, SFTAlgorithm) and not algorithm.assistant_only_loss
     system = recipe.data.system_prompt
-    encoded = []
+    # Unpacked rows are cut to their first max_length tokens by the trainer (SFTConfig's
+    # truncation_mode keep_start, left alone): the ids past it are never held.
+    packed = isinstance(algorithm, SFTAlgorithm) and algorithm.packing
+    cut = None if packed else recipe.data.max_length
+    chunks: list[Any] = []
+    encoded: list[dict[str, list[int]]] = []
+    earliest: int | None = None
     for index, row in enumerate(rows):
         turns = row["messages"]
         if system is not None:
             turns = _with_system(turns, system)
         try:
-            encoded.append(tokenize_conversation(tokenizer, turns, row.get("tools"), user_turns))
+            tokens = tokenize_conversation(tokenizer, turns, row.get("tools"), user_turns)
         except DataError as exc:
             raise DataError(f"{where}: {_which(index, turns)}: {exc}", hint=exc.hint) from None
-    starts = [next((i for i, x in enumerate(e["labels"]) if x != IGNORED), 0) for e in encoded]
-    if min(starts, default=0) >= recipe.data.max_length:
+        start = next((i for i, x in enumerate(tokens["labels"]) if x != IGNORED), 0)
+        earliest = start if earliest is None else min(earliest, start)
+        encoded.append({key: ids[:cut] for key, ids in tokens.items()})
+        if len(encoded) == TOKENIZED_CHUNK:
+            chunks.append(Dataset.from_list(encoded))
+            encoded = []
+    if encoded or not chunks:
+        chunks.append(Dataset.from_list(encoded))
+    if earliest is not None and earliest >= recipe.data.max_length:
         # The trainer cuts every row at max_length, and a row with nothing left to learn is dropped.
         raise DataError(
             f"{where}: no conversation has a trained token within data.max_length "
-            f"{recipe.data.max_length} (the earliest starts at token {min(starts)})",
+            f"{recipe.data.max_length} (the earliest starts at token {earliest})",
             hint="raise data.max_length",
         )
-    return Dataset.from_list(encoded)
+    return chunks[0] if len(chunks) == 1 else concatenate_datasets(chunks)
 
 
 def _dataset(

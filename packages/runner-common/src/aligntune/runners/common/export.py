@@ -30,7 +30,7 @@ from aligntune.core.errors import ModelError
 from aligntune.core.exports import EXPORT_RECORD, ExportFormat, ExportSource
 from aligntune.core.rundir import disk_error
 from aligntune.core.version import VERSION
-from aligntune.runners.common import export_check, merge
+from aligntune.runners.common import checkpoints, export_check, merge
 from aligntune.runners.common.export_check import CheckResult
 from aligntune.runners.common.models import first_line, load_causal_lm
 
@@ -226,8 +226,10 @@ def written_whole(output: Path) -> Iterator[Path]:
         raise disk_error(output, exc) from None
     try:
         yield folder
+        checkpoints.make_durable(folder)  # whole after a crash of the machine too
         if staged:
             folder.rename(output)
+            checkpoints.fsync(output.parent)
     except BaseException:
         if staged:
             shutil.rmtree(folder, ignore_errors=True)

@@ -175,9 +175,11 @@ def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any, recipe: R
         return run_dir.final
     shutil.rmtree(scratch, ignore_errors=True)
     save_model(trainer, tokenizer, scratch, recipe, run_dir.root)
+    checkpoints.make_durable(scratch)  # a run recorded as finished keeps its model through a crash
     if run_dir.final.exists():
         shutil.rmtree(run_dir.final)
     scratch.rename(run_dir.final)
+    checkpoints.fsync(run_dir.root)
     return run_dir.final
 
 

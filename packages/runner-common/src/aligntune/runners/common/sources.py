@@ -1,7 +1,8 @@
 """Each data source read into aligntune's row shapes, and several mixed into one by the seed.
 
 A local json or jsonl file is read row by row in Python (as the host check read it), so turns of
-any shape reach `aligntune.core.conversations` before Arrow sees them; csv, parquet and hub data
+any shape reach `aligntune.core.conversations` before Arrow sees them; each row is shaped as it is
+read, so the file's decoded rows are never all held at once; csv, parquet and hub data
 come through `datasets`. Every row leaves in one of four shapes: `messages` (+ `tools`), a
 preference pair (`prompt`, `chosen`, `rejected`, + `tools`), `prompt` + `completion`, or the
 format's own columns (`text`; `prompt` and the columns rewards read).
@@ -9,6 +10,8 @@ format's own columns (`text`; `prompt` and the columns rewards read).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ from aligntune.core.mixture import mix, select_rows
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
 from aligntune.core.sections import DataSource
+
+Row = dict[str, Any]
 
 _TURN_COLUMNS = ("prompt", "chosen", "rejected", "completion")
 """Columns that hold text or, in conversational data, turns."""
@@ -73,24 +78,23 @@ def load_source(source: DataSource, base_dir: Path, where: str) -> Any:
     return dataset
 
 
-def _raw_rows(source: DataSource, base_dir: Path, where: str) -> list[dict[str, Any]]:
-    """Every row of a source, under aligntune's column names."""
+def _raw_rows(source: DataSource, base_dir: Path, where: str) -> Iterator[tuple[str, Row]]:
+    """The rows of a source, one at a time, under aligntune's column names, each with where it
+    is: `path:line` in a local json or jsonl file, read as the host check read it (the first
+    problem ends the rows and, once the file is read, is raised), else `row N`."""
     path = local_path(source.path, base_dir)
     if path is None or local_kind(path) != "json":
         dataset = load_source(source.model_copy(update={"max_samples": None}), base_dir, where)
-        return [dict(row) for row in dataset]
+        for index, row in enumerate(dataset):
+            yield f"row {index + 1}", dict(row)
+        return
     renamed = {file_name: canonical for canonical, file_name in source.columns.items()}
     problems = Problems(path)
-    rows = [
-        {renamed.get(str(key), str(key)): value for key, value in row.items()}
-        for _, row in read_rows(path, "json", problems)
-        if isinstance(row, dict)
-    ]
+    for line, row in read_rows(path, "json", problems):
+        if isinstance(row, dict) and not problems.shown:
+            yield f"{path}:{line}", {renamed.get(str(k), str(k)): value for k, value in row.items()}
     if problems.shown:  # checked before the run; a file changed since is named, not guessed at
         raise DataError("\n".join(problems.lines()), hint=problems.hint)
-    if not rows:
-        raise DataError(f"{where}: {source.path} has no rows")
-    return rows
 
 
 def _turns_or_text(value: Any, names: TurnNames, where: str) -> Any:
@@ -146,20 +150,25 @@ def _as_feedback(row: dict[str, Any]) -> dict[str, Any]:
 def read_source(
     source: DataSource, base_dir: Path, where: str, accepted: tuple[str, ...], seed: int
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(format, rows in aligntune's shape) of one source, `max_samples` and `weight` applied."""
-    raw = _raw_rows(source, base_dir, where)
-    columns = {key for row in raw[:1] for key in row}
-    fmt = resolve_format(columns, source.format, accepted, where)
+    """(format, rows in aligntune's shape) of one source, `max_samples` and `weight` applied.
+    Each row is shaped as it is read (only the shaped rows are held) and reading stops after
+    `max_samples` rows."""
+    raw = islice(_raw_rows(source, base_dir, where), source.max_samples)
+    first = next(raw, None)
+    if first is None:
+        raise DataError(f"{where}: {source.path} has no rows")
+    fmt = resolve_format(set(first[1]), source.format, accepted, where)
     names = TurnNames(source.fields, source.roles)
     shaped = []
-    for index, row in enumerate(raw):
+    for at, row in chain([first], raw):
         try:
             shaped.append(shape_row(row, fmt, names))
         except TurnError as exc:
-            raise DataError(f"{where}: row {index + 1}: {exc.where}: {exc.what}") from None
+            raise DataError(f"{where}: {at}: {exc.where}: {exc.what}") from None
         except KeyError as exc:
-            raise DataError(f"{where}: row {index + 1}: {exc.args[0]}: missing") from None
-    return fmt, select_rows(shaped, source.max_samples, source.weight, seed)
+            raise DataError(f"{where}: {at}: {exc.args[0]}: missing") from None
+    # max_samples was applied while reading: `shaped` holds the first rows only.
+    return fmt, select_rows(shaped, None, source.weight, seed)
 
 
 def as_turns(value: Any, role: str) -> list[dict[str, str]]:

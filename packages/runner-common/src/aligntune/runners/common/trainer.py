@@ -5,6 +5,7 @@ Import only after the backend's `import_stack()` (Unsloth must patch trl/transfo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data_check import sample_rows
+from aligntune.core.data_check import DataSummary, sample_rows
 from aligntune.core.errors import DataError, UserInputError
 from aligntune.core.paths import renamed_paths, resolved_recipe
 from aligntune.core.plan import Plan
@@ -92,12 +93,15 @@ class Run:
         reward_callables: Mapping[str, Callable[..., Any]] | None = None,
         run_dir: str | Path | None = None,
         mode: lifecycle.Mode = "auto",
+        checked: Mapping[str, DataSummary] | None = None,
     ) -> None:
+        """`checked`: by field, data files the launcher checked that are unchanged since."""
         self.started = time.time()
         self.backend = backend
         self.recipe = recipe
         self.plan = plan
         self.mode = mode
+        self.checked = checked
         root = recipe.run_dir(run_dir)
         self.run_dir = distributed.for_this_rank(RunDirectory(root))
         self.interrupt = InterruptRequest()
@@ -108,7 +112,7 @@ class Run:
     def _load(self, reward_callables: Mapping[str, Callable[..., Any]] | None) -> Pieces:
         """Check and load everything (inputs, rewards, model, data); writes nothing."""
         recipe, plan, backend = self.recipe, self.plan, self.backend
-        check_inputs(recipe)
+        check_inputs(recipe, self.checked)
         if backend.check_device is not None:
             backend.check_device(plan)
         reference = model_reference(recipe.model.name_or_path, recipe.base_dir)
@@ -234,6 +238,8 @@ class Run:
             self._report()
             raise
         except BaseException as exc:
+            with contextlib.suppress(Exception):  # the failure to record is `exc`
+                self._checkpoints_published()
             self._record_end("failed", error=f"{type(exc).__name__}: {exc}")
             self._report()
             raise
@@ -271,8 +277,15 @@ class Run:
         if self.recipe.output.save_final:
             trainer, tokenizer = self._trainer, self.pieces.tokenizer
             final = lifecycle.publish_final(self.run_dir, trainer, tokenizer, self.recipe)
+        # The last step's checkpoint was made durable in the background while final/ was written.
+        self._checkpoints_published()
         self._record_end("finished", metrics=metrics, final="final" if final else None)
         return dict(metrics, status="finished")
+
+    def _checkpoints_published(self) -> None:
+        """Wait for the checkpoint still being published, if any (see RunDirectoryCallback)."""
+        if self._callback is not None:
+            self._callback.announce_published()
 
     def _record_end(self, status: str, **fields: Any) -> None:
         self.run_dir.append_event("end", status=status, **fields)
