@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 from transformers import TrainerCallback
-from trl_helpers import make_run, read_events
+from trl_helpers import make_run, read_events, tree_snapshot
 
 from aligntune.runners.common.errors import ResumeRefused, RunInterrupted, TrainingDivergedError
 
@@ -97,12 +98,70 @@ def test_changed_recipe_is_refused_unless_restart(
     recipe = tiny_recipe("sft", **FULL_SFT)
     run_dir = tmp_path / "run"
     _interrupted_run(recipe, run_dir, step=3)
-    changed = tiny_recipe("sft", **{**FULL_SFT, "training": {"learning_rate": 5e-4}})
-    with pytest.raises(ResumeRefused, match="differs"):
+    lower_rate = {**FULL_SFT["training"], "learning_rate": 5e-4}
+    changed = tiny_recipe("sft", **{**FULL_SFT, "training": lower_rate})
+    with pytest.raises(ResumeRefused) as refused:
         make_run(changed, run_dir).train()
+    assert refused.value.lines[1:] == ["  training.learning_rate: was 0.001, now 0.0005"]
     assert (run_dir / "checkpoints" / "checkpoint-3").is_dir()
     make_run(changed, run_dir, mode="restart").train()
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+LORA_SFT = {"training": {"max_steps": 4, "save_steps": 2}}
+
+
+def test_a_run_copied_elsewhere_with_its_inputs_resumes_there(
+    tiny_recipe: Callable[..., Path], tiny_dir: Path, tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **LORA_SFT)
+    _interrupted_run(recipe, tmp_path / "run", step=2)
+    # Another machine: the recipe, model, data and run directory all under another path.
+    moved = shutil.copytree(tiny_dir, tmp_path / "elsewhere" / "tiny")
+    shutil.copytree(tmp_path / "run", tmp_path / "elsewhere" / "run")
+    run_dir = tmp_path / "elsewhere" / "run"
+
+    make_run(moved / "sft.yaml", run_dir).train()
+    start = [e for e in read_events(run_dir) if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-2"
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    adapter = json.loads((run_dir / "final" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(moved / "model")
+
+
+def test_data_edited_between_attempts_is_refused_naming_the_field(
+    tiny_recipe: Callable[..., Path], tiny_dir: Path, tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **LORA_SFT)
+    run_dir = tmp_path / "run"
+    _interrupted_run(recipe, run_dir, step=2)
+    data = tiny_dir / "data" / "sft.jsonl"
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:16]))
+    before = tree_snapshot(run_dir)
+
+    with pytest.raises(ResumeRefused) as refused:
+        make_run(recipe, run_dir).train()
+    assert refused.value.lines[1:] == [
+        f"  data.train.path: {data} holds other content than when the run began"
+    ]
+    assert tree_snapshot(run_dir) == before
+
+
+def test_logging_and_checkpoint_settings_may_change_on_resume(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = tiny_recipe("sft", **LORA_SFT)
+    run_dir = tmp_path / "run"
+    _interrupted_run(recipe, run_dir, step=2)
+    cadence = {"logging_steps": 2, "save_steps": 1, "save_total_limit": 1}
+    changed = tiny_recipe("sft", training={**LORA_SFT["training"], **cadence})
+
+    make_run(changed, run_dir).train()
+    start = [e for e in read_events(run_dir) if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-2"
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-4"
+    ]
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_143(

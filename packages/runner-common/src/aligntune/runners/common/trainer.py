@@ -189,17 +189,18 @@ class Run:
         resolved = resolved_recipe(self.recipe, self.run_dir.root).to_yaml_dict()
         can_resume = get_algorithm(self.recipe.algorithm.name).resumable
         name = self.backend.name
-        # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
-        attempt = distributed.on_rank_zero(
-            lambda: lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume)
-        )
-        if attempt.finished:
-            status = self.run_dir.read_status() or {}
-            return dict(status.get("metrics") or {}, status="finished")
         # The manifest and the trainer's settings name inputs and run directory as the user does.
         renames = renamed_paths(self.recipe, self.run_dir.root)
         manifest = build_manifest(self.recipe, resolved, name, self.backend.manifest_packages)
         manifest = portable.renamed_json(manifest, renames)
+        inputs = manifest["inputs"]
+        # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
+        attempt = distributed.on_rank_zero(
+            lambda: lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume, inputs)
+        )
+        if attempt.finished:
+            status = self.run_dir.read_status() or {}
+            return dict(status.get("metrics") or {}, status="finished")
         settings = portable.renamed_json(self.settings, renames)
         lifecycle.write_start(self.run_dir, self.plan, resolved, manifest, settings, attempt)
         checkpoints.clear_staging(self.run_dir.checkpoints)
