@@ -226,11 +226,23 @@ class RunDirectory:
                 held.write(line)
                 held.flush()
                 return event
-            self.root.mkdir(parents=True, exist_ok=True)
-            with self.events.open("a", encoding="utf-8") as handle:
+            with self._open_events() as handle:
                 handle.write(line)
                 handle.flush()
         return event
+
+    def _open_events(self) -> TextIO:
+        """events.jsonl opened to append. A last line cut short (its writer killed or out of
+        disk mid-line) is ended first, so the next event is a line of its own, not glued to the
+        broken one and lost with it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = self.events.open("a", encoding="utf-8")
+        if handle.tell() > 0:
+            with self.events.open("rb") as raw:
+                raw.seek(-1, os.SEEK_END)
+                if raw.read(1) != b"\n":
+                    handle.write("\n")
+        return handle
 
     @contextmanager
     def holding_events(self) -> Iterator[None]:
@@ -238,8 +250,7 @@ class RunDirectory:
         event is still flushed as it is written, so the launcher shows it at once and a killed
         process loses none, without opening, creating and closing the file for each one."""
         with disk_errors(self.events):
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle = self.events.open("a", encoding="utf-8")
+            handle = self._open_events()
         self._events_file.handle = handle
         try:
             yield
