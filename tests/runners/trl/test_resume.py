@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl_helpers import make_run, read_events, tree_snapshot
 
+from aligntune.core.rundir import RunDirectoryError
 from aligntune.runners.common.errors import ResumeRefused, RunInterrupted, TrainingDivergedError
 
 pytestmark = pytest.mark.training
@@ -162,6 +164,44 @@ def test_logging_and_checkpoint_settings_may_change_on_resume(
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")) == [
         "checkpoint-4"
     ]
+
+
+@pytest.mark.parametrize("how", ["OSError", "torch"])
+def test_a_full_disk_while_saving_a_checkpoint_is_one_error_and_the_run_resumes(
+    how: str, tiny_recipe: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No small mount is available here: torch.save fails at step 4 as it does on a full disk,
+    after writing part of the file (as OSError ENOSPC, or torch's own zip writer error while
+    the disk reports no free space)."""
+    import torch
+
+    real_save = torch.save
+
+    def full_disk(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        if "checkpoint-4" not in str(f):
+            return real_save(obj, f, *args, **kwargs)
+        Path(str(f)).write_bytes(b"PK" * 1000)
+        if how == "OSError":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 0))
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 36416")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    recipe = tiny_recipe("sft", **LORA_SFT)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunDirectoryError) as full:
+        make_run(recipe, run_dir).train()
+    message = f"cannot write {run_dir}/checkpoints/checkpoint-4: No space left on device"
+    assert str(full.value) == message
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "failed" and message in status["error"]
+    assert not (run_dir / "checkpoints" / ".staging").exists()  # the half-written save is gone
+    monkeypatch.undo()
+
+    make_run(recipe, run_dir).train()
+    start = [e for e in read_events(run_dir) if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-2"
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_143(

@@ -12,6 +12,7 @@ steps need none of it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from aligntune.core.rundir import write_atomic
+from aligntune.core.rundir import disk_error, write_atomic
 
 MARKER = "aligntune_checkpoint.json"
 LATEST = "LATEST"
@@ -175,6 +176,26 @@ def rotate(checkpoints: Path, keep: int) -> list[Path]:
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
+
+
+FULL_DISK_FREE_BYTES = 16 << 20
+"""Free space below which a save that failed is taken for a full disk (torch reports ENOSPC
+while writing a checkpoint as `RuntimeError: ... unexpected pos`, without the errno)."""
+
+
+def abandon_save(checkpoints: Path, exc: BaseException) -> BaseException:
+    """After a failure during training: remove a save the trainer had begun in staging (it may
+    be what filled the disk, and the run's end must still be recorded), and when the disk is full
+    say so, naming the checkpoint, instead of the writer's own error. Else `exc` itself."""
+    begun = sorted(staging_dir(checkpoints).glob("checkpoint-*"))
+    if not begun:
+        return exc
+    full = shutil.disk_usage(checkpoints).free < FULL_DISK_FREE_BYTES  # before freeing it
+    clear_staging(checkpoints)
+    if not full and not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return exc
+    no_space = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return disk_error(checkpoints / begun[-1].name, no_space)
 
 
 def clear_staging(checkpoints: Path) -> None:

@@ -228,9 +228,12 @@ class Run:
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the failure to record is `exc`
                 self._checkpoints_published()
-            self._record_end("failed", error=f"{type(exc).__name__}: {exc}")
+            error = checkpoints.abandon_save(self.run_dir.checkpoints, exc)
+            self._record_end("failed", error=f"{type(error).__name__}: {error}")
             self._report()
-            raise
+            if error is exc:
+                raise
+            raise error from exc
         result = self._finish()
         self._samples("trained")
         self._report()
