@@ -109,6 +109,19 @@ def test_an_event_after_a_line_cut_short_is_a_line_of_its_own(
     assert events[-1]["reconciled"]
 
 
+def test_a_damaged_status_is_reconciled_and_other_damaged_files_are_named(tmp_path: Path) -> None:
+    # A run directory copied with its files cut short (a full disk, an interrupted copy).
+    run_dir = _checkpointed(tmp_path)
+    run_dir.status.write_text('{"status": "runn')
+    status = run_dir.reconcile()
+    assert status is not None and status["status"] == "interrupted" and status["step"] == 4
+    run_dir.manifest.write_text("")
+    with pytest.raises(RunDirectoryError) as damaged:
+        run_dir.read_json(run_dir.manifest)
+    assert str(damaged.value).startswith(f"{run_dir.manifest} is damaged: Expecting value")
+    assert damaged.value.exit_code == ExitCode.USER_INPUT and "--restart" in str(damaged.value.hint)
+
+
 def test_a_stale_running_status_without_checkpoint_becomes_failed(tmp_path: Path) -> None:
     run_dir = RunDirectory(tmp_path / "run")
     run_dir.set_status("running", step=0)

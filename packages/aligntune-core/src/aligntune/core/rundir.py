@@ -206,11 +206,18 @@ class RunDirectory:
         write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
     def read_json(self, path: Path) -> Any:
-        """Read one of the run directory's JSON files; None when it does not exist."""
+        """Read one of the run directory's JSON files; None when it does not exist, a
+        `RunDirectoryError` naming it when it cannot be read or is not JSON (a damaged copy)."""
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except (OSError, ValueError) as exc:
+            raise RunDirectoryError(
+                f"{path} is damaged: {exc}",
+                hint="restore it from where the run directory came from, or start over: "
+                "--restart, or another --output",
+            ) from None
 
     def write_recipe(self, data: dict[str, Any]) -> None:
         """Save the resolved recipe (every default spelled out, paths as the runner sees them)."""
@@ -299,7 +306,10 @@ class RunDirectory:
         """Record the end of a run whose runner died without saying so (status left "running"):
         interrupted at its last good checkpoint, else failed. Only while holding the run lock,
         so a live runner is never overruled; the new status, or None when nothing was stale."""
-        status = self.read_status()
+        try:
+            status = self.read_status()
+        except RunDirectoryError:  # damaged (a copy cut short): its run's end is unknown too
+            status = {"status": "running"}
         if not status or status.get("status") != "running":
             return None
         why = "the runner ended without recording it (killed, or its machine stopped)"
