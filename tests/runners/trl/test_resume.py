@@ -74,6 +74,27 @@ def test_resume_is_bitwise_equal_to_an_uninterrupted_run(
     assert all((a[k] == b[k]).all() for k in a)
 
 
+def test_a_run_stopped_at_its_last_step_resumes_without_training_past_it(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    # 6 steps of 4 per epoch: the last checkpoint is mid-epoch; a constant rate moves every step.
+    training = {"max_steps": 6, "save_steps": 3, "batch_size": 8, "lr_scheduler": "constant"}
+    recipe = tiny_recipe("sft", training=training)
+    make_run(recipe, tmp_path / "straight").train()
+    interrupted = _interrupted_run(recipe, tmp_path / "resumed", step=6)
+    assert interrupted.checkpoint == "checkpoints/checkpoint-6"
+
+    metrics = make_run(recipe, tmp_path / "resumed").train()
+    assert metrics["global_step"] == 6
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-3",
+        "checkpoint-6",
+    ]
+    a = load_file(tmp_path / "straight" / "final" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "final" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
 def test_half_written_checkpoint_is_skipped(
     tiny_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:

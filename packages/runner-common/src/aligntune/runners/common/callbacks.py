@@ -46,6 +46,11 @@ def renamed(logs: dict[str, Any], algorithm: str) -> dict[str, Any]:
     return {renames.get(key, key): value for key, value in logs.items()}
 
 
+class TrainedToTheEnd(Exception):
+    """Raised before the first step of an attempt that resumed at the run's last step: there is
+    nothing left to train (`RunDirectoryCallback.on_step_begin`)."""
+
+
 class RunDirectoryCallback(TrainerCallback):
     """Events, atomic checkpoints, the divergence rules and graceful interruption."""
 
@@ -84,6 +89,13 @@ class RunDirectoryCallback(TrainerCallback):
             **self.start_fields,
             **distributed.start_fields(kwargs.get("train_dataloader")),
         )
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Stop an attempt that resumed from the checkpoint of the last step (a run stopped or
+        killed after it) before it trains: transformers compares the step with max_steps only
+        after a step, so mid-epoch it would train one step past the end."""
+        if 0 < state.max_steps <= state.global_step:
+            raise TrainedToTheEnd
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """After a step: announce the attempt's first one; if a stop was requested, make the

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from aligntune.core.rundir import RunDirectory
 from aligntune.runners.common import checkpoints, distributed, lifecycle, portable
 from aligntune.runners.common.backend import Backend, check_plan
 from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model
-from aligntune.runners.common.callbacks import RunDirectoryCallback
+from aligntune.runners.common.callbacks import RunDirectoryCallback, TrainedToTheEnd
 from aligntune.runners.common.data import load_data
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.manifest import build_manifest
@@ -215,7 +216,8 @@ class Run:
                     self._trainer.train()
                 else:
                     # PPOTrainer.train() takes no resume argument at all (can_resume is False).
-                    self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
+                    with suppress(TrainedToTheEnd):  # the checkpoint's weights are loaded
+                        self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
                 self._evaluate_at_end()
         except RunInterrupted as exc:
             self._record_end("interrupted", checkpoint=exc.checkpoint, signal=exc.signum)
