@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +91,29 @@ def test_a_run_stopped_at_its_last_step_resumes_without_training_past_it(
         "checkpoint-3",
         "checkpoint-6",
     ]
+    a = load_file(tmp_path / "straight" / "final" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "final" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_train_again_on_the_same_trainer_resumes_like_a_new_process(
+    tiny_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A notebook: Ctrl-C stops train(), and train() on the same object goes on."""
+    recipe = tiny_recipe("sft", training={"max_steps": 6, "save_steps": 3, "batch_size": 8})
+    make_run(recipe, tmp_path / "straight").train()
+    run = make_run(recipe, tmp_path / "resumed")
+    run.trainer.callback_handler.callbacks.insert(0, SignalAtStep(2, signal.SIGINT))
+    with pytest.raises(RunInterrupted):
+        run.train()
+
+    with warnings.catch_warnings():  # peft's warnings when a second adapter is stacked
+        warnings.filterwarnings("error", message=".*modify a model with PEFT for a second time")
+        warnings.filterwarnings("error", message="Already found a `peft_config` attribute")
+        metrics = run.train()
+    assert metrics["status"] == "finished" and metrics["global_step"] == 6
+    start = [e for e in read_events(tmp_path / "resumed") if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-2"
     a = load_file(tmp_path / "straight" / "final" / "adapter_model.safetensors")
     b = load_file(tmp_path / "resumed" / "final" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,15 @@ class Run:
         # Built before train() (the `trainer` property), the trainer and PPO's reward model write
         # into the run directory: it must be usable and marked as aligntune's first.
         distributed.on_rank_zero(lambda: lifecycle.claim_directory(self.run_dir, self.mode))
+        if self._trainer is not None:
+            # Built again in this process (train() after an interruption): the first trainer
+            # trained the loaded model in place, and peft put its adapter into it; wrapping it
+            # again would stack a second adapter. Start from the model as a new process would.
+            reference = model_reference(self.recipe.model.name_or_path, self.recipe.base_dir)
+            model, _ = self.backend.load_policy(
+                self.recipe, reference, self.pieces.settings, self.plan.device
+            )
+            self.pieces = replace(self.pieces, model=model)
         algorithm = self.recipe.algorithm
         if isinstance(algorithm, PPOAlgorithm) and algorithm.train_reward_model is not None:
             target = Path(self.pieces.settings.models["reward_model"])
@@ -187,6 +197,7 @@ class Run:
 
     def train(self) -> dict[str, Any]:
         """Train (resuming this run directory's newest complete checkpoint); return metrics."""
+        self.interrupt.clear()  # a stop asked of an earlier train() call is not this one's
         resolved = resolved_recipe(self.recipe, self.run_dir.root).to_yaml_dict()
         can_resume = get_algorithm(self.recipe.algorithm.name).resumable
         name = self.backend.name
