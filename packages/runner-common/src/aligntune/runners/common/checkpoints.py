@@ -170,9 +170,15 @@ def newest_complete(checkpoints: Path) -> tuple[Path | None, list[Skipped]]:
 
 
 def rotate(checkpoints: Path, keep: int) -> list[Path]:
-    """Delete the oldest complete checkpoints beyond `keep`; the newest is never deleted."""
-    complete = [p for p in _by_step(checkpoints) if check_complete(p) is None]
-    doomed = complete[max(1, keep) :]
+    """Delete the oldest complete checkpoints beyond `keep`, and incomplete ones older than the
+    newest complete one (a rotation cut short by a kill: nothing can resume from them, and they
+    would hold their space for good); the newest complete one is never deleted."""
+    found = _by_step(checkpoints)
+    complete = [p for p in found if check_complete(p) is None]
+    if not complete:
+        return []
+    broken = [p for p in found if p not in complete and step_of(p) < step_of(complete[0])]
+    doomed = complete[max(1, keep) :] + broken
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
