@@ -280,9 +280,11 @@ class RunDirectory:
                 break
             consumed += len(raw)
             try:
-                events.append(json.loads(raw))
+                event = json.loads(raw)
             except ValueError:
                 continue
+            if isinstance(event, dict):  # a damaged line may still parse: as a list, a number
+                events.append(event)
         return events, offset + consumed
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
