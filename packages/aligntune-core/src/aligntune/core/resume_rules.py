@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 RESUME_MAY_CHANGE = (
+    "backend",
     "name",
     "output",
     "training.logging_steps",
@@ -20,7 +21,8 @@ RESUME_MAY_CHANGE = (
     "training.report_to",
 )
 """Recipe fields (and sections) an attempt may change when it resumes: they decide where the run
-is, what it logs and which checkpoints it keeps, never what it trains."""
+is, what it logs and which checkpoints it keeps, never what it trains (`backend` asks for one:
+the backend a run trained with is compared on its own, from the manifest)."""
 
 _ABSENT = "(not set)"
 
