@@ -81,12 +81,13 @@ def test_a_run_stopped_at_its_last_step_resumes_without_training_past_it(
     # 6 steps of 4 per epoch: the last checkpoint is mid-epoch; a constant rate moves every step.
     training = {"max_steps": 6, "save_steps": 3, "batch_size": 8, "lr_scheduler": "constant"}
     recipe = tiny_recipe("sft", training=training)
-    make_run(recipe, tmp_path / "straight").train()
+    straight = make_run(recipe, tmp_path / "straight").train()
     interrupted = _interrupted_run(recipe, tmp_path / "resumed", step=6)
     assert interrupted.checkpoint == "checkpoints/checkpoint-6"
 
     metrics = make_run(recipe, tmp_path / "resumed").train()
     assert metrics["global_step"] == 6
+    assert metrics["loss"] == straight["loss"]  # the last step's, logged before the stop
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("checkpoint-*")) == [
         "checkpoint-3",
         "checkpoint-6",

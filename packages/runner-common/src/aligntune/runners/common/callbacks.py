@@ -46,6 +46,13 @@ def renamed(logs: dict[str, Any], algorithm: str) -> dict[str, Any]:
     return {renames.get(key, key): value for key, value in logs.items()}
 
 
+def last_logged(run_dir: RunDirectory) -> dict[str, Any]:
+    """The metrics of the run's last `log` event (an earlier attempt's, when resuming)."""
+    logs = [e for e in run_dir.iter_events() if e.get("event") == "log"]
+    skip = ("event", "time", "step", "total")
+    return {k: v for k, v in logs[-1].items() if k not in skip} if logs else {}
+
+
 class TrainedToTheEnd(Exception):
     """Raised before the first step of an attempt that resumed at the run's last step: there is
     nothing left to train (`RunDirectoryCallback.on_step_begin`)."""
@@ -82,6 +89,8 @@ class RunDirectoryCallback(TrainerCallback):
         config = getattr(kwargs.get("model"), "config", None)
         self.watch.begin(state.global_step, getattr(config, "vocab_size", None))
         self.began = time.time()
+        if state.global_step:  # resumed: the run's metrics so far, until this attempt logs
+            self.last_logs = last_logged(self.run_dir)
         self.run_dir.append_event(
             "start",
             total_steps=state.max_steps,
