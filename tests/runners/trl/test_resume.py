@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -248,6 +249,37 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_error_and_the_run_resumes(
     start = [e for e in read_events(run_dir) if e["event"] == "start"][-1]
     assert start["resumed_from"] == "checkpoint-2"
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+def test_a_full_disk_while_writing_final_names_it_and_the_run_resumes_to_publish_it(
+    tiny_recipe: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer's save of final/ fails as it does on a full disk, after writing part of it."""
+    from transformers import Trainer
+
+    real_save = Trainer.save_model
+
+    def full_disk(self: Any, output_dir: str | None = None, **kwargs: Any) -> None:
+        if not str(output_dir).endswith(".final.tmp"):  # checkpoints are saved the same way
+            return real_save(self, output_dir, **kwargs)
+        Path(str(output_dir)).mkdir(parents=True, exist_ok=True)
+        (Path(str(output_dir)) / "adapter_model.safetensors").write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    recipe = tiny_recipe("sft", **LORA_SFT)
+    run_dir = tmp_path / "run"
+    run = make_run(recipe, run_dir)
+    monkeypatch.setattr(Trainer, "save_model", full_disk)
+    with pytest.raises(RunDirectoryError) as full:
+        run.train()
+    assert str(full.value) == f"cannot write {run_dir}/final: No space left on device"
+    assert not (run_dir / ".final.tmp").exists() and not (run_dir / "final").exists()
+    monkeypatch.undo()
+
+    make_run(recipe, run_dir).train()  # resumes at the last checkpoint, trains nothing more
+    start = [e for e in read_events(run_dir) if e["event"] == "start"][-1]
+    assert start["resumed_from"] == "checkpoint-4"
+    assert (run_dir / "final" / "adapter_model.safetensors").stat().st_size > 1000
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_143(

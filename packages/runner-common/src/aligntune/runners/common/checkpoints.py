@@ -189,19 +189,24 @@ FULL_DISK_FREE_BYTES = 16 << 20
 while writing a checkpoint as `RuntimeError: ... unexpected pos`, without the errno)."""
 
 
+def abandon_write(folder: Path, target: Path, exc: BaseException) -> BaseException:
+    """After a failure while `folder` (a save on its way to `target`) was written: remove it (it
+    may be what filled the disk, and the run's end must still be recorded), and when the disk is
+    full say so, naming `target`, instead of the writer's own error. Else `exc` itself."""
+    full = shutil.disk_usage(folder.parent).free < FULL_DISK_FREE_BYTES  # before freeing it
+    shutil.rmtree(folder, ignore_errors=True)
+    if not full and not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return exc
+    return disk_error(target, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
 def abandon_save(checkpoints: Path, exc: BaseException) -> BaseException:
-    """After a failure during training: remove a save the trainer had begun in staging (it may
-    be what filled the disk, and the run's end must still be recorded), and when the disk is full
-    say so, naming the checkpoint, instead of the writer's own error. Else `exc` itself."""
+    """After a failure during training: `abandon_write` for a save the trainer had begun in
+    staging, if any (the error then names its checkpoint). Else `exc` itself."""
     begun = sorted(staging_dir(checkpoints).glob("checkpoint-*"))
     if not begun:
         return exc
-    full = shutil.disk_usage(checkpoints).free < FULL_DISK_FREE_BYTES  # before freeing it
-    clear_staging(checkpoints)
-    if not full and not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
-        return exc
-    no_space = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    return disk_error(checkpoints / begun[-1].name, no_space)
+    return abandon_write(staging_dir(checkpoints), checkpoints / begun[-1].name, exc)
 
 
 def clear_staging(checkpoints: Path) -> None:

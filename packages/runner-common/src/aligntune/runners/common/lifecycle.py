@@ -196,8 +196,16 @@ def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any, recipe: R
         trainer.save_model(str(scratch))  # FSDP gathers from every rank; rank 0 writes
         return run_dir.final
     shutil.rmtree(scratch, ignore_errors=True)
-    save_model(trainer, tokenizer, scratch, recipe, run_dir.root)
-    checkpoints.make_durable(scratch)  # a run recorded as finished keeps its model through a crash
+    try:
+        save_model(trainer, tokenizer, scratch, recipe, run_dir.root)
+        checkpoints.make_durable(
+            scratch
+        )  # a run recorded as finished keeps its model through a crash
+    except BaseException as exc:
+        error = checkpoints.abandon_write(scratch, run_dir.final, exc)
+        if error is exc:
+            raise
+        raise error from exc
     if run_dir.final.exists():
         shutil.rmtree(run_dir.final)
     scratch.rename(run_dir.final)
