@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -227,7 +226,8 @@ class Run:
                     self._trainer.train()
                 else:
                     # PPOTrainer.train() takes no resume argument at all (can_resume is False).
-                    with suppress(TrainedToTheEnd):  # the checkpoint's weights are loaded
+                    # TrainedToTheEnd: nothing left to train; the checkpoint's weights are loaded.
+                    with contextlib.suppress(TrainedToTheEnd):
                         self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
                 self._evaluate_at_end()
         except RunInterrupted as exc:
