@@ -100,6 +100,29 @@ def test_sigterm_while_the_container_is_created_is_not_lost(
     assert code == 143 and fake.signals == ["TERM"]
 
 
+class StoppedAfterFinishing(FakeRun):
+    """A runner that had published final/ and recorded "finished" when Ctrl-C reached it while
+    it wrote its samples and report (it then exits 130)."""
+
+    def poll(self) -> int | None:
+        code = super().poll()
+        return None if code is None else 130
+
+
+def test_ctrl_c_after_the_run_finished_reports_it_finished(
+    tmp_path: Path, launcher: Launcher
+) -> None:
+    def ctrl_c() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    launcher.next_run = StoppedAfterFinishing(tmp_path / "run", 0, on_first_poll=ctrl_c)
+    code, out, err = launcher.run(str(TINY / "sft.yaml"), "-o", str(tmp_path / "run"))
+    assert code == 0, err
+    assert "the run had finished when it was stopped; its model is complete" in err
+    assert "finished" in out and f"model: {tmp_path / 'run' / 'final'}" in out
+    assert "interrupted" not in err and "resume with" not in err
+
+
 def test_second_ctrl_c_kills(tmp_path: Path, launcher: Launcher) -> None:
     def twice() -> None:
         os.kill(os.getpid(), signal.SIGINT)

@@ -147,6 +147,23 @@ def test_summary_counts_attempts_time_throughput_memory_and_best_values(tmp_path
     assert lines[4] == "reward: first 0.1, last 1.2, best 1.2 at step 12"
 
 
+def test_a_run_whose_end_event_was_cut_off_reports_its_status_json(tmp_path: Path) -> None:
+    run_dir = write_events(tmp_path / "run", grpo_events()[:-1])
+    with run_dir.events.open("a") as handle:
+        handle.write('{"event": "end", "time": 130.0, "status": "fin')  # killed mid-line
+    assert summarize(run_dir)["status"] == "running"  # nothing says otherwise
+    run_dir.set_status("finished", step=12)
+    assert summarize(run_dir)["status"] == "finished"
+
+
+def test_lines_of_events_jsonl_that_are_not_events_are_passed_over(tmp_path: Path) -> None:
+    run_dir = write_events(tmp_path / "run", grpo_events())
+    with run_dir.events.open("a") as handle:
+        handle.write('[1, 2]\n7\n"text"\nnull\n')  # damaged lines that still parse as JSON
+    write_report(run_dir.root)
+    assert summarize(run_dir)["status"] == "finished" and summarize(run_dir)["steps"] == 12
+
+
 def test_a_diverged_run_names_its_best_finite_value_never_nan(tmp_path: Path) -> None:
     losses = [float("nan"), 2.0, 1.5, float("inf"), float("nan")]
     events = [{"event": "start", "time": 0.0, "step": 0, "algorithm": "sft", "backend": "trl"}]

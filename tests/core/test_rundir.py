@@ -91,6 +91,37 @@ def test_a_stale_running_status_becomes_interrupted_at_the_last_checkpoint(tmp_p
     assert run_dir.reconcile() is None  # nothing stale any more
 
 
+@pytest.mark.parametrize("holding", [False, True], ids=["one event", "held open"])
+def test_an_event_after_a_line_cut_short_is_a_line_of_its_own(
+    holding: bool, tmp_path: Path
+) -> None:
+    # A runner killed (or out of disk) mid-line leaves events.jsonl without its last newline.
+    run_dir = _checkpointed(tmp_path)
+    with run_dir.events.open("a", encoding="utf-8") as handle:
+        handle.write('{"event": "log", "step": 5, "lo')
+    if holding:
+        with run_dir.holding_events():
+            run_dir.append_event("log", step=5, loss=1.0)
+    status = run_dir.reconcile()
+    assert status is not None and status["status"] == "interrupted"
+    events = list(run_dir.iter_events())
+    assert [e["event"] for e in events] == ["checkpoint", "checkpoint", *["log"] * holding, "end"]
+    assert events[-1]["reconciled"]
+
+
+def test_a_damaged_status_is_reconciled_and_other_damaged_files_are_named(tmp_path: Path) -> None:
+    # A run directory copied with its files cut short (a full disk, an interrupted copy).
+    run_dir = _checkpointed(tmp_path)
+    run_dir.status.write_text('{"status": "runn')
+    status = run_dir.reconcile()
+    assert status is not None and status["status"] == "interrupted" and status["step"] == 4
+    run_dir.manifest.write_text("")
+    with pytest.raises(RunDirectoryError) as damaged:
+        run_dir.read_json(run_dir.manifest)
+    assert str(damaged.value).startswith(f"{run_dir.manifest} is damaged: Expecting value")
+    assert damaged.value.exit_code == ExitCode.USER_INPUT and "--restart" in str(damaged.value.hint)
+
+
 def test_a_stale_running_status_without_checkpoint_becomes_failed(tmp_path: Path) -> None:
     run_dir = RunDirectory(tmp_path / "run")
     run_dir.set_status("running", step=0)

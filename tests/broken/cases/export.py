@@ -74,6 +74,18 @@ CASES = [
         commands=(EXPORT,),
     ),
     Case(
+        "export-a-run-whose-status-was-cut-short",
+        {**run_files(), "run/status.json": '{"status": "fini'},
+        r"^error: {dir}/run/status.json is damaged: Unterminated string .*\nhint: restore it",
+        commands=(EXPORT, (*EXPORT, "--runtime", "local")),
+    ),
+    Case(
+        "export-a-run-whose-saved-recipe-was-cut-short",
+        {**run_files(), "run/recipe.resolved.yaml": "model: {name_or_path: [x\n"},
+        r"^error: {dir}/run/recipe.resolved.yaml cannot be read: while parsing a flow sequence",
+        commands=(EXPORT,),
+    ),
+    Case(
         "export-over-an-existing-folder",
         {**run_files(), "run-merged/model.safetensors": b"\x00" * 8},
         r"error: ({dir}/)?run-merged already exists; an export never writes over a folder",

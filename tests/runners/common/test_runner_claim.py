@@ -143,7 +143,7 @@ def test_restart_removes_only_what_aligntune_wrote(tmp_path: Path) -> None:
     (run_dir.checkpoints / "checkpoint-3").mkdir(parents=True)
     (run_dir.final).mkdir()
     run_dir.log.write_text("the earlier attempts' output\n")
-    lifecycle.inspect(run_dir, {}, "trl", "restart", can_resume=True)
+    lifecycle.inspect(run_dir, {}, "trl", "restart", can_resume=True, inputs={})
     assert sorted(p.name for p in run_dir.root.iterdir()) == [MARKER, "container.log", "notes.md"]
 
 

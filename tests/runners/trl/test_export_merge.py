@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +349,45 @@ def test_an_adapter_for_another_model_is_refused_before_anything_is_written(
     with pytest.raises(ModelError, match=r"the adapter changes 1 weight\(s\) the base .* does not"):
         merge.merge_shards(base, runs["lora"] / "final", tmp_path / "out", "float32")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def processes_naming(text: str) -> list[int]:
+    """The pids of live processes whose command line holds `text`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_export_stopped_by_a_signal_leaves_no_folder_and_no_runner(
+    runs: dict[str, Path], signum: int, tmp_path: Path
+) -> None:
+    run = runs["lora"]
+    before = tree_snapshot(run)
+    command = [sys.executable, "-m", "aligntune.cli.main", "export", str(run), "--runtime"]
+    launcher = subprocess.Popen(
+        [*command, "local", "--output", str(tmp_path / "stopped")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not any(p.is_file() for p in tmp_path.glob(".stopped.*.partial/*")):
+        assert launcher.poll() is None and time.time() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    staging = next(tmp_path.glob(".stopped.*.partial")).name
+    launcher.send_signal(signum)  # while the runner writes and checks the export
+    _, err = launcher.communicate(timeout=60)
+    while processes_naming(staging) and time.time() < deadline:
+        time.sleep(0.2)
+
+    assert processes_naming(staging) == []  # the runner ended with its launcher
+    assert list(tmp_path.iterdir()) == [] and tree_snapshot(run) == before
+    if signum == signal.SIGTERM:
+        assert launcher.returncode == 143
+        assert "error: stopped by SIGTERM; the export wrote nothing" in err

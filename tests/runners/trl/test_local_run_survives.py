@@ -113,7 +113,8 @@ def test_a_changed_recipe_against_a_finished_run_changes_nothing(
     second = launch(recipe, run_dir)
     _, err = second.communicate(timeout=300)
     assert second.returncode == 1, err
-    assert "holds a different run: its recipe (recipe.resolved.yaml) differs" in err
+    assert "holds a different run: this recipe changes what it trains" in err
+    assert "training.learning_rate: was 0.005, now 0.0005" in err
     assert "nothing was changed" in err and "Traceback" not in err
     assert files() == before
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,33 @@ def test_importing_the_runner_never_imports_unsloth() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "clean"
+
+
+def test_a_config_keeps_the_fields_the_call_leaves_out(
+    tiny_recipe: Callable[..., Path], tiny_dir: Path, tmp_path: Path
+) -> None:
+    config = tiny_recipe("sft", output={"dir": str(tmp_path / "configured")})
+    trainer = create_sft_trainer(
+        model_name=str(tiny_dir / "model"),
+        dataset_name=str(tiny_dir / "data" / "sft.jsonl"),
+        config=config,
+        learning_rate=1e-3,
+    )
+    recipe = trainer.recipe
+    # The config's values, not the signature's defaults (batch_size=4, max_seq_length=512, ...).
+    assert recipe.training.batch_size == 8 and recipe.training.max_steps == 30
+    assert recipe.training.epochs == 1.0 and recipe.data.max_length == 64
+    assert trainer.run_dir.root == tmp_path / "configured"
+    assert recipe.training.learning_rate == 1e-3  # what the call passed wins
+
+
+def test_without_a_config_the_signature_defaults_apply(tiny_dir: Path, tmp_path: Path) -> None:
+    trainer = create_sft_trainer(
+        model_name=str(tiny_dir / "model"),
+        dataset_name=str(tiny_dir / "data" / "sft.jsonl"),
+        backend="trl",
+        output_dir=str(tmp_path / "out"),
+    )
+    recipe = trainer.recipe
+    assert (recipe.training.epochs, recipe.training.batch_size) == (3, 4)
+    assert recipe.data.max_length == 512 and recipe.training.learning_rate == 2e-4

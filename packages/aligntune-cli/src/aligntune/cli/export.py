@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Literal
 
 import typer
@@ -24,6 +28,7 @@ import typer
 from aligntune.cli import launch
 from aligntune.cli.container import CUDA_ULIMITS, PASSTHROUGH_ENV, ContainerSpec, GpuRequest
 from aligntune.cli.container_user import ContainerUser, cache_for
+from aligntune.cli.local_run import stop_when_parent_dies
 from aligntune.cli.mounts import (
     CONTAINER_ROOT,
     HF_CACHE_MOUNT,
@@ -199,13 +204,46 @@ def check_runner(source: ExportSource) -> None:
         )
 
 
+RUNNER_STOP_S = 10.0
+"""How long a stopped export's runner may take to end before it is killed."""
+
+
 def run_here(source: ExportSource, fmt: ExportFormat, staging: Path) -> int:
-    """The runner installed in this Python environment, as a child process."""
+    """The runner installed in this Python environment, as a child process that ends with the
+    launcher, however the launcher ends (else it would write on into a folder nobody keeps)."""
     backend = get_backend(source.backend)
     argv = [sys.executable, "-m", backend.runner_module, "export", str(source.run_dir)]
     argv += ["--output", str(staging), *runner_arguments(source, fmt)]
     # PYTHONSAFEPATH: a stray `copy.py` in the current folder must not shadow the stdlib.
-    return subprocess.call(argv, env={**os.environ, "PYTHONSAFEPATH": "1"})
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    process = subprocess.Popen(argv, env=env, preexec_fn=stop_when_parent_dies(os.getpid()))
+    try:
+        return process.wait()
+    except BaseException:
+        process.terminate()
+        try:
+            process.wait(timeout=RUNNER_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
+
+
+@contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (`kill`, a closing session) stops an export as Ctrl-C does: the runner is stopped
+    and the hidden folder removed, exit 143. Python's default would end the launcher at once and
+    leave both behind."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        typer.echo("error: stopped by SIGTERM; the export wrote nothing", err=True)
+        raise SystemExit(ExitCode.INTERRUPTED_SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_staging(target: Path) -> Path:

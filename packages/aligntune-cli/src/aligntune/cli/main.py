@@ -235,7 +235,7 @@ def export(
     user: UserOpt = None,
 ) -> None:
     """Write a finished run's model into a new folder (merged or adapter), checked."""
-    from aligntune.cli.export import ExportOptions, export_run
+    from aligntune.cli.export import ExportOptions, export_run, stopped_by_sigterm
 
     options = ExportOptions(
         run_dir=run_dir,
@@ -244,7 +244,9 @@ def export(
         runtime="local" if _runtime(runtime) == "local" else "docker",
         user=user,
     )
-    raise typer.Exit(export_run(options))
+    with stopped_by_sigterm():
+        code = export_run(options)
+    raise typer.Exit(code)
 
 
 def _runtime(value: str) -> str:

@@ -45,6 +45,10 @@ def report(outcome: Outcome, run_dir: RunDirectory, resume: str, recipe: Path) -
     code = outcome.code
     if code == ExitCode.OK:
         return finished(status, end, run_dir, recipe, outcome.took)
+    if status.get("status") == "finished" and (code > 128 or outcome.signum is not None):
+        # Stopped or killed while it wrote its samples or report: final/ was already published.
+        typer.echo("the run had finished when it was stopped; its model is complete", err=True)
+        return finished(status, end, run_dir, recipe, outcome.took)
     if code in INTERRUPTED or outcome.signum is not None:
         interrupted(status, end, resume)
         show_report(run_dir, err=True)

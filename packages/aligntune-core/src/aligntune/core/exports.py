@@ -121,7 +121,12 @@ def read_source(run_root: Path) -> ExportSource:
             hint="export needs final/; train with output.save_final: true",
         )
     plan = _read_json(run.plan)
-    recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8")) if run.recipe.is_file() else {}
+    try:
+        recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        recipe = {}
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise UserInputError(f"{run.recipe} cannot be read: {exc}") from None
     settings = _read_json(run.trainer_settings)
     model = (recipe or {}).get("model") or {}
     reference = model.get("name_or_path")

@@ -163,7 +163,9 @@ def summarize(run_dir: RunDirectory) -> dict[str, Any]:
     manifest = run_dir.read_json(run_dir.manifest) or {}
     plan = run_dir.read_json(run_dir.plan) or {}
     return {
-        "status": end.get("status", "running" if split else "not started"),
+        # status.json when the end event is lost (events.jsonl cut short by a kill or full disk).
+        "status": end.get("status")
+        or (run_dir.read_status() or {}).get("status", "running" if split else "not started"),
         "algorithm": starts[-1].get("algorithm") if starts else plan.get("algorithm"),
         "backend": starts[-1].get("backend") if starts else plan.get("backend"),
         "device": plan.get("device"),

@@ -206,11 +206,18 @@ class RunDirectory:
         write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
     def read_json(self, path: Path) -> Any:
-        """Read one of the run directory's JSON files; None when it does not exist."""
+        """Read one of the run directory's JSON files; None when it does not exist, a
+        `RunDirectoryError` naming it when it cannot be read or is not JSON (a damaged copy)."""
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except (OSError, ValueError) as exc:
+            raise RunDirectoryError(
+                f"{path} is damaged: {exc}",
+                hint="restore it from where the run directory came from, or start over: "
+                "--restart, or another --output",
+            ) from None
 
     def write_recipe(self, data: dict[str, Any]) -> None:
         """Save the resolved recipe (every default spelled out, paths as the runner sees them)."""
@@ -226,11 +233,23 @@ class RunDirectory:
                 held.write(line)
                 held.flush()
                 return event
-            self.root.mkdir(parents=True, exist_ok=True)
-            with self.events.open("a", encoding="utf-8") as handle:
+            with self._open_events() as handle:
                 handle.write(line)
                 handle.flush()
         return event
+
+    def _open_events(self) -> TextIO:
+        """events.jsonl opened to append. A last line cut short (its writer killed or out of
+        disk mid-line) is ended first, so the next event is a line of its own, not glued to the
+        broken one and lost with it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = self.events.open("a", encoding="utf-8")
+        if handle.tell() > 0:
+            with self.events.open("rb") as raw:
+                raw.seek(-1, os.SEEK_END)
+                if raw.read(1) != b"\n":
+                    handle.write("\n")
+        return handle
 
     @contextmanager
     def holding_events(self) -> Iterator[None]:
@@ -238,8 +257,7 @@ class RunDirectory:
         event is still flushed as it is written, so the launcher shows it at once and a killed
         process loses none, without opening, creating and closing the file for each one."""
         with disk_errors(self.events):
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle = self.events.open("a", encoding="utf-8")
+            handle = self._open_events()
         self._events_file.handle = handle
         try:
             yield
@@ -262,9 +280,11 @@ class RunDirectory:
                 break
             consumed += len(raw)
             try:
-                events.append(json.loads(raw))
+                event = json.loads(raw)
             except ValueError:
                 continue
+            if isinstance(event, dict):  # a damaged line may still parse: as a list, a number
+                events.append(event)
         return events, offset + consumed
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
@@ -288,7 +308,10 @@ class RunDirectory:
         """Record the end of a run whose runner died without saying so (status left "running"):
         interrupted at its last good checkpoint, else failed. Only while holding the run lock,
         so a live runner is never overruled; the new status, or None when nothing was stale."""
-        status = self.read_status()
+        try:
+            status = self.read_status()
+        except RunDirectoryError:  # damaged (a copy cut short): its run's end is unknown too
+            status = {"status": "running"}
         if not status or status.get("status") != "running":
             return None
         why = "the runner ended without recording it (killed, or its machine stopped)"

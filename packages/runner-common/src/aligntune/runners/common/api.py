@@ -12,12 +12,14 @@ Users import it by the original AlignTune path, which forwards here:
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, ParamSpec, TypeVar, get_args
 
 from aligntune.core.algorithm_sections import ALGORITHM_SECTIONS, SFTAlgorithm, algorithm_names
 from aligntune.core.algorithms import ALGORITHMS
@@ -103,10 +105,31 @@ ARGUMENT_FIELDS: dict[str, str] = {
 """The named arguments of create_*_trainer and the recipe field each one sets."""
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _config_keeps_its_values(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """With `config=`, a named argument the caller left out keeps the config's value: the
+    signature's defaults (the original AlignTune's) fill in only a call without a config."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        bound = signature.bind(*args, **kwargs)
+        if bound.arguments.get("config") is not None:
+            for name in ARGUMENT_FIELDS.keys() - bound.arguments.keys():
+                bound.arguments[name] = None
+        return function(*bound.args, **bound.kwargs)
+
+    return call
+
+
 def _argument_fields(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Recipe field -> value for the named arguments of a create_*_trainer call."""
+    """Recipe field -> value for the named arguments of a create_*_trainer call (None: unset)."""
     fields = {ARGUMENT_FIELDS[k]: v for k, v in arguments.items() if k in ARGUMENT_FIELDS}
-    fields["backend"] = BackendType(fields["backend"]).value
+    if fields["backend"] is not None:
+        fields["backend"] = BackendType(fields["backend"]).value
     return fields
 
 
@@ -179,6 +202,7 @@ def create_trainer_from_recipe(
     return runner.create_trainer(recipe, plan, reward_callables=reward_callables)
 
 
+@_config_keeps_its_values
 def create_sft_trainer(
     model_name: str,
     dataset_name: str,
@@ -194,13 +218,15 @@ def create_sft_trainer(
     config: str | Path | Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A supervised fine-tuning trainer; keyword arguments map onto recipe fields."""
+    """A supervised fine-tuning trainer; keyword arguments map onto recipe fields (and override
+    `config`'s, which keeps every field the call leaves out)."""
     given = _argument_fields(locals())
     tree, base_dir = _base_tree(config)
     recipe = _recipe_from_call(SFT_NAME, tree, base_dir, given, kwargs)
     return create_trainer_from_recipe(recipe)
 
 
+@_config_keeps_its_values
 def create_rl_trainer(
     model_name: str,
     dataset_name: str,

@@ -46,6 +46,18 @@ def renamed(logs: dict[str, Any], algorithm: str) -> dict[str, Any]:
     return {renames.get(key, key): value for key, value in logs.items()}
 
 
+def last_logged(run_dir: RunDirectory) -> dict[str, Any]:
+    """The metrics of the run's last `log` event (an earlier attempt's, when resuming)."""
+    logs = [e for e in run_dir.iter_events() if e.get("event") == "log"]
+    skip = ("event", "time", "step", "total")
+    return {k: v for k, v in logs[-1].items() if k not in skip} if logs else {}
+
+
+class TrainedToTheEnd(Exception):
+    """Raised before the first step of an attempt that resumed at the run's last step: there is
+    nothing left to train (`RunDirectoryCallback.on_step_begin`)."""
+
+
 class RunDirectoryCallback(TrainerCallback):
     """Events, atomic checkpoints, the divergence rules and graceful interruption."""
 
@@ -77,6 +89,8 @@ class RunDirectoryCallback(TrainerCallback):
         config = getattr(kwargs.get("model"), "config", None)
         self.watch.begin(state.global_step, getattr(config, "vocab_size", None))
         self.began = time.time()
+        if state.global_step:  # resumed: the run's metrics so far, until this attempt logs
+            self.last_logs = last_logged(self.run_dir)
         self.run_dir.append_event(
             "start",
             total_steps=state.max_steps,
@@ -84,6 +98,13 @@ class RunDirectoryCallback(TrainerCallback):
             **self.start_fields,
             **distributed.start_fields(kwargs.get("train_dataloader")),
         )
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Stop an attempt that resumed from the checkpoint of the last step (a run stopped or
+        killed after it) before it trains: transformers compares the step with max_steps only
+        after a step, so mid-epoch it would train one step past the end."""
+        if 0 < state.max_steps <= state.global_step:
+            raise TrainedToTheEnd
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """After a step: announce the attempt's first one; if a stop was requested, make the

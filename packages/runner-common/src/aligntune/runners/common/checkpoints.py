@@ -12,6 +12,7 @@ steps need none of it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from aligntune.core.rundir import write_atomic
+from aligntune.core.rundir import disk_error, write_atomic
 
 MARKER = "aligntune_checkpoint.json"
 LATEST = "LATEST"
@@ -169,12 +170,43 @@ def newest_complete(checkpoints: Path) -> tuple[Path | None, list[Skipped]]:
 
 
 def rotate(checkpoints: Path, keep: int) -> list[Path]:
-    """Delete the oldest complete checkpoints beyond `keep`; the newest is never deleted."""
-    complete = [p for p in _by_step(checkpoints) if check_complete(p) is None]
-    doomed = complete[max(1, keep) :]
+    """Delete the oldest complete checkpoints beyond `keep`, and incomplete ones older than the
+    newest complete one (a rotation cut short by a kill: nothing can resume from them, and they
+    would hold their space for good); the newest complete one is never deleted."""
+    found = _by_step(checkpoints)
+    complete = [p for p in found if check_complete(p) is None]
+    if not complete:
+        return []
+    broken = [p for p in found if p not in complete and step_of(p) < step_of(complete[0])]
+    doomed = complete[max(1, keep) :] + broken
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
+
+
+FULL_DISK_FREE_BYTES = 16 << 20
+"""Free space below which a save that failed is taken for a full disk (torch reports ENOSPC
+while writing a checkpoint as `RuntimeError: ... unexpected pos`, without the errno)."""
+
+
+def abandon_write(folder: Path, target: Path, exc: BaseException) -> BaseException:
+    """After a failure while `folder` (a save on its way to `target`) was written: remove it (it
+    may be what filled the disk, and the run's end must still be recorded), and when the disk is
+    full say so, naming `target`, instead of the writer's own error. Else `exc` itself."""
+    full = shutil.disk_usage(folder.parent).free < FULL_DISK_FREE_BYTES  # before freeing it
+    shutil.rmtree(folder, ignore_errors=True)
+    if not full and not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return exc
+    return disk_error(target, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
+def abandon_save(checkpoints: Path, exc: BaseException) -> BaseException:
+    """After a failure during training: `abandon_write` for a save the trainer had begun in
+    staging, if any (the error then names its checkpoint). Else `exc` itself."""
+    begun = sorted(staging_dir(checkpoints).glob("checkpoint-*"))
+    if not begun:
+        return exc
+    return abandon_write(staging_dir(checkpoints), checkpoints / begun[-1].name, exc)
 
 
 def clear_staging(checkpoints: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -253,6 +254,9 @@ def export(backend: Backend, args: argparse.Namespace) -> int:
         run_name=args.run_name or str(source.run_dir),
         output=output,
     )
+    # SIGTERM (docker stop; the local launcher ending) unwinds like Ctrl-C: written_whole then
+    # removes what was written instead of leaving half an export behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     run_export(job, backend.name)
     print(f"aligntune: wrote the {fmt} export")
     return ExitCode.OK

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -217,7 +217,7 @@ def record(job: ExportJob, result: CheckResult, changed: int | None, backend: st
 def written_whole(output: Path) -> Iterator[Path]:
     """The folder to write `output` in: a hidden sibling renamed to `output` once complete, or
     `output` itself when it is an empty folder already (the launcher's staging folder, which the
-    launcher renames). On any failure everything written is removed, with the folder made here."""
+    launcher renames). On any failure everything written is removed, and the folder with it."""
     staged = not output.exists()
     folder = output.with_name(f".{output.name}.{os.getpid()}.partial") if staged else output
     try:
@@ -239,6 +239,9 @@ def written_whole(output: Path) -> Iterator[Path]:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+            # The launcher removes it too, unless it was killed; a mount point stays (EBUSY).
+            with suppress(OSError):
+                folder.rmdir()
         raise
 
 

@@ -15,11 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import yaml
+
 from aligntune.core.errors import DEBUG_ENV, ExitCode, UserInputError
 from aligntune.core.paths import renamed_paths
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.report import REPORT_OUTPUTS
+from aligntune.core.resume_rules import recipe_changes
 from aligntune.core.rundir import REFUSED, RunDirectory, handed_plan, write_atomic
 from aligntune.core.runlock import RunLock, holder_record
 from aligntune.core.topology import NODE_RANK
@@ -64,15 +67,28 @@ def has_previous_run(run_dir: RunDirectory) -> bool:
 
 
 def _refusal(
-    run_dir: RunDirectory, manifest: dict[str, Any] | None, resolved: dict[str, Any], backend: str
+    run_dir: RunDirectory,
+    manifest: dict[str, Any] | None,
+    resolved: dict[str, Any],
+    backend: str,
+    inputs: Mapping[str, str],
 ) -> str | None:
     if manifest is None:
         return None
     if manifest.get("backend") != backend:
         return f"it was trained with backend {manifest.get('backend')!r}, this is {backend!r}"
-    if manifest.get("recipe_sha256") != recipe_fingerprint(resolved, backend):
-        return f"its recipe ({run_dir.recipe.name}) differs from this one"
-    return None
+    try:
+        previous = yaml.safe_load(run_dir.recipe.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if not isinstance(previous, dict):
+        if manifest.get("recipe_sha256") == recipe_fingerprint(resolved, backend):
+            return None
+        return f"its recipe differs from this one ({run_dir.recipe.name} is unreadable)"
+    changes = recipe_changes(previous, resolved, manifest.get("inputs"), inputs)
+    if not changes:
+        return None
+    return "this recipe changes what it trains:\n" + "\n".join(f"  {c}" for c in changes)
 
 
 def claim_directory(run_dir: RunDirectory, mode: Mode) -> None:
@@ -83,7 +99,12 @@ def claim_directory(run_dir: RunDirectory, mode: Mode) -> None:
 
 
 def inspect(
-    run_dir: RunDirectory, resolved: dict[str, Any], backend: str, mode: Mode, can_resume: bool
+    run_dir: RunDirectory,
+    resolved: dict[str, Any],
+    backend: str,
+    mode: Mode,
+    can_resume: bool,
+    inputs: Mapping[str, str],
 ) -> Attempt:
     """Decide how this attempt starts; refuse to mix two different runs in one directory, or to
     write into (or clear) a folder aligntune did not make."""
@@ -96,11 +117,12 @@ def inspect(
             raise UserInputError(f"--resume: {run_dir.root} holds no earlier run to resume")
         return Attempt()
     manifest = run_dir.read_json(run_dir.manifest)
-    refusal = _refusal(run_dir, manifest, resolved, backend)
+    refusal = _refusal(run_dir, manifest, resolved, backend, inputs)
     if refusal:
         raise ResumeRefused(
             f"{run_dir.root} holds a different run: {refusal}",
-            hint="use another --output, or --restart to start this directory over",
+            hint=f"resume with the recipe it began with ({run_dir.recipe.name} there), use "
+            "another --output, or --restart to start this directory over",
         )
     status = run_dir.read_status() or {}
     if status.get("status") == "finished":
@@ -174,8 +196,16 @@ def publish_final(run_dir: RunDirectory, trainer: Any, tokenizer: Any, recipe: R
         trainer.save_model(str(scratch))  # FSDP gathers from every rank; rank 0 writes
         return run_dir.final
     shutil.rmtree(scratch, ignore_errors=True)
-    save_model(trainer, tokenizer, scratch, recipe, run_dir.root)
-    checkpoints.make_durable(scratch)  # a run recorded as finished keeps its model through a crash
+    try:
+        save_model(trainer, tokenizer, scratch, recipe, run_dir.root)
+        checkpoints.make_durable(
+            scratch
+        )  # a run recorded as finished keeps its model through a crash
+    except BaseException as exc:
+        error = checkpoints.abandon_write(scratch, run_dir.final, exc)
+        if error is exc:
+            raise
+        raise error from exc
     if run_dir.final.exists():
         shutil.rmtree(run_dir.final)
     scratch.rename(run_dir.final)

@@ -47,6 +47,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def content_digest(path: Path) -> str:
+    """What a local input holds, for telling a moved input from a changed one: a file's sha256;
+    for a folder (a model), the sha256 of each file's relative name and size (its weights are
+    not read again)."""
+    if path.is_file():
+        return f"sha256:{file_sha256(path)}"
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}\0{file.stat().st_size}\n".encode())
+    return f"files:{digest.hexdigest()}"
+
+
+def input_digests(recipe: Recipe) -> dict[str, str]:
+    """Each local input's field (`data.train.path`) -> `content_digest` of what it names."""
+    return {field: content_digest(path) for field, path in recipe.local_references().items()}
+
+
 def _source_fingerprint(field: str, source: DataSource, base_dir: Path) -> dict[str, Any]:
     path = local_path(source.path, base_dir)
     if path is not None:
@@ -104,6 +121,7 @@ def build_manifest(
         "packages": package_versions(runner_packages),
         "image_id": os.environ.get("ALIGNTUNE_IMAGE_ID"),
         "data": data_fingerprint(recipe),
+        "inputs": input_digests(recipe),
         "host": host_info(),
         "resumes": [],
     }

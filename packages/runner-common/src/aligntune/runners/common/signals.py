@@ -27,6 +27,11 @@ class InterruptRequest:
         """Whether a stop was asked for."""
         return self.signum is not None
 
+    def clear(self) -> None:
+        """Forget an earlier request (a new attempt starts)."""
+        self.signum = None
+        self.requested_at = 0.0
+
     def request(self, signum: int) -> None:
         """Ask the run to stop after this step (what the signal handler calls)."""
         self.signum = signum

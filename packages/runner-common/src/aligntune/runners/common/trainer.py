@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from aligntune.core.rundir import RunDirectory
 from aligntune.runners.common import checkpoints, distributed, lifecycle, portable
 from aligntune.runners.common.backend import Backend, check_plan
 from aligntune.runners.common.builders import BUILDERS, Pieces, train_reward_model
-from aligntune.runners.common.callbacks import RunDirectoryCallback
+from aligntune.runners.common.callbacks import RunDirectoryCallback, TrainedToTheEnd
 from aligntune.runners.common.data import load_data
 from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 from aligntune.runners.common.manifest import build_manifest
@@ -166,6 +167,15 @@ class Run:
         # Built before train() (the `trainer` property), the trainer and PPO's reward model write
         # into the run directory: it must be usable and marked as aligntune's first.
         distributed.on_rank_zero(lambda: lifecycle.claim_directory(self.run_dir, self.mode))
+        if self._trainer is not None:
+            # Built again in this process (train() after an interruption): the first trainer
+            # trained the loaded model in place, and peft put its adapter into it; wrapping it
+            # again would stack a second adapter. Start from the model as a new process would.
+            reference = model_reference(self.recipe.model.name_or_path, self.recipe.base_dir)
+            model, _ = self.backend.load_policy(
+                self.recipe, reference, self.pieces.settings, self.plan.device
+            )
+            self.pieces = replace(self.pieces, model=model)
         algorithm = self.recipe.algorithm
         if isinstance(algorithm, PPOAlgorithm) and algorithm.train_reward_model is not None:
             target = Path(self.pieces.settings.models["reward_model"])
@@ -199,20 +209,22 @@ class Run:
 
     def train(self) -> dict[str, Any]:
         """Train (resuming this run directory's newest complete checkpoint); return metrics."""
+        self.interrupt.clear()  # a stop asked of an earlier train() call is not this one's
         resolved = resolved_recipe(self.recipe, self.run_dir.root).to_yaml_dict()
         can_resume = get_algorithm(self.recipe.algorithm.name).resumable
         name = self.backend.name
-        # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
-        attempt = distributed.on_rank_zero(
-            lambda: lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume)
-        )
-        if attempt.finished:
-            status = self.run_dir.read_status() or {}
-            return dict(status.get("metrics") or {}, status="finished")
         # The manifest and the trainer's settings name inputs and run directory as the user does.
         renames = renamed_paths(self.recipe, self.run_dir.root)
         manifest = build_manifest(self.recipe, resolved, name, self.backend.manifest_packages)
         manifest = portable.renamed_json(manifest, renames)
+        inputs = manifest["inputs"]
+        # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
+        attempt = distributed.on_rank_zero(
+            lambda: lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume, inputs)
+        )
+        if attempt.finished:
+            status = self.run_dir.read_status() or {}
+            return dict(status.get("metrics") or {}, status="finished")
         settings = portable.renamed_json(self.settings, renames)
         lifecycle.write_start(self.run_dir, self.plan, resolved, manifest, settings, attempt)
         checkpoints.clear_staging(self.run_dir.checkpoints)
@@ -227,7 +239,9 @@ class Run:
                     self._trainer.train()
                 else:
                     # PPOTrainer.train() takes no resume argument at all (can_resume is False).
-                    self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
+                    # TrainedToTheEnd: nothing left to train; the checkpoint's weights are loaded.
+                    with contextlib.suppress(TrainedToTheEnd):
+                        self._trainer.train(resume_from_checkpoint=str(attempt.resume_from))
                 self._evaluate_at_end()
         except RunInterrupted as exc:
             self._record_end("interrupted", checkpoint=exc.checkpoint, signal=exc.signum)
@@ -240,9 +254,12 @@ class Run:
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the failure to record is `exc`
                 self._checkpoints_published()
-            self._record_end("failed", error=f"{type(exc).__name__}: {exc}")
+            error = checkpoints.abandon_save(self.run_dir.checkpoints, exc)
+            self._record_end("failed", error=f"{type(error).__name__}: {error}")
             self._report()
-            raise
+            if error is exc:
+                raise
+            raise error from exc
         result = self._finish()
         self._samples("trained")
         self._report()
