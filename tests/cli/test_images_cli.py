@@ -95,6 +95,25 @@ def test_a_source_that_is_no_checkout_is_refused_not_replaced(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["images", "build", "nope", "--device", "cpu"], "aligntune images build"),
+        (["launch", "slurm", "recipes/tiny/sft.yaml", "--nodes", "0"], "aligntune launch slurm"),
+    ],
+)
+def test_a_usage_error_names_the_help_of_the_command_given(args, command) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [*ALIGNTUNE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == ExitCode.USAGE
+    assert result.stderr.splitlines()[-1] == f"hint: {command} --help lists the options"
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["images", "build", "trl-runner", "--device", "cpu"],

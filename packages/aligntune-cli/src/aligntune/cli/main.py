@@ -32,7 +32,7 @@ from aligntune.cli.options import (
     output_dir,
 )
 from aligntune.core.backends import BACKENDS
-from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode
+from aligntune.core.errors import DEBUG_ENV, AlignTuneError, ExitCode, UsageError
 from aligntune.core.images import PULL_POLICIES, PullPolicy
 from aligntune.core.version import VERSION
 
@@ -262,6 +262,17 @@ def _pull(value: str) -> PullPolicy:
     raise typer.BadParameter(f"{value!r}; use {', '.join(PULL_POLICIES)}", param_hint="--pull")
 
 
+def command_path(argv: list[str]) -> str:
+    """The command `argv` names, as its help shows it: `aligntune images build`."""
+    command, words = typer.main.get_command(app), ["aligntune"]
+    for word in argv:
+        command = getattr(command, "commands", {}).get(word)
+        if command is None:
+            break
+        words.append(word)
+    return " ".join(words)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning aligntune errors into clean exits."""
     try:
@@ -271,7 +282,10 @@ def main() -> None:
             raise
         from aligntune.cli.output import echo_error
 
-        echo_error(exc, default_hint=f"set {DEBUG_ENV}=1 for a traceback")
+        if isinstance(exc, UsageError):
+            echo_error(exc, default_hint=f"{command_path(sys.argv[1:])} --help lists the options")
+        else:
+            echo_error(exc, default_hint=f"set {DEBUG_ENV}=1 for a traceback")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -91,7 +91,6 @@ class UsageError(AlignTuneError):
     """A command used wrongly (bad flag combination)."""
 
     exit_code = ExitCode.USAGE
-    hint = "aligntune COMMAND --help lists the options"
 
 
 class BackendUnavailableError(AlignTuneError, ImportError):
