@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -264,7 +264,8 @@ def _pull(value: str) -> PullPolicy:
 
 def command_path(argv: list[str]) -> str:
     """The command `argv` names, as its help shows it: `aligntune images build`."""
-    command, words = typer.main.get_command(app), ["aligntune"]
+    command: Any = typer.main.get_command(app)
+    words = ["aligntune"]
     for word in argv:
         command = getattr(command, "commands", {}).get(word)
         if command is None:
