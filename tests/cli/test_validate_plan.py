@@ -130,10 +130,18 @@ def test_bad_input_exits_1_with_a_located_message_and_writes_nothing(tmp_path, c
     assert snapshot(tmp_path) == before
 
 
-def test_a_missing_recipe_file(tmp_path) -> None:
-    result = aligntune("validate", "nope.yaml", cwd=tmp_path)
+@pytest.mark.parametrize("command", ["validate", "plan", "run"])
+def test_a_missing_recipe_file_is_named_with_what_was_meant(tmp_path, command) -> None:
+    (tmp_path / "sft.yaml").write_text("")
+    (tmp_path / "dpo.yaml").write_text("")
+    result = aligntune(command, "stf.yaml", cwd=tmp_path)
     assert result.returncode == 1
-    assert "nope.yaml: 1 problem" in result.stderr and "recipe file not found" in result.stderr
+    assert "stf.yaml: 1 problem" in result.stderr and "recipe file not found" in result.stderr
+    assert "hint: did you mean sft.yaml?" in result.stderr.splitlines()
+    result = aligntune(command, "nope.yaml", cwd=tmp_path)
+    assert "hint: . has: dpo.yaml, sft.yaml" in result.stderr.splitlines()
+    result = aligntune(command, "no-folder/sft.yaml", cwd=tmp_path)
+    assert "hint: the folder no-folder does not exist or cannot be read" in result.stderr
 
 
 def test_validate_prints_one_line_per_valid_recipe_and_fails_on_any_invalid(tmp_path) -> None:

@@ -7,6 +7,7 @@ what could exhaust the machine, so a hostile or corrupted file is refused in mil
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, cast
 
@@ -129,6 +130,25 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+def _nearby_recipes(missing: Path) -> str:
+    """What a mistyped recipe path may have meant: the closest name in its folder, else the
+    recipes that folder has."""
+    folder = missing.parent
+    try:
+        names = sorted(
+            p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+        )
+    except OSError:
+        return f"the folder {folder} does not exist or cannot be read"
+    stems = {Path(name).stem: name for name in names}
+    close = difflib.get_close_matches(missing.stem, list(stems), n=1)
+    if close:
+        return f"did you mean {folder / stems[close[0]]}?"
+    if names:
+        return f"{folder} has: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}"
+    return f"{folder} has no recipe (.yaml) files"
+
+
 def read_text(path: str | Path) -> str:
     """The recipe file's text: an existing file, at most MAX_RECIPE_BYTES, in UTF-8."""
     file = Path(path)
@@ -140,7 +160,7 @@ def read_text(path: str | Path) -> str:
                 str(path), ["is a symbolic link to nothing (a missing file, or a loop of links)"]
             )
         if not file.is_file():
-            raise RecipeError(str(path), ["recipe file not found"])
+            raise RecipeError(str(path), ["recipe file not found"], hint=_nearby_recipes(file))
         with file.open("rb") as handle:
             raw = handle.read(MAX_RECIPE_BYTES + 1)
         if len(raw) > MAX_RECIPE_BYTES:
