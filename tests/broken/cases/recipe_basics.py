@@ -38,6 +38,12 @@ CASES = [
         exit_code=ExitCode.USAGE,
     ),
     Case(
+        "eval-steps-without-eval-data",
+        {"recipe.yaml": recipe(training={"max_steps": 2, "eval_steps": 1})},
+        r"training\.eval_steps \(1\) evaluates on eval data, and this recipe has none; set "
+        r"data\.eval or data\.eval_fraction",
+    ),
+    Case(
         "max-length-one-token",
         {"recipe.yaml": recipe(data={"train": {"path": "x/y"}, "max_length": 1})},
         r"data\.max_length: Input should be greater than or equal to 2 \(line \d+\)",

@@ -96,6 +96,17 @@ class Recipe(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def check_eval_steps(self) -> Recipe:
+        """eval_steps evaluates on the eval split: without one it would silently do nothing."""
+        data, steps = self.data, self.training.eval_steps
+        if steps is not None and data.eval is None and data.eval_fraction is None:
+            raise ValueError(
+                f"training.eval_steps ({steps}) evaluates on eval data, and this recipe has "
+                "none; set data.eval or data.eval_fraction, or remove eval_steps"
+            )
+        return self
+
     @property
     def base_dir(self) -> Path:
         """The folder that relative input paths (model, data, rewards) are resolved against."""
