@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aligntune.core.backends import get_backend
+from aligntune.core.errors import UsageError
 from aligntune.core.images import (
     MIRROR_ENV,
     RELEASED_IMAGES_FILE,
@@ -90,6 +91,16 @@ def test_the_mirror_variable_keeps_the_digest(
     image = released_image(TRL, "cpu", released_file)
     assert image is not None
     assert image.reference == f"mirror.internal:5000/aligntune/trl-runner@{DIGEST}"
+
+
+@pytest.mark.parametrize("value", ["https://mirror.internal:5000", "mirror.internal :5000"])
+def test_a_mirror_given_as_a_url_is_refused_with_the_name_to_use(
+    released_file: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(MIRROR_ENV, value)
+    with pytest.raises(UsageError, match="without a scheme or spaces") as refused:
+        released_image(TRL, "cpu", released_file)
+    assert refused.value.hint == f"e.g. {MIRROR_ENV}=mirror.internal:5000"
 
 
 def test_the_plan_says_which_image_will_run_and_whether_it_is_pulled(make_recipe) -> None:  # type: ignore[no-untyped-def]

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Literal
 
 from aligntune.core.backends import BackendSpec, Device
+from aligntune.core.errors import UsageError
 from aligntune.core.version import VERSION
 
 RELEASED_IMAGES_FILE = Path(__file__).with_name("released_images.json")
 """The released images of this version; a development checkout's lists none."""
 MIRROR_ENV = "ALIGNTUNE_REGISTRY"
-"""Pull released images from this registry (host[:port]) instead of the recorded one, e.g. a
+"""Pull released images from this registry (host[:port][/path]) instead of the recorded one, e.g. a
 mirror; the digest stays the same, so the bits do too."""
 PullPolicy = Literal["missing", "never", "always"]
 """When `aligntune run` pulls the released image: when absent (default), never, or every run."""
@@ -85,6 +86,12 @@ def released_image(
     for image in read_released(path):
         if (image.repository, image.tag) == (spec.image_repository, tag):
             mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
+            if "://" in mirror or any(c.isspace() for c in mirror):
+                raise UsageError(
+                    f"{MIRROR_ENV}={mirror}: a registry is named host[:port][/path], without a "
+                    "scheme or spaces (docker pulls over https)",
+                    hint=f"e.g. {MIRROR_ENV}={''.join(mirror.rpartition('://')[2].split())}",
+                )
             if mirror:
                 return ReleasedImage(
                     mirror, image.repository, image.tag, image.digest, image.download_bytes
