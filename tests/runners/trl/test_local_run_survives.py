@@ -115,7 +115,9 @@ def test_a_changed_recipe_against_a_finished_run_changes_nothing(
     assert second.returncode == 1, err
     assert "holds a different run: this recipe changes what it trains" in err
     assert "training.learning_rate: was 0.005, now 0.0005" in err
-    assert "nothing was changed" in err and "Traceback" not in err
+    # Refused by the launcher itself, before a runner process was started for it.
+    assert "the runner refused" not in err and "Traceback" not in err
+    assert err.startswith(f"error: {run_dir} holds a different run")
     assert files() == before
 
 

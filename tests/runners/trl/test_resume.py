@@ -21,8 +21,9 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl_helpers import make_run, read_events, tree_snapshot
 
+from aligntune.core.errors import ResumeRefused
 from aligntune.core.rundir import RunDirectoryError
-from aligntune.runners.common.errors import ResumeRefused, RunInterrupted, TrainingDivergedError
+from aligntune.runners.common.errors import RunInterrupted, TrainingDivergedError
 
 pytestmark = pytest.mark.training
 

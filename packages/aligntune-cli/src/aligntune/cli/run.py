@@ -46,6 +46,7 @@ from aligntune.core.images import PullPolicy
 from aligntune.core.outputdir import check_output
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
+from aligntune.core.resume_rules import refuse_a_different_run
 from aligntune.core.rundir import PLAN_ENV, RunDirectory
 from aligntune.core.runlock import HELD_ON_HOST, LOCK_ENV, holder_record
 from aligntune.core.selection import select_backend
@@ -278,6 +279,8 @@ def _run_recipe(options: RunOptions) -> int:
     run_dir = RunDirectory(recipe.run_dir(options.output))
     run_dir.check_usable(options.mode)
     plan = make_plan(recipe, run_dir, options)
+    if options.mode != "restart":
+        refuse_a_different_run(recipe, run_dir, plan.backend)  # before any runner starts
     launcher = prepare(recipe, plan, run_dir, options)
     # The runner checks again only the data files that changed since this check.
     launcher.plan_json[checked_data.CHECKED_KEY] = checked_data.handoff(recipe, summaries)

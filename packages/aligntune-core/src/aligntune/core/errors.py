@@ -87,6 +87,12 @@ class ModelError(UserInputError):
     """A model reference that cannot be resolved (missing folder, no config.json)."""
 
 
+class ResumeRefused(AlignTuneError):
+    """The run directory holds a different run: resuming it would mix two recipes."""
+
+    exit_code = ExitCode.USER_INPUT
+
+
 class UsageError(AlignTuneError):
     """A command used wrongly (bad flag combination)."""
 

@@ -35,9 +35,3 @@ class RunInterrupted(AlignTuneError):
         self.signum = signum
         self.checkpoint = checkpoint
         self.exit_code = signal_exit_code(signum)
-
-
-class ResumeRefused(AlignTuneError):
-    """The run directory holds a different run: resuming it would mix two recipes."""
-
-    exit_code = ExitCode.USER_INPUT

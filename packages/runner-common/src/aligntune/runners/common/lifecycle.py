@@ -15,20 +15,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import yaml
-
-from aligntune.core.errors import DEBUG_ENV, ExitCode, UserInputError
+from aligntune.core.errors import DEBUG_ENV, ExitCode, ResumeRefused, UserInputError
 from aligntune.core.paths import renamed_paths
 from aligntune.core.plan import Plan
 from aligntune.core.recipe import Recipe
 from aligntune.core.report import REPORT_OUTPUTS
-from aligntune.core.resume_rules import recipe_changes
+from aligntune.core.resume_rules import different_run, refused
 from aligntune.core.rundir import REFUSED, RunDirectory, handed_plan, write_atomic
 from aligntune.core.runlock import RunLock, holder_record
 from aligntune.core.topology import NODE_RANK
 from aligntune.runners.common import checkpoints, distributed, portable, torchrun
-from aligntune.runners.common.errors import ResumeRefused
-from aligntune.runners.common.manifest import recipe_fingerprint
 from aligntune.runners.common.trackers import TRACKER_FOLDERS
 
 Mode = Literal["auto", "resume", "restart"]
@@ -66,31 +62,6 @@ def has_previous_run(run_dir: RunDirectory) -> bool:
     return run_dir.manifest.is_file() or run_dir.checkpoints.is_dir()
 
 
-def _refusal(
-    run_dir: RunDirectory,
-    manifest: dict[str, Any] | None,
-    resolved: dict[str, Any],
-    backend: str,
-    inputs: Mapping[str, str],
-) -> str | None:
-    if manifest is None:
-        return None
-    if manifest.get("backend") != backend:
-        return f"it was trained with backend {manifest.get('backend')!r}, this is {backend!r}"
-    try:
-        previous = yaml.safe_load(run_dir.recipe.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        previous = None
-    if not isinstance(previous, dict):
-        if manifest.get("recipe_sha256") == recipe_fingerprint(resolved, backend):
-            return None
-        return f"its recipe differs from this one ({run_dir.recipe.name} is unreadable)"
-    changes = recipe_changes(previous, resolved, manifest.get("inputs"), inputs)
-    if not changes:
-        return None
-    return "this recipe changes what it trains:\n" + "\n".join(f"  {c}" for c in changes)
-
-
 def claim_directory(run_dir: RunDirectory, mode: Mode) -> None:
     """Refuse a folder aligntune may not write (`RunDirectory.check_usable`), else make it and
     its marker; nothing else is written before this."""
@@ -117,13 +88,9 @@ def inspect(
             raise UserInputError(f"--resume: {run_dir.root} holds no earlier run to resume")
         return Attempt()
     manifest = run_dir.read_json(run_dir.manifest)
-    refusal = _refusal(run_dir, manifest, resolved, backend, inputs)
+    refusal = different_run(run_dir, manifest, resolved, backend, inputs)
     if refusal:
-        raise ResumeRefused(
-            f"{run_dir.root} holds a different run: {refusal}",
-            hint=f"resume with the recipe it began with ({run_dir.recipe.name} there), use "
-            "another --output, or --restart to start this directory over",
-        )
+        raise refused(run_dir, refusal)
     status = run_dir.read_status() or {}
     if status.get("status") == "finished":
         return Attempt(previous=manifest, finished=True)

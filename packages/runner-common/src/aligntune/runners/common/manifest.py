@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import socket
@@ -14,6 +12,7 @@ from typing import Any
 
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
+from aligntune.core.resume_rules import file_sha256, input_digests, recipe_fingerprint
 from aligntune.core.sections import DataSource
 
 STACK_PACKAGES = (
@@ -36,32 +35,6 @@ def package_versions(runner_packages: tuple[str, ...] = ()) -> dict[str, str | N
         except PackageNotFoundError:
             found[name] = None
     return found
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def content_digest(path: Path) -> str:
-    """What a local input holds, for telling a moved input from a changed one: a file's sha256;
-    for a folder (a model), the sha256 of each file's relative name and size (its weights are
-    not read again)."""
-    if path.is_file():
-        return f"sha256:{file_sha256(path)}"
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(path)}\0{file.stat().st_size}\n".encode())
-    return f"files:{digest.hexdigest()}"
-
-
-def input_digests(recipe: Recipe) -> dict[str, str]:
-    """Each local input's field (`data.train.path`) -> `content_digest` of what it names."""
-    return {field: content_digest(path) for field, path in recipe.local_references().items()}
 
 
 def _source_fingerprint(field: str, source: DataSource, base_dir: Path) -> dict[str, Any]:
@@ -100,13 +73,6 @@ def host_info() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "gpus": gpus,
     }
-
-
-def recipe_fingerprint(resolved: dict[str, Any], backend: str) -> str:
-    """sha256 of what decides the run's result: the resolved recipe (minus output) and backend."""
-    relevant = {k: v for k, v in resolved.items() if k != "output"}
-    text = json.dumps({"recipe": relevant, "backend": backend}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def build_manifest(
