@@ -6,13 +6,14 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from aligntune.core.paths import local_path
 from aligntune.core.recipe import Recipe
-from aligntune.core.resume_rules import file_sha256, input_digests, recipe_fingerprint
+from aligntune.core.resume_rules import file_sha256, recipe_fingerprint
 from aligntune.core.sections import DataSource
 
 STACK_PACKAGES = (
@@ -37,10 +38,14 @@ def package_versions(runner_packages: tuple[str, ...] = ()) -> dict[str, str | N
     return found
 
 
-def _source_fingerprint(field: str, source: DataSource, base_dir: Path) -> dict[str, Any]:
+def _source_fingerprint(
+    field: str, source: DataSource, base_dir: Path, inputs: Mapping[str, str]
+) -> dict[str, Any]:
     path = local_path(source.path, base_dir)
     if path is not None:
-        return {"field": field, "path": str(path), "sha256": file_sha256(path)}
+        digest = inputs.get(f"{field}.path", "")
+        sha256 = digest.removeprefix("sha256:") if digest.startswith("sha256:") else None
+        return {"field": field, "path": str(path), "sha256": sha256 or file_sha256(path)}
     return {
         "field": field,
         "hub_id": source.path,
@@ -50,15 +55,16 @@ def _source_fingerprint(field: str, source: DataSource, base_dir: Path) -> dict[
     }
 
 
-def data_fingerprint(recipe: Recipe) -> list[dict[str, Any]]:
-    """One entry per data source: sha256 for local files, id and revision for hub datasets."""
+def data_fingerprint(recipe: Recipe, inputs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One entry per data source: sha256 for local files (from `inputs`, `input_digests`, where it
+    has them: each file is read once), id and revision for hub datasets."""
     sources = recipe.data.train_sources()
     if recipe.data.eval is not None:
         sources.append(("data.eval", recipe.data.eval))
     reward_training = getattr(recipe.algorithm, "train_reward_model", None)
     if reward_training is not None:
         sources.append(("algorithm.train_reward_model.data", reward_training.data))
-    return [_source_fingerprint(f, s, recipe.base_dir) for f, s in sources]
+    return [_source_fingerprint(f, s, recipe.base_dir, inputs) for f, s in sources]
 
 
 def host_info() -> dict[str, Any]:
@@ -76,9 +82,14 @@ def host_info() -> dict[str, Any]:
 
 
 def build_manifest(
-    recipe: Recipe, resolved: dict[str, Any], backend: str, runner_packages: tuple[str, ...] = ()
+    recipe: Recipe,
+    resolved: dict[str, Any],
+    backend: str,
+    inputs: Mapping[str, str],
+    runner_packages: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The manifest written when a run starts (`runner_packages`: the backend's distributions)."""
+    """The manifest written when a run starts (`inputs`: `input_digests` of the recipe;
+    `runner_packages`: the backend's distributions)."""
     return {
         "created": time.time(),
         "runner": backend,
@@ -86,8 +97,8 @@ def build_manifest(
         "recipe_sha256": recipe_fingerprint(resolved, backend),
         "packages": package_versions(runner_packages),
         "image_id": os.environ.get("ALIGNTUNE_IMAGE_ID"),
-        "data": data_fingerprint(recipe),
-        "inputs": input_digests(recipe),
+        "data": data_fingerprint(recipe, inputs),
+        "inputs": dict(inputs),
         "host": host_info(),
         "resumes": [],
     }

@@ -20,6 +20,7 @@ from aligntune.core.paths import renamed_paths, resolved_recipe
 from aligntune.core.plan import Plan
 from aligntune.core.preflight import check_inputs
 from aligntune.core.recipe import Recipe
+from aligntune.core.resume_rules import input_digests
 from aligntune.core.reward_checks import check_reward_call
 from aligntune.core.rewards import check_reward_signature, load_reward
 from aligntune.core.rundir import RunDirectory
@@ -215,9 +216,7 @@ class Run:
         name = self.backend.name
         # The manifest and the trainer's settings name inputs and run directory as the user does.
         renames = renamed_paths(self.recipe, self.run_dir.root)
-        manifest = build_manifest(self.recipe, resolved, name, self.backend.manifest_packages)
-        manifest = portable.renamed_json(manifest, renames)
-        inputs = manifest["inputs"]
+        inputs = input_digests(self.recipe)  # each local input read once, for both uses below
         # Rank 0 decides how this attempt starts (and clears a restart); every rank follows.
         attempt = distributed.on_rank_zero(
             lambda: lifecycle.inspect(self.run_dir, resolved, name, self.mode, can_resume, inputs)
@@ -225,6 +224,9 @@ class Run:
         if attempt.finished:
             status = self.run_dir.read_status() or {}
             return dict(status.get("metrics") or {}, status="finished")
+        packages = self.backend.manifest_packages
+        manifest = build_manifest(self.recipe, resolved, name, inputs, packages)
+        manifest = portable.renamed_json(manifest, renames)
         settings = portable.renamed_json(self.settings, renames)
         lifecycle.write_start(self.run_dir, self.plan, resolved, manifest, settings, attempt)
         checkpoints.clear_staging(self.run_dir.checkpoints)
