@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import docker
 import pytest
 
-from aligntune.cli.engine import needs_sdk, probe_docker
+from aligntune.cli.engine import docker_client, needs_sdk, probe_docker
 from aligntune.core.errors import ExitCode
 
 
@@ -72,6 +73,15 @@ def test_the_current_context_is_the_engine_asked(docker_env, tmp_path) -> None: 
     state = probe_docker()
     assert not state.reachable
     assert state.error
+
+
+def test_the_client_starts_containers_on_the_current_context(docker_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The default socket answers here (the test host runs an engine): a client that fell back
+    # to it, as docker.from_env does, would start the run's container on the wrong engine.
+    _context(docker_env, "elsewhere", f"unix://{tmp_path}/no-engine.sock")
+    (docker_env / "config.json").write_text(json.dumps({"currentContext": "elsewhere"}))
+    with pytest.raises(docker.errors.DockerException, match="No such file or directory"):
+        docker_client()
 
 
 @pytest.mark.parametrize(
