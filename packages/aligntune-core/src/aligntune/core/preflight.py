@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from aligntune.core.algorithm_sections import PPOAlgorithm
 from aligntune.core.algorithms import get_algorithm
-from aligntune.core.data import resolve_local, rows_used
+from aligntune.core.data import resolve_local
 from aligntune.core.data_check import DataSummary, TurnNames, check_local_data, sample_rows
 from aligntune.core.data_recipe import (
     mixture_problems,
@@ -116,7 +116,7 @@ def data_report(recipe: Recipe, summaries: dict[str, DataSummary]) -> list[str]:
             hub = f"hub dataset {source.path}, split {source.split}: read by the runner"
             lines.append(f"{field}: {hub}")
             continue
-        used = rows_used(summary.rows, source.max_samples, source.weight)
+        used = summary.used(source)
         lines.append(f"{field}: {summary.report(used)}")
     return lines
 
