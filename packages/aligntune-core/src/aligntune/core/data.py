@@ -176,10 +176,17 @@ def resolve_local(path: str, base_dir: Path) -> Path:
     candidate = Path(path).expanduser()
     if candidate.is_absolute():
         return candidate
+    # A symlink loop stays as written: `paths.system_path_problem` names it.
+    return real_path(base_dir / candidate) or Path(os.path.abspath(base_dir / candidate))
+
+
+def real_path(path: Path) -> Path | None:
+    """`path` with every symlink followed; None for a symlink loop (ELOOP, a RuntimeError before
+    Python 3.13)."""
     try:
-        return (base_dir / candidate).resolve()
-    except (OSError, RuntimeError):  # a symlink loop, which `paths.system_path_problem` names
-        return Path(os.path.abspath(base_dir / candidate))
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def local_kind(path: Path) -> str:

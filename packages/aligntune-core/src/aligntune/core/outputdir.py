@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aligntune.core.data import real_path
 from aligntune.core.errors import UserInputError
 from aligntune.core.paths import SYMLINK_LOOP, shown_path, system_path_problem
 
@@ -45,9 +46,8 @@ def _system_folders(root: Path) -> set[Path]:
 
 def output_dir_problem(path: Path) -> str | None:
     """Why a run must not write into `path` (symlinks followed), else None."""
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):  # ELOOP (RuntimeError before Python 3.13)
+    real = real_path(path)
+    if real is None:
         return SYMLINK_LOOP
     root = Path(real.anchor)
     if real == root:

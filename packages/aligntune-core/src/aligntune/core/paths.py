@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from aligntune.core.data import is_local_path, resolve_local
+from aligntune.core.data import is_local_path, real_path, resolve_local
 from aligntune.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -93,9 +93,8 @@ def system_path_problem(path: Path) -> str | None:
 
     Symlinks are followed, as docker follows them when it mounts: a link cannot hide its target.
     """
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):  # ELOOP (RuntimeError before Python 3.13)
+    real = real_path(path)
+    if real is None:
         return SYMLINK_LOOP
     # /var/run is a link to /run on most systems, and /var to /private/var on macOS.
     roots = sorted({r for name in SYSTEM_STATE for r in (Path(name), Path(name).resolve())})
@@ -114,10 +113,7 @@ def system_path_problem(path: Path) -> str | None:
 
 def shown_path(text: str, path: Path) -> str:
     """`text` as the user wrote it, with the real path it reaches when that differs."""
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop
-        real = path
+    real = real_path(path) or path  # a symlink loop as it is
     return text if text == str(real) else f"{text} (-> {real})"
 
 

@@ -17,6 +17,7 @@ from aligntune.core import paths
 from aligntune.core.algorithm_sections import AlgorithmSection, GroupRLAlgorithm, KTOAlgorithm
 from aligntune.core.algorithms import get_algorithm
 from aligntune.core.backends import BackendChoice
+from aligntune.core.data import real_path
 from aligntune.core.sections import (
     DataSettings,
     DistributedSettings,
@@ -121,10 +122,8 @@ class Recipe(Section):
         """The run directory: `output` (--output), else `output.dir`, else runs/<run name>;
         relative to the current directory."""
         path = Path(output or self.output.dir or f"runs/{self.run_name}")
-        try:
-            return path.resolve()
-        except (OSError, RuntimeError):  # a symlink loop, which `check_output` refuses
-            return Path(os.path.abspath(path))
+        # A symlink loop stays as written: `check_output` refuses it.
+        return real_path(path) or Path(os.path.abspath(path))
 
     @property
     def run_name(self) -> str:
