@@ -55,10 +55,11 @@ def fsync(path: Path) -> None:
 def make_durable(folder: Path) -> None:
     """fsync every file under `folder`, then each folder, deepest first: once renamed into place,
     it survives a crash of the machine whole."""
-    for path in sorted(folder.rglob("*")):
+    found = list(folder.rglob("*"))
+    for path in found:
         if path.is_file():
             fsync(path)
-    for parent in sorted({p.parent for p in folder.rglob("*")} | {folder}, reverse=True):
+    for parent in sorted({p.parent for p in found} | {folder}, reverse=True):
         fsync(parent)
 
 
