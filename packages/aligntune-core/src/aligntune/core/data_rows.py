@@ -198,13 +198,13 @@ class RowChecker:
         self.kind_lines: dict[str, int] = {}
         """... and that row's line."""
         self.nulls: set[str] = set()
+        """Columns seen holding null."""
         self.gaps: dict[str, int] = {}
         """Each column some row holds null or lacks -> the first such row's line."""
         self.known: set[str] = set()
         """Every column seen so far ..."""
         self.first_line: int | None = None
         """... since the first row's line."""
-        """Columns seen holding null."""
         self.uses_tools = False
         """Some row has tool schemas (a `tools` column that is not empty)."""
         self.uses_calls = False
