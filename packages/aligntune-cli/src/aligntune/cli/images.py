@@ -23,6 +23,7 @@ from aligntune.cli.image_sources import (
     installed_packages,
     is_build_debris,
     is_checkout,
+    launcher_checkout,
     source_sha256,
 )
 from aligntune.core.backends import BACKENDS, backend_of_image
@@ -49,9 +50,9 @@ def source_root() -> Path:
             hint="set ALIGNTUNE_SOURCE to the checkout to build from, or unset it",
         )
     cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents, *Path(__file__).resolve().parents):
-        if is_checkout(folder):
-            return folder
+    root = next((f for f in (cwd, *cwd.parents) if is_checkout(f)), None) or launcher_checkout()
+    if root is not None:
+        return root
     raise UsageError(
         "images are built from a source checkout of aligntune (images/ and packages/)",
         hint="run this inside the checkout, or set ALIGNTUNE_SOURCE to it",
