@@ -24,7 +24,8 @@ from aligntune.core.recipe import Recipe
 from aligntune.core.template_check import runner_check_note, sample_lines
 
 if TYPE_CHECKING:  # selection is imported by the commands that plan, not by `validate`
-    from aligntune.cli.engine import EngineProbe
+    from aligntune.cli.engine import DockerState, EngineProbe
+    from aligntune.cli.topology import Topology
     from aligntune.core.images import PullPolicy
     from aligntune.core.plan import HostInfo, Plan, Runtime
 
@@ -114,10 +115,7 @@ def plan_recipe(
 ) -> PlanReport:
     """Load and check a recipe and what it would mount, probe the host (the engine via `engine`
     if already asked), and select the backend; with `show_sample`, render the first row."""
-    from aligntune.cli.host import probe_host
-    from aligntune.cli.image_sources import stale_image_warning
     from aligntune.cli.topology import resolve_topology
-    from aligntune.core.selection import select_backend
 
     recipe = load_checked(path)
     if runtime == "docker":
@@ -127,12 +125,30 @@ def plan_recipe(
         mounts = ()
     state = engine.result() if engine is not None else None
     topology = resolve_topology(os.environ)
-    host, docker = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=state)
-    plan = select_backend(recipe, host, backend=backend, runtime=_as_runtime(runtime), pull=pull)
+    plan = host_plan(recipe, backend, _as_runtime(runtime), pull, topology, state)
+    return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())
+
+
+def host_plan(
+    recipe: Recipe,
+    backend: str | None,
+    runtime: Runtime,
+    pull: PullPolicy,
+    topology: Topology,
+    engine: DockerState | None = None,
+) -> Plan:
+    """Probe this host (the engine as `engine` found it, if already asked) and select the
+    backend: the plan `plan` shows and `run` starts, with its warnings and the topology."""
+    from aligntune.cli.host import probe_host
+    from aligntune.cli.image_sources import stale_image_warning
+    from aligntune.core.selection import select_backend
+
+    host, docker = probe_host(docker=runtime == "docker", nnodes=topology.nnodes, engine=engine)
+    plan = select_backend(recipe, host, backend=backend, runtime=runtime, pull=pull)
     plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
     if topology.multi_node or topology.sources:
         plan.reasons.append(f"topology: {topology.describe()}")
-    return PlanReport(plan, mounts, tuple(sample_lines(recipe)) if show_sample else ())
+    return plan
 
 
 def _as_runtime(value: str) -> Runtime:

@@ -20,7 +20,7 @@ import typer
 
 from aligntune.cli import launch
 from aligntune.cli.claim import LaunchClaim
-from aligntune.cli.commands import check_recipe
+from aligntune.cli.commands import check_recipe, host_plan
 from aligntune.cli.container import (
     STOP_TIMEOUT_S,
     RunPaths,
@@ -49,7 +49,6 @@ from aligntune.core.recipe import Recipe
 from aligntune.core.resume_rules import refuse_a_different_run
 from aligntune.core.rundir import PLAN_ENV, RunDirectory
 from aligntune.core.runlock import HELD_ON_HOST, LOCK_ENV, holder_record
-from aligntune.core.selection import select_backend
 
 Mode = Literal["auto", "resume", "restart"]
 POLL_S = 0.5
@@ -95,21 +94,14 @@ def saved_backend(run_dir: RunDirectory, options: RunOptions) -> str | None:
 
 def make_plan(recipe: Recipe, run_dir: RunDirectory, options: RunOptions) -> Plan:
     """Probe the host and select the backend; refuse a missing image before anything is written."""
-    from aligntune.cli.host import probe_host
-    from aligntune.cli.image_sources import stale_image_warning
-
     backend = saved_backend(run_dir, options)
-    host, docker = probe_host(docker=options.runtime == "docker", nnodes=options.topology.nnodes)
-    plan = select_backend(recipe, host, backend=backend, runtime=options.runtime, pull=options.pull)
-    plan.warnings += filter(None, [stale_image_warning(plan, docker.images)])
+    plan = host_plan(recipe, backend, options.runtime, options.pull, options.topology)
     if backend and backend != options.backend:
         # Kept from the earlier attempt (saved_backend refused any other explicit request): what
         # was asked for now is auto, by flag or by the recipe, or the recipe's backend.
         plan.requested_backend = "auto" if options.backend else recipe.backend
         kept = f"resuming: {run_dir.plan.name} chose backend {backend}"
         plan.reasons[plan.reasons.index(f"backend {backend} was requested")] = kept
-    if options.topology.multi_node or options.topology.sources:
-        plan.reasons.append(f"topology: {options.topology.describe()}")
     if options.runtime == "docker" and not plan.image_available and not plan.image_pull:
         released = plan.image_source == "release"
         raise BackendUnavailableError(
